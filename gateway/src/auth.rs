@@ -1,0 +1,101 @@
+//! Authentication extractors. `AuthUser` requires a valid, unrevoked access token from
+//! `Authorization: Token <jwt>` (or `Bearer`) and is checked before anything else in a handler;
+//! `MaybeUser` accepts anonymous callers.
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
+use soulchat_subjects::ServiceError;
+use soulchat_subjects::auth::AccessClaims;
+
+use crate::error::ApiError;
+use crate::revocations::Revocations;
+use crate::state::AppState;
+
+pub struct Verifier {
+    key: DecodingKey,
+    validation: Validation,
+    pub revocations: Revocations,
+}
+
+impl Verifier {
+    pub fn new(secret: &str, revocations: Revocations) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Verifier { key: DecodingKey::from_secret(secret.as_bytes()), validation, revocations }
+    }
+
+    /// The claims of a valid, unrevoked token.
+    pub fn verify(&self, token: &str) -> Result<AccessClaims, ServiceError> {
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &self.key, &self.validation)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => ServiceError::unauthorized("token", "has expired"),
+                _ => ServiceError::unauthorized("token", "is invalid"),
+            })?
+            .claims;
+        if self.revocations.is_revoked(&claims.jti, &claims.fam) {
+            return Err(ServiceError::unauthorized("token", "has been revoked"));
+        }
+        Ok(claims)
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    pub claims: AccessClaims,
+    /// The presented token, echoed back where RealWorld wants it.
+    pub token: String,
+}
+
+impl AuthUser {
+    pub fn id(&self) -> &str {
+        &self.claims.sub
+    }
+}
+
+/// The token in the Authorization header, if any.
+fn bearer(parts: &Parts) -> Result<Option<String>, ServiceError> {
+    let Some(value) = parts.headers.get(AUTHORIZATION) else { return Ok(None) };
+    let value = value.to_str().map_err(|_| ServiceError::unauthorized("token", "is invalid"))?;
+    let (scheme, token) = value.trim().split_once(' ').unwrap_or((value, ""));
+    if !(scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer")) || token.trim().is_empty() {
+        return Err(ServiceError::unauthorized("token", "is invalid"));
+    }
+    Ok(Some(token.trim().to_owned()))
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AuthUser
+where
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let token = bearer(parts)?.ok_or_else(|| ServiceError::unauthorized("token", "is missing"))?;
+        let claims = AppState::from_ref(state).auth.verify(&token)?;
+        Ok(AuthUser { claims, token })
+    }
+}
+
+/// A caller who may be anonymous; a token that is present must still be valid.
+pub struct MaybeUser(pub Option<AuthUser>);
+
+impl<S: Send + Sync> FromRequestParts<S> for MaybeUser
+where
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match bearer(parts)? {
+            None => Ok(MaybeUser(None)),
+            Some(token) => {
+                let claims = AppState::from_ref(state).auth.verify(&token)?;
+                Ok(MaybeUser(Some(AuthUser { claims, token })))
+            }
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! Request extractors whose rejections speak the API's error shape.
+//!
+//! `JsonBody` reads any body as JSON (whatever its Content-Type): malformed JSON is 400
+//! `body: ["is invalid"]`, a missing or mistyped field is 422 naming the field, a body over the
+//! 64 KiB limit is 413. `Meta` carries the request id and trace context into every NATS call.
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use soulchat_subjects::{CallContext, ServiceError, headers};
+
+use crate::error::ApiError;
+
+/// The most a JSON body may weigh.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| match e {
+            BytesRejection::FailedToBufferBody(_) if is_too_large(&e) => ServiceError::new(
+                413,
+                "body",
+                &format!("is too large (maximum is {MAX_BODY_BYTES} bytes)"),
+            ),
+            _ => ServiceError::bad_request("body", "is invalid"),
+        })?;
+        parse(&bytes).map(JsonBody).map_err(ApiError)
+    }
+}
+
+fn is_too_large(e: &BytesRejection) -> bool {
+    e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE
+}
+
+/// Parses `bytes` as `T`, naming the offending field when the JSON is well-formed but wrong.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ServiceError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let inner = e.inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return ServiceError::bad_request("body", "is invalid");
+        }
+        let message = inner.to_string();
+        // serde says "missing field `user` at line 1 column 2": name that field.
+        if let Some(field) = message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+            return ServiceError::invalid(field, "can't be blank");
+        }
+        let field = e
+            .path()
+            .iter()
+            .filter_map(|segment| match segment {
+                serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                _ => None,
+            })
+            .next_back()
+            .unwrap_or_else(|| "body".to_owned());
+        let expected = message.split(", expected ").nth(1).map(|e| e.split(" at line").next().unwrap_or(e));
+        match expected {
+            Some(expected) => ServiceError::invalid(&field, &format!("is invalid (expected {expected})")),
+            None => ServiceError::invalid(&field, "is invalid"),
+        }
+    })
+}
+
+/// Request id (generated unless the client sent one) and W3C trace context.
+pub struct Meta(pub CallContext);
+
+impl<S: Send + Sync> FromRequestParts<S> for Meta {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty() && v.len() <= 128)
+                .map(str::to_owned)
+        };
+        Ok(Meta(CallContext {
+            user_id: None,
+            request_id: header(headers::REQUEST_ID)
+                .or_else(|| header("x-request-id"))
+                .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+            traceparent: header(headers::TRACEPARENT),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Outer {
+        #[allow(dead_code)]
+        user: Inner,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    struct Inner {
+        #[allow(dead_code)]
+        #[serde(default)]
+        username: String,
+    }
+
+    #[test]
+    fn malformed_json_is_400_and_wrong_types_are_422_by_field() {
+        assert_eq!(parse::<Outer>(b"{not json").unwrap_err().code, 400);
+        assert_eq!(parse::<Outer>(b"").unwrap_err().code, 400);
+        let e = parse::<Outer>(br#"{"user":{"username":5}}"#).unwrap_err();
+        assert_eq!(e.code, 422);
+        assert!(e.fields.contains_key("username"), "{e:?}");
+        let e = parse::<Outer>(b"{}").unwrap_err();
+        assert_eq!((e.code, e.fields["user"][0].as_str()), (422, "can't be blank"));
+        let e = parse::<Outer>(b"[]").unwrap_err();
+        assert_eq!(e.code, 422);
+    }
+}

@@ -1,0 +1,76 @@
+//! The HTTP and WebSocket edge. It authenticates (JWT, revocations), limits (body size, login
+//! attempts), and translates each request into one NATS call to the worker that owns it. It has
+//! no database and no business rules: a handler here reads the request, calls the contract in
+//! `soulchat-subjects`, and shapes the answer.
+
+mod auth;
+mod error;
+mod extract;
+mod limits;
+mod revocations;
+mod routes;
+mod state;
+mod views;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use soulchat_subjects::Caller;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use limits::LoginLimits;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub http_addr: SocketAddr,
+    pub jwt_secret: String,
+    /// Deadline of every call to a worker; past it the client gets 503.
+    pub request_timeout: Duration,
+    /// Browser origins allowed by CORS and on WebSocket upgrade.
+    pub cors_origins: Vec<String>,
+    pub redis_url: Option<String>,
+    pub login_limits: LoginLimits,
+}
+
+/// A gateway bound to its address, ready to serve.
+pub struct Gateway {
+    listener: TcpListener,
+    router: axum::Router,
+}
+
+impl Gateway {
+    /// Binds the listener and connects what the gateway needs (revocation watch, Redis).
+    pub async fn bind(config: Config, client: async_nats::Client) -> anyhow::Result<Gateway> {
+        let js = async_nats::jetstream::new(client.clone());
+        soulchat_subjects::streams::declare(&js).await?;
+        let revocations = revocations::Revocations::watch(&js).await?;
+        let limiter = limits::Limiter::connect(config.redis_url.as_deref()).await?;
+        let state = state::AppState {
+            caller: Caller::new(client, config.request_timeout),
+            auth: Arc::new(auth::Verifier::new(&config.jwt_secret, revocations)),
+            login_limits: config.login_limits.clone(),
+            limiter,
+        };
+        let router = routes::router(state, &config.cors_origins)?;
+        let listener = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("binding the gateway to {}", config.http_addr))?;
+        Ok(Gateway { listener, router })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Serves until `shutdown`, then lets in-flight requests finish.
+    pub async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.local_addr(), "gateway listening");
+        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+            .context("serving HTTP")
+    }
+}

@@ -1,0 +1,99 @@
+//! Attempt limits (login: per account and per client address), as fixed windows. With
+//! `REDIS_URL` the counters live in Redis and every gateway replica shares them; without it
+//! each process counts on its own. A Redis outage fails open, loudly: an unavailable limiter
+//! must not lock every user out.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use redis::aio::ConnectionManager;
+
+#[derive(Debug, Clone)]
+pub struct LoginLimits {
+    /// Failed logins allowed per account (email) in one window.
+    pub per_account: u32,
+    /// Failed logins allowed per client address in one window.
+    pub per_ip: u32,
+    pub window: Duration,
+}
+
+#[derive(Clone)]
+pub enum Limiter {
+    Local(Arc<Mutex<HashMap<String, (u32, Instant)>>>),
+    Redis(ConnectionManager),
+}
+
+/// Counts one hit and starts the window's clock on the first.
+const HIT: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n";
+
+impl Limiter {
+    pub async fn connect(redis_url: Option<&str>) -> anyhow::Result<Limiter> {
+        match redis_url {
+            None => Ok(Limiter::Local(Arc::default())),
+            Some(url) => {
+                let client = redis::Client::open(url).with_context(|| format!("REDIS_URL {url:?}"))?;
+                let manager = ConnectionManager::new(client).await.context("connecting to Redis")?;
+                Ok(Limiter::Redis(manager))
+            }
+        }
+    }
+
+    /// `Some(wait)` when `key` has used up `limit` in its current window.
+    pub async fn blocked(&self, key: &str, limit: u32) -> Option<Duration> {
+        match self {
+            Limiter::Local(windows) => {
+                let windows = windows.lock().unwrap_or_else(|p| p.into_inner());
+                let (count, ends) = windows.get(key)?;
+                let now = Instant::now();
+                (*count >= limit && *ends > now).then(|| *ends - now)
+            }
+            Limiter::Redis(conn) => {
+                let mut conn = conn.clone();
+                let result: redis::RedisResult<(Option<u32>, i64)> =
+                    redis::pipe().get(key).pttl(key).query_async(&mut conn).await;
+                match result {
+                    Ok((Some(count), ttl)) if count >= limit && ttl > 0 => Some(Duration::from_millis(ttl as u64)),
+                    Ok(_) => None,
+                    Err(e) => {
+                        tracing::warn!("rate limiter unavailable, allowing: {e}");
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// Counts an attempt against `key`.
+    pub async fn hit(&self, key: &str, window: Duration) {
+        match self {
+            Limiter::Local(windows) => {
+                let mut windows = windows.lock().unwrap_or_else(|p| p.into_inner());
+                let now = Instant::now();
+                if windows.len() > 100_000 {
+                    windows.retain(|_, (_, ends)| *ends > now);
+                }
+                let entry = windows.entry(key.to_owned()).or_insert((0, now + window));
+                if entry.1 <= now {
+                    *entry = (0, now + window);
+                }
+                entry.0 += 1;
+            }
+            Limiter::Redis(conn) => {
+                let mut conn = conn.clone();
+                let result: redis::RedisResult<i64> = redis::Script::new(HIT)
+                    .key(key)
+                    .arg(window.as_millis() as u64)
+                    .invoke_async(&mut conn)
+                    .await;
+                if let Err(e) = result {
+                    tracing::warn!("rate limiter unavailable: {e}");
+                }
+            }
+        }
+    }
+}

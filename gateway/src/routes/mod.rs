@@ -1,0 +1,42 @@
+//! The route table and the layers around it.
+
+mod health;
+mod users;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Method, header};
+use axum::routing::{get, post};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::extract::MAX_BODY_BYTES;
+use crate::state::AppState;
+
+pub fn router(state: AppState, cors_origins: &[String]) -> anyhow::Result<Router> {
+    let api = Router::new()
+        .route("/users", post(users::register))
+        .route("/users/login", post(users::login))
+        .route("/users/refresh", post(users::refresh))
+        .route("/users/logout", post(users::logout))
+        .route("/user", get(users::current).put(users::update).delete(users::delete));
+
+    let origins = cors_origins
+        .iter()
+        .map(|o| HeaderValue::from_str(o).map_err(|_| anyhow::anyhow!("invalid CORS origin {o:?}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]);
+
+    Ok(Router::new()
+        .nest("/api", api)
+        .route("/healthz", get(health::live))
+        .route("/readyz", get(health::ready))
+        .fallback(health::not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(cors)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state))
+}

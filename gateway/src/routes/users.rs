@@ -1,0 +1,126 @@
+//! Accounts and sessions: `/api/users*` and `/api/user`, answered by the user worker.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use soulchat_subjects::user::{self, messages::*};
+use soulchat_subjects::{ServiceError, error::Validation};
+
+use crate::auth::AuthUser;
+use crate::error::ApiResult;
+use crate::extract::{JsonBody, Meta};
+use crate::state::AppState;
+use crate::views::{LoginBody, RefreshBody, RegisterBody, UpdateBody, UserEnvelope, UserView, Wrapped};
+
+pub async fn register(
+    State(state): State<AppState>,
+    Meta(ctx): Meta,
+    JsonBody(body): JsonBody<Wrapped<RegisterBody>>,
+) -> ApiResult<(StatusCode, Json<UserEnvelope>)> {
+    let b = body.user;
+    let reply = state
+        .caller
+        .call::<user::Register>(&ctx, &RegisterRequest { username: b.username, email: b.email, password: b.password })
+        .await?;
+    Ok((StatusCode::CREATED, Json(auth_envelope(reply)?)))
+}
+
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Meta(ctx): Meta,
+    JsonBody(body): JsonBody<Wrapped<LoginBody>>,
+) -> ApiResult<Json<UserEnvelope>> {
+    let b = body.user;
+    let limits = &state.login_limits;
+    let account_key = format!("soulchat:limit:login:account:{}", b.email.trim().to_lowercase());
+    let ip_key = format!("soulchat:limit:login:ip:{}", peer.ip());
+    for (key, limit) in [(&account_key, limits.per_account), (&ip_key, limits.per_ip)] {
+        if let Some(wait) = state.limiter.blocked(key, limit).await {
+            return Err(ServiceError::too_many("login", wait).into());
+        }
+    }
+    let result = state.caller.call::<user::Login>(&ctx, &LoginRequest { email: b.email, password: b.password }).await;
+    if matches!(&result, Err(soulchat_subjects::CallError::Service(e)) if e.code == 401) {
+        // Only failures count: a user who types the password right is never locked out.
+        state.limiter.hit(&account_key, limits.window).await;
+        state.limiter.hit(&ip_key, limits.window).await;
+    }
+    Ok(Json(auth_envelope(result?)?))
+}
+
+pub async fn current(State(state): State<AppState>, auth: AuthUser, Meta(ctx): Meta) -> ApiResult<Json<UserEnvelope>> {
+    let ctx = ctx.with_user(auth.id());
+    let reply = state.caller.call::<user::GetCurrent>(&ctx, &GetCurrentRequest {}).await?;
+    let user = reply.user.ok_or_else(ServiceError::internal)?;
+    Ok(Json(UserEnvelope { user: UserView::new(user, auth.token, None) }))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Meta(ctx): Meta,
+    JsonBody(body): JsonBody<Wrapped<UpdateBody>>,
+) -> ApiResult<Json<UserEnvelope>> {
+    let b = body.user;
+    let changes_password = b.password.is_some();
+    let request = UpdateRequest {
+        email: b.email,
+        username: b.username,
+        password: b.password,
+        bio: b.bio.map(Option::unwrap_or_default),
+        image: b.image.map(Option::unwrap_or_default),
+        session_family: auth.claims.fam.clone(),
+    };
+    let reply = state.caller.call::<user::Update>(&ctx.with_user(auth.id()), &request).await?;
+    if changes_password {
+        state.auth.revocations.sync().await;
+    }
+    let user = reply.user.ok_or_else(ServiceError::internal)?;
+    let token = reply.token.unwrap_or(auth.token);
+    Ok(Json(UserEnvelope { user: UserView::new(user, token, None) }))
+}
+
+pub async fn delete(State(state): State<AppState>, auth: AuthUser, Meta(ctx): Meta) -> ApiResult<StatusCode> {
+    state.caller.call::<user::Delete>(&ctx.with_user(auth.id()), &DeleteRequest {}).await?;
+    state.auth.revocations.sync().await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn refresh(
+    State(state): State<AppState>,
+    Meta(ctx): Meta,
+    JsonBody(body): JsonBody<RefreshBody>,
+) -> ApiResult<Json<UserEnvelope>> {
+    let mut v = Validation::new();
+    if body.refresh_token.trim().is_empty() {
+        v.problem("refresh_token", "can't be blank");
+    }
+    v.finish()?;
+    let result = state.caller.call::<user::Refresh>(&ctx, &RefreshRequest { refresh_token: body.refresh_token }).await;
+    if result.is_err() {
+        // A reused token revoked its family: make that visible here before answering.
+        state.auth.revocations.sync().await;
+    }
+    Ok(Json(auth_envelope(result?)?))
+}
+
+pub async fn logout(State(state): State<AppState>, auth: AuthUser, Meta(ctx): Meta) -> ApiResult<StatusCode> {
+    let request = LogoutRequest {
+        jti: auth.claims.jti.clone(),
+        expires_at_ms: (auth.claims.exp as i64) * 1000,
+        session_family: auth.claims.fam.clone(),
+    };
+    state.caller.call::<user::Logout>(&ctx.with_user(auth.id()), &request).await?;
+    state.auth.revocations.sync().await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn auth_envelope(reply: AuthReply) -> Result<UserEnvelope, ServiceError> {
+    let (Some(user), Some(session)) = (reply.user, reply.session) else {
+        return Err(ServiceError::internal());
+    };
+    Ok(UserEnvelope { user: UserView::new(user, session.token, Some(session.refresh_token)) })
+}

@@ -1,0 +1,73 @@
+//! The JSON shapes clients see, built from the workers' messages. Request bodies are read
+//! into the `*Body` types here, responses are written from the `*View` types.
+
+use serde::{Deserialize, Serialize};
+use soulchat_subjects::user::messages::User;
+
+#[derive(Debug, Serialize)]
+pub struct UserView {
+    pub email: String,
+    pub token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    pub username: String,
+    pub bio: Option<String>,
+    pub image: Option<String>,
+}
+
+impl UserView {
+    pub fn new(user: User, token: String, refresh_token: Option<String>) -> Self {
+        UserView { email: user.email, token, refresh_token, username: user.username, bio: user.bio, image: user.image }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct UserEnvelope {
+    pub user: UserView,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Wrapped<T> {
+    pub user: T,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RegisterBody {
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginBody {
+    #[serde(default)]
+    pub email: String,
+    #[serde(default)]
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UpdateBody {
+    pub email: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// `null` or `""` clears it.
+    #[serde(default, deserialize_with = "present")]
+    pub bio: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub image: Option<Option<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RefreshBody {
+    #[serde(default)]
+    pub refresh_token: String,
+}
+
+/// Tells "absent" (outer `None`) from "null" (`Some(None)`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}

@@ -1,0 +1,210 @@
+//! The user database: accounts and refresh-token families. Plain SQL that both SQLite and
+//! MySQL/MariaDB run, through sqlx's `Any` driver.
+
+use soulchat_runtime::{Database, now_ms};
+use sqlx::{AnyConnection, FromRow};
+
+#[derive(Debug, Clone, FromRow)]
+pub struct UserRow {
+    pub id: String,
+    pub username: String,
+    pub email: String,
+    pub password_hash: String,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct RefreshRow {
+    pub family_id: String,
+    pub user_id: String,
+    pub rotated_at_ms: Option<i64>,
+    pub family_expires_at_ms: i64,
+    pub family_revoked_at_ms: Option<i64>,
+}
+
+/// Which of a username and an email already belong to someone else.
+#[derive(Debug, Default)]
+pub struct Taken {
+    pub username: bool,
+    pub email: bool,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    pub fn new(db: Database) -> Self {
+        Store { db }
+    }
+
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    pub async fn by_id(&self, id: &str) -> sqlx::Result<Option<UserRow>> {
+        sqlx::query_as("SELECT id, username, email, password_hash, created_at_ms FROM users WHERE id = ?")
+            .bind(id)
+            .fetch_optional(self.db.pool())
+            .await
+    }
+
+    pub async fn by_email(&self, email_norm: &str) -> sqlx::Result<Option<UserRow>> {
+        sqlx::query_as("SELECT id, username, email, password_hash, created_at_ms FROM users WHERE email_norm = ?")
+            .bind(email_norm)
+            .fetch_optional(self.db.pool())
+            .await
+    }
+
+    /// Whether `username_norm` or `email_norm` is taken by a user other than `except`.
+    pub async fn taken(&self, username_norm: Option<&str>, email_norm: Option<&str>, except: &str) -> sqlx::Result<Taken> {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT username_norm, email_norm FROM users WHERE (username_norm = ? OR email_norm = ?) AND id <> ?",
+        )
+        .bind(username_norm.unwrap_or(""))
+        .bind(email_norm.unwrap_or(""))
+        .bind(except)
+        .fetch_all(self.db.pool())
+        .await?;
+        Ok(Taken {
+            username: username_norm.is_some_and(|u| rows.iter().any(|(ru, _)| ru == u)),
+            email: email_norm.is_some_and(|e| rows.iter().any(|(_, re)| re == e)),
+        })
+    }
+
+    pub async fn insert_user(
+        conn: &mut AnyConnection,
+        id: &str,
+        username: &str,
+        email: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO users (id, username, username_norm, email, email_norm, password_hash, created_at_ms, updated_at_ms) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(username)
+        .bind(username.to_lowercase())
+        .bind(email)
+        .bind(email.to_lowercase())
+        .bind(password_hash)
+        .bind(now)
+        .bind(now)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Applies the given changes; `None` leaves a column as it is.
+    pub async fn update_user(
+        conn: &mut AnyConnection,
+        id: &str,
+        username: Option<&str>,
+        email: Option<&str>,
+        password_hash: Option<&str>,
+    ) -> sqlx::Result<()> {
+        sqlx::query(
+            "UPDATE users SET \
+               username = COALESCE(?, username), username_norm = COALESCE(?, username_norm), \
+               email = COALESCE(?, email), email_norm = COALESCE(?, email_norm), \
+               password_hash = COALESCE(?, password_hash), updated_at_ms = ? \
+             WHERE id = ?",
+        )
+        .bind(username)
+        .bind(username.map(str::to_lowercase))
+        .bind(email)
+        .bind(email.map(str::to_lowercase))
+        .bind(password_hash)
+        .bind(now_ms())
+        .bind(id)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn delete_user(conn: &mut AnyConnection, id: &str) -> sqlx::Result<()> {
+        sqlx::query("DELETE FROM refresh_tokens WHERE family_id IN (SELECT id FROM refresh_families WHERE user_id = ?)")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("DELETE FROM refresh_families WHERE user_id = ?").bind(id).execute(&mut *conn).await?;
+        sqlx::query("DELETE FROM users WHERE id = ?").bind(id).execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// Starts a refresh family with its first token.
+    pub async fn insert_family(
+        conn: &mut AnyConnection,
+        family: &str,
+        user_id: &str,
+        token_hash: &str,
+        expires_at_ms: i64,
+    ) -> sqlx::Result<()> {
+        let now = now_ms();
+        sqlx::query("INSERT INTO refresh_families (id, user_id, created_at_ms, expires_at_ms) VALUES (?, ?, ?, ?)")
+            .bind(family)
+            .bind(user_id)
+            .bind(now)
+            .bind(expires_at_ms)
+            .execute(&mut *conn)
+            .await?;
+        Self::insert_token(conn, family, token_hash).await
+    }
+
+    pub async fn insert_token(conn: &mut AnyConnection, family: &str, token_hash: &str) -> sqlx::Result<()> {
+        sqlx::query("INSERT INTO refresh_tokens (token_hash, family_id, issued_at_ms) VALUES (?, ?, ?)")
+            .bind(token_hash)
+            .bind(family)
+            .bind(now_ms())
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn refresh_token(&self, token_hash: &str) -> sqlx::Result<Option<RefreshRow>> {
+        sqlx::query_as(
+            "SELECT t.family_id, f.user_id, t.rotated_at_ms, \
+                    f.expires_at_ms AS family_expires_at_ms, f.revoked_at_ms AS family_revoked_at_ms \
+             FROM refresh_tokens t JOIN refresh_families f ON f.id = t.family_id \
+             WHERE t.token_hash = ?",
+        )
+        .bind(token_hash)
+        .fetch_optional(self.db.pool())
+        .await
+    }
+
+    /// Marks a token used. `false` when it already was: someone is replaying it.
+    pub async fn rotate(conn: &mut AnyConnection, token_hash: &str) -> sqlx::Result<bool> {
+        let done = sqlx::query("UPDATE refresh_tokens SET rotated_at_ms = ? WHERE token_hash = ? AND rotated_at_ms IS NULL")
+            .bind(now_ms())
+            .bind(token_hash)
+            .execute(conn)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn revoke_family(&self, family: &str) -> sqlx::Result<()> {
+        sqlx::query("UPDATE refresh_families SET revoked_at_ms = ? WHERE id = ? AND revoked_at_ms IS NULL")
+            .bind(now_ms())
+            .bind(family)
+            .execute(self.db.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// The user's live families, except `keep`.
+    pub async fn live_families(&self, user_id: &str, keep: &str) -> sqlx::Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT id FROM refresh_families WHERE user_id = ? AND id <> ? AND revoked_at_ms IS NULL AND expires_at_ms > ?",
+        )
+        .bind(user_id)
+        .bind(keep)
+        .bind(now_ms())
+        .fetch_all(self.db.pool())
+        .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+}

@@ -1,0 +1,149 @@
+//! The typed request helper: the one way any SoulChat component calls an operation.
+//!
+//! It fixes the deadline (`SOULCHAT_REQUEST_TIMEOUT`), propagates the caller, request id and
+//! trace context as headers, and turns the three ways a call can end (an answer, a service
+//! error, nobody answering in time) into one `Result`.
+
+use std::time::Duration;
+
+use async_nats::{HeaderMap, RequestErrorKind};
+
+use crate::error::ServiceError;
+use crate::headers;
+use crate::operation::Operation;
+use crate::proto::common::v1::ErrorBody;
+use crate::wire::Format;
+
+/// Who is calling and which client request this belongs to.
+#[derive(Debug, Clone, Default)]
+pub struct CallContext {
+    pub user_id: Option<String>,
+    pub request_id: String,
+    pub traceparent: Option<String>,
+}
+
+impl CallContext {
+    /// A context for work that no client started (sagas, consumers): a fresh request id.
+    pub fn internal() -> Self {
+        CallContext { request_id: uuid::Uuid::now_v7().to_string(), ..Default::default() }
+    }
+
+    pub fn with_user(mut self, user_id: impl Into<String>) -> Self {
+        self.user_id = Some(user_id.into());
+        self
+    }
+
+    /// Reads the context a request arrived with, so a worker calling onwards keeps it.
+    pub fn from_headers(h: Option<&HeaderMap>) -> Self {
+        let get = |name: &str| h.and_then(|h| h.get(name)).map(|v| v.as_str().to_owned());
+        CallContext {
+            user_id: get(headers::USER_ID).filter(|s| !s.is_empty()),
+            request_id: get(headers::REQUEST_ID).unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
+            traceparent: get(headers::TRACEPARENT),
+        }
+    }
+
+    fn to_headers(&self) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        if let Some(user) = &self.user_id {
+            h.insert(headers::USER_ID, user.as_str());
+        }
+        h.insert(headers::REQUEST_ID, self.request_id.as_str());
+        if let Some(tp) = &self.traceparent {
+            h.insert(headers::TRACEPARENT, tp.as_str());
+        }
+        h
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The worker answered with an error.
+    #[error("{0}")]
+    Service(ServiceError),
+    /// No responders, or no answer before the deadline.
+    #[error("{subject}: unavailable ({reason})")]
+    Unavailable { subject: &'static str, reason: String },
+    /// An answer that does not decode as the contract says: a version mismatch or a bug.
+    #[error("{subject}: undecodable answer ({reason})")]
+    Malformed { subject: &'static str, reason: String },
+}
+
+impl From<CallError> for ServiceError {
+    fn from(e: CallError) -> Self {
+        match e {
+            CallError::Service(e) => e,
+            CallError::Unavailable { .. } => ServiceError::unavailable(),
+            CallError::Malformed { .. } => ServiceError::internal(),
+        }
+    }
+}
+
+/// Calls operations over NATS with a deadline.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    client: async_nats::Client,
+    timeout: Duration,
+}
+
+impl Caller {
+    pub fn new(client: async_nats::Client, timeout: Duration) -> Self {
+        Caller { client, timeout }
+    }
+
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    pub async fn call<O: Operation>(
+        &self,
+        ctx: &CallContext,
+        request: &O::Request,
+    ) -> Result<O::Response, CallError> {
+        let format = Format::Protobuf;
+        let mut headers = ctx.to_headers();
+        headers.insert(headers::CONTENT_TYPE, format.content_type());
+        let request = async_nats::Request::new()
+            .payload(format.encode(request))
+            .headers(headers)
+            .timeout(Some(self.timeout));
+        let reply = self.client.send_request(O::SUBJECT, request).await.map_err(|e| {
+            let reason = match e.kind() {
+                RequestErrorKind::NoResponders => "no responders".to_owned(),
+                RequestErrorKind::TimedOut => format!("no answer within {:?}", self.timeout),
+                _ => e.to_string(),
+            };
+            tracing::warn!(subject = O::SUBJECT, %reason, "call failed");
+            CallError::Unavailable { subject: O::SUBJECT, reason }
+        })?;
+
+        let reply_format = Format::of(reply.headers.as_ref());
+        if let Some(code) = reply.headers.as_ref().and_then(|h| h.get(headers::SERVICE_ERROR_CODE)) {
+            let code: u16 = code.as_str().parse().unwrap_or(500);
+            let body: ErrorBody = reply_format.decode(&reply.payload).unwrap_or_default();
+            let mut error = ServiceError::from_body(ErrorBody {
+                code: u32::from(code),
+                message: if body.message.is_empty() {
+                    reply
+                        .headers
+                        .as_ref()
+                        .and_then(|h| h.get(headers::SERVICE_ERROR))
+                        .map(|v| v.as_str().to_owned())
+                        .unwrap_or_default()
+                } else {
+                    body.message.clone()
+                },
+                ..body
+            });
+            error.code = code;
+            return Err(CallError::Service(error));
+        }
+        reply_format
+            .decode(&reply.payload)
+            .map_err(|reason| CallError::Malformed { subject: O::SUBJECT, reason })
+    }
+}

@@ -1,0 +1,16 @@
+//! Header names SoulChat puts on NATS messages.
+
+/// The authenticated caller, set by the gateway after it verified the JWT. Workers trust it
+/// because only the gateway and workers may publish to request subjects (see `nats/`).
+pub const USER_ID: &str = "Soulchat-User-Id";
+/// Correlates one client request across every hop.
+pub const REQUEST_ID: &str = "Soulchat-Request-Id";
+/// W3C trace context.
+pub const TRACEPARENT: &str = "traceparent";
+/// `application/json` asks for proto3 JSON instead of protobuf, both ways.
+pub const CONTENT_TYPE: &str = "Content-Type";
+/// NATS service protocol error headers.
+pub const SERVICE_ERROR: &str = "Nats-Service-Error";
+pub const SERVICE_ERROR_CODE: &str = "Nats-Service-Error-Code";
+/// JetStream de-duplication key.
+pub const MSG_ID: &str = "Nats-Msg-Id";

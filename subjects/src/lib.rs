@@ -1,0 +1,28 @@
+//! SoulChat's subject contracts: the single source of truth for what travels over NATS.
+//!
+//! Every side imports this crate: the gateway to call workers, the workers to register their
+//! endpoints and to call each other. A subject, stream or bucket name is written here once and
+//! nowhere else; the `.proto` files under `proto/` define the payloads (package
+//! `soulchat.<domain>.v1`), compiled by prost with proto3 JSON through pbjson.
+//!
+//! Versioning: a breaking change to a message makes a `v2` operation beside the `v1` one.
+
+pub mod auth;
+pub mod client;
+pub mod connect;
+pub mod error;
+pub mod headers;
+pub mod operation;
+pub mod proto;
+pub mod streams;
+pub mod wire;
+
+pub mod chat;
+pub mod notification;
+pub mod profile;
+pub mod user;
+
+pub use client::{CallContext, CallError, Caller};
+pub use error::ServiceError;
+pub use operation::{Event, Operation, ServiceDef};
+pub use wire::Format;

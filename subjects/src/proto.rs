@@ -1,0 +1,17 @@
+//! The generated protobuf messages, one module per proto package.
+
+#![allow(clippy::all, missing_docs)]
+
+pub mod common {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/soulchat.common.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/soulchat.common.v1.serde.rs"));
+    }
+}
+
+pub mod user {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/soulchat.user.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/soulchat.user.v1.serde.rs"));
+    }
+}

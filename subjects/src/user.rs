@@ -1,0 +1,30 @@
+//! The user service contract: accounts, credentials and sessions (`soulchat.user.v1.*`) and the
+//! account lifecycle events (`soulchat.events.user.*`).
+
+use crate::proto::common::v1::Empty;
+pub use crate::proto::user::v1 as messages;
+use messages::*;
+
+crate::service! {
+    SERVICE = "soulchat-user", "soulchat.user.v1", "Accounts, credentials and sessions";
+    /// Creates an account and its first session.
+    Register = "register": RegisterRequest => AuthReply;
+    /// Exchanges email and password for a session. Unknown email and wrong password answer alike.
+    Login = "login": LoginRequest => AuthReply;
+    /// The caller's account.
+    GetCurrent = "get_current": GetCurrentRequest => UserReply;
+    /// Changes email, username, password, bio or image.
+    Update = "update": UpdateRequest => UpdateReply;
+    /// Deletes the caller's account.
+    Delete = "delete": DeleteRequest => Empty;
+    /// Rotates a refresh token; reuse of a rotated one revokes its family.
+    Refresh = "refresh": RefreshRequest => AuthReply;
+    /// Revokes the access token and its refresh family.
+    Logout = "logout": LogoutRequest => Empty;
+}
+
+crate::events! {
+    Created = "soulchat.events.user.created": UserEvent;
+    Updated = "soulchat.events.user.updated": UserEvent;
+    Deleted = "soulchat.events.user.deleted": UserEvent;
+}
