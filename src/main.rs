@@ -1,1 +1,81 @@
-fn main() {}
+//! The `soulchat` command: runs one role per process (`gateway`, `worker <domain>`), all of them
+//! in one process (`up`), or the migrations (`migrate`). It only wires roles together; each
+//! role lives in its own crate and talks to the others over NATS alone.
+
+mod settings;
+mod up;
+
+use clap::{Parser, Subcommand};
+use settings::{Domain, Settings};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "soulchat", version, about = "SoulChat: a chat and social backend as a NATS mesh")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    settings: Settings,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The gateway and every worker in one process, with its own nats-server unless NATS_URL is set.
+    Up,
+    /// The HTTP and WebSocket edge.
+    Gateway,
+    /// One domain worker.
+    Worker {
+        #[arg(value_enum)]
+        domain: Domain,
+    },
+    /// Applies every service's pending migrations, then exits.
+    Migrate,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let shutdown = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(shutdown.clone()));
+    let result = match cli.command {
+        Command::Up => up::run(cli.settings, shutdown).await,
+        Command::Gateway => up::gateway(&cli.settings, shutdown).await,
+        Command::Worker { domain } => up::worker(&cli.settings, domain, shutdown).await,
+        Command::Migrate => up::migrate(&cli.settings).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("soulchat: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM starts a graceful shutdown.
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+    shutdown.cancel();
+}

@@ -1,0 +1,134 @@
+//! Every setting of every role, as flags with environment-variable twins: the same names in
+//! compose, Kubernetes and the README's configuration table.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Domain {
+    User,
+    Profile,
+    Chat,
+    Notification,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// The NATS server or cluster. Unset: `up` starts its own nats-server child; other roles use nats://127.0.0.1:4222.
+    #[arg(long, env = "NATS_URL", global = true)]
+    pub nats_url: Option<String>,
+    /// SQLite files, the child nats-server's store, generated development secrets.
+    #[arg(long, env = "SOULCHAT_DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: PathBuf,
+    /// The gateway's listen address.
+    #[arg(long, env = "SOULCHAT_HTTP_ADDR", default_value = "127.0.0.1:8080", global = true)]
+    pub http_addr: SocketAddr,
+    /// Access-token signing key. `up` generates one into the data dir; required otherwise.
+    #[arg(long, env = "SOULCHAT_JWT_SECRET", hide_env_values = true, global = true)]
+    pub jwt_secret: Option<String>,
+    /// Gateway -> worker deadline.
+    #[arg(long, env = "SOULCHAT_REQUEST_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
+    pub request_timeout: Duration,
+    /// Allowed browser origins, comma-separated.
+    #[arg(long, env = "SOULCHAT_CORS_ORIGINS", value_delimiter = ',', global = true)]
+    pub cors_origins: Vec<String>,
+    /// Redis for the profile cache and shared rate limits. Unset: no cache, per-process limits.
+    #[arg(long, env = "REDIS_URL", global = true)]
+    pub redis_url: Option<String>,
+    /// Database URLs; default sqlite://<data dir>/<service>.db.
+    #[arg(long, env = "SOULCHAT_USER_DATABASE_URL", global = true)]
+    pub user_database_url: Option<String>,
+    #[arg(long, env = "SOULCHAT_PROFILE_DATABASE_URL", global = true)]
+    pub profile_database_url: Option<String>,
+    #[arg(long, env = "SOULCHAT_CHAT_DATABASE_URL", global = true)]
+    pub chat_database_url: Option<String>,
+    #[arg(long, env = "SOULCHAT_NOTIFICATION_DATABASE_URL", global = true)]
+    pub notification_database_url: Option<String>,
+    /// Access-token lifetime.
+    #[arg(long, env = "SOULCHAT_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = humantime::parse_duration, global = true)]
+    pub access_token_ttl: Duration,
+    /// Refresh-token family lifetime.
+    #[arg(long, env = "SOULCHAT_REFRESH_TOKEN_TTL", default_value = "30days", value_parser = humantime::parse_duration, global = true)]
+    pub refresh_token_ttl: Duration,
+    /// Failed logins allowed per account in one window.
+    #[arg(long, env = "SOULCHAT_LOGIN_LIMIT_ACCOUNT", default_value_t = 10, global = true)]
+    pub login_limit_account: u32,
+    /// Failed logins allowed per client address in one window.
+    #[arg(long, env = "SOULCHAT_LOGIN_LIMIT_IP", default_value_t = 100, global = true)]
+    pub login_limit_ip: u32,
+    /// The login-limit window.
+    #[arg(long, env = "SOULCHAT_LOGIN_LIMIT_WINDOW", default_value = "15m", value_parser = humantime::parse_duration, global = true)]
+    pub login_limit_window: Duration,
+}
+
+impl Settings {
+    pub fn database_url(&self, domain: Domain) -> String {
+        let (given, file) = match domain {
+            Domain::User => (&self.user_database_url, "user.db"),
+            Domain::Profile => (&self.profile_database_url, "profile.db"),
+            Domain::Chat => (&self.chat_database_url, "chat.db"),
+            Domain::Notification => (&self.notification_database_url, "notification.db"),
+        };
+        given.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join(file).display()))
+    }
+
+    pub fn nats_url(&self) -> String {
+        self.nats_url.clone().unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned())
+    }
+
+    pub fn jwt_secret(&self) -> anyhow::Result<String> {
+        self.jwt_secret
+            .clone()
+            .filter(|s| !s.is_empty())
+            .context("SOULCHAT_JWT_SECRET is required (only `soulchat up` generates one for development)")
+    }
+
+    pub fn gateway(&self, jwt_secret: String) -> soulchat_gateway::Config {
+        soulchat_gateway::Config {
+            http_addr: self.http_addr,
+            jwt_secret,
+            request_timeout: self.request_timeout,
+            cors_origins: self.cors_origins.clone(),
+            redis_url: self.redis_url.clone(),
+            login_limits: soulchat_gateway::LoginLimits {
+                per_account: self.login_limit_account,
+                per_ip: self.login_limit_ip,
+                window: self.login_limit_window,
+            },
+        }
+    }
+
+    pub fn user(&self, jwt_secret: String) -> soulchat_user::Config {
+        soulchat_user::Config {
+            database_url: self.database_url(Domain::User),
+            tokens: soulchat_user::TokenConfig {
+                jwt_secret,
+                access_ttl: self.access_token_ttl,
+                refresh_ttl: self.refresh_token_ttl,
+            },
+        }
+    }
+}
+
+/// The development secret `up` keeps in the data dir: generated once, then reused so tokens
+/// survive a restart.
+pub fn dev_jwt_secret(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join("jwt-secret");
+    if let Ok(secret) = std::fs::read_to_string(&path) {
+        if !secret.trim().is_empty() {
+            return Ok(secret.trim().to_owned());
+        }
+    }
+    let secret: String = rand::random::<[u8; 32]>().iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(secret)
+}
