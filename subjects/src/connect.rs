@@ -25,7 +25,9 @@ pub async fn connect(url: &str, name: &str) -> anyhow::Result<async_nats::Client
         .with_context(|| format!("connecting to NATS at {url}"))?;
     // `retry_on_initial_connect` returns before the handshake; wait for it to learn the version.
     let mut waited = Duration::ZERO;
-    while client.connection_state() != async_nats::connection::State::Connected {
+    while client.connection_state() != async_nats::connection::State::Connected
+        || client.server_info().version.is_empty()
+    {
         if waited > Duration::from_secs(30) {
             bail!("no NATS server answered at {url} within 30 s");
         }

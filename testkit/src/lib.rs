@@ -1,1 +1,214 @@
+//! Test support: every test gets its own mesh — a private nats-server with JetStream (the pinned
+//! release, on a free port, in a temporary store), private databases (SQLite files, or fresh
+//! MariaDB databases dropped afterwards), and the gateway and workers started in-process, talking
+//! over NATS exactly as in production.
 
+mod api;
+mod backend;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use soulchat_runtime::nats_server::NatsServer;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use api::{Api, Response};
+pub use backend::Backend;
+
+pub const JWT_SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Gateway,
+    User,
+    Profile,
+    Chat,
+    Notification,
+}
+
+pub const WORKERS: [Role; 4] = [Role::User, Role::Profile, Role::Chat, Role::Notification];
+
+/// Knobs a test may turn before the mesh starts.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub backend: Backend,
+    pub request_timeout: Duration,
+    pub access_ttl: Duration,
+    pub login_limits: soulchat_gateway::LoginLimits,
+    pub redis_url: Option<String>,
+}
+
+impl Options {
+    pub fn new(backend: Backend) -> Self {
+        Options {
+            backend,
+            request_timeout: Duration::from_secs(2),
+            access_ttl: Duration::from_secs(900),
+            login_limits: soulchat_gateway::LoginLimits { per_account: 10, per_ip: 1000, window: Duration::from_secs(60) },
+            redis_url: None,
+        }
+    }
+}
+
+struct Running {
+    shutdown: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+pub struct Mesh {
+    pub options: Options,
+    pub nats: NatsServer,
+    pub api: Api,
+    databases: backend::Databases,
+    roles: HashMap<Role, Running>,
+    _dir: tempfile::TempDir,
+}
+
+impl Mesh {
+    pub async fn start(backend: Backend) -> Mesh {
+        Self::start_with(Options::new(backend)).await
+    }
+
+    /// Starts nats-server, every worker and the gateway, and waits until `/readyz` says so.
+    pub async fn start_with(options: Options) -> Mesh {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let nats = NatsServer::start(&dir.path().join("nats"), Some(soulchat_runtime::nats_server::free_port().unwrap()))
+            .await
+            .expect("starting the test's nats-server (run scripts/install-nats-server)");
+        let databases = backend::Databases::create(options.backend, dir.path()).await;
+        let mut mesh = Mesh { options, nats, api: Api::new("http://unused".into()), databases, roles: HashMap::new(), _dir: dir };
+        for role in WORKERS {
+            mesh.start_role(role).await;
+        }
+        mesh.start_role(Role::Gateway).await;
+        mesh.wait_ready().await;
+        mesh
+    }
+
+    pub async fn client(&self) -> async_nats::Client {
+        soulchat_subjects::connect::connect(&self.nats.url(), "test").await.expect("connecting to the test nats-server")
+    }
+
+    pub fn database_url(&self, role: Role) -> String {
+        self.databases.url(role)
+    }
+
+    /// Starts (or restarts) one role.
+    pub async fn start_role(&mut self, role: Role) {
+        let shutdown = CancellationToken::new();
+        let client = self.client().await;
+        let token = shutdown.clone();
+        let task = match role {
+            Role::Gateway => {
+                let config = soulchat_gateway::Config {
+                    http_addr: "127.0.0.1:0".parse().unwrap(),
+                    jwt_secret: JWT_SECRET.into(),
+                    request_timeout: self.options.request_timeout,
+                    cors_origins: vec!["https://app.example".into()],
+                    redis_url: self.options.redis_url.clone(),
+                    login_limits: self.options.login_limits.clone(),
+                };
+                let gateway = soulchat_gateway::Gateway::bind(config, client).await.expect("binding the gateway");
+                self.api = Api::new(format!("http://{}", gateway.local_addr()));
+                tokio::spawn(gateway.serve(token))
+            }
+            Role::User => {
+                let config = soulchat_user::Config {
+                    database_url: self.databases.url(role),
+                    tokens: soulchat_user::TokenConfig {
+                        jwt_secret: JWT_SECRET.into(),
+                        access_ttl: self.options.access_ttl,
+                        refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+                    },
+                };
+                tokio::spawn(soulchat_user::run(config, client, token))
+            }
+            Role::Profile => tokio::spawn(soulchat_profile::run(client, token)),
+            Role::Chat => tokio::spawn(soulchat_chat::run(client, token)),
+            Role::Notification => tokio::spawn(soulchat_notification::run(client, token)),
+        };
+        self.roles.insert(role, Running { shutdown, task });
+        if role != Role::Gateway {
+            self.wait_serving(role).await;
+        }
+    }
+
+    /// Stops one role gracefully and waits until it has.
+    pub async fn stop_role(&mut self, role: Role) {
+        if let Some(running) = self.roles.remove(&role) {
+            running.shutdown.cancel();
+            match tokio::time::timeout(Duration::from_secs(20), running.task).await {
+                Ok(Ok(Ok(()))) => {}
+                other => panic!("{role:?} did not stop cleanly: {other:?}"),
+            }
+        }
+    }
+
+    async fn wait_serving(&self, role: Role) {
+        let client = self.client().await;
+        let subject = match role {
+            Role::User => <soulchat_subjects::user::Health as soulchat_subjects::Operation>::SUBJECT,
+            Role::Profile => <soulchat_subjects::profile::Health as soulchat_subjects::Operation>::SUBJECT,
+            Role::Chat => <soulchat_subjects::chat::Health as soulchat_subjects::Operation>::SUBJECT,
+            Role::Notification => <soulchat_subjects::notification::Health as soulchat_subjects::Operation>::SUBJECT,
+            Role::Gateway => return,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(running) = self.roles.get(&role) {
+                assert!(!running.task.is_finished(), "{role:?} exited during start");
+            }
+            if client.request(subject, "".into()).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{role:?} did not start serving within 30 s");
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if self.api.get("/readyz").await.status == 200 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the mesh did not become ready within 30 s");
+    }
+
+    /// Stops every role, then drops the databases.
+    pub async fn shutdown(mut self) {
+        let roles: Vec<Role> = self.roles.keys().copied().collect();
+        for role in roles {
+            self.stop_role(role).await;
+        }
+        self.databases.drop_all().await;
+    }
+}
+
+/// Generates one test per backend from `async fn name(backend: Backend)`: SQLite always,
+/// MariaDB when `SOULCHAT_TEST_MYSQL_URL` is set (otherwise that variant says it skipped).
+#[macro_export]
+macro_rules! each_backend {
+    ($($scenario:ident),* $(,)?) => {
+        $(
+            mod $scenario {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$scenario($crate::Backend::Sqlite).await
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn mysql() {
+                    if $crate::Backend::mysql_available() {
+                        super::$scenario($crate::Backend::MySql).await
+                    } else {
+                        eprintln!("skipped: SOULCHAT_TEST_MYSQL_URL is not set");
+                    }
+                }
+            }
+        )*
+    };
+}

@@ -1,0 +1,15 @@
+//! End-to-end tests: real HTTP through the gateway, real NATS (a private nats-server per test),
+//! real databases (SQLite, and MariaDB when SOULCHAT_TEST_MYSQL_URL is set).
+
+mod accounts;
+mod input;
+mod mesh;
+mod sessions;
+
+use serde_json::Value;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+pub fn token(user: &Value) -> String {
+    user["token"].as_str().expect("a token").to_owned()
+}
