@@ -18,7 +18,7 @@ pub async fn connect(url: &str, name: &str) -> anyhow::Result<async_nats::Client
             Duration::from_millis((100 * 2u64.saturating_pow(attempt.min(6) as u32)).min(5_000))
         })
         .event_callback(|event| async move {
-            tracing::info!(%event, "nats connection event");
+            tracing::debug!(%event, "nats connection event");
         })
         .connect(url)
         .await
