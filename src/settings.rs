@@ -110,7 +110,20 @@ impl Settings {
                 access_ttl: self.access_token_ttl,
                 refresh_ttl: self.refresh_token_ttl,
             },
+            request_timeout: self.request_timeout,
         }
+    }
+
+    pub fn profile(&self) -> soulchat_profile::Config {
+        soulchat_profile::Config { database_url: self.database_url(Domain::Profile), redis_url: self.redis_url.clone() }
+    }
+
+    pub fn chat(&self) -> soulchat_chat::Config {
+        soulchat_chat::Config { database_url: self.database_url(Domain::Chat) }
+    }
+
+    pub fn notification(&self) -> soulchat_notification::Config {
+        soulchat_notification::Config { database_url: self.database_url(Domain::Notification) }
     }
 }
 

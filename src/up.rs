@@ -64,16 +64,28 @@ pub async fn worker(settings: &Settings, domain: Domain, shutdown: CancellationT
     let client = soulchat_subjects::connect::connect(&settings.nats_url(), &name).await?;
     match domain {
         Domain::User => soulchat_user::run(settings.user(settings.jwt_secret()?), client, shutdown).await,
-        Domain::Profile => soulchat_profile::run(client, shutdown).await,
-        Domain::Chat => soulchat_chat::run(client, shutdown).await,
-        Domain::Notification => soulchat_notification::run(client, shutdown).await,
+        Domain::Profile => soulchat_profile::run(settings.profile(), client, shutdown).await,
+        Domain::Chat => soulchat_chat::run(settings.chat(), client, shutdown).await,
+        Domain::Notification => soulchat_notification::run(settings.notification(), client, shutdown).await,
     }
 }
 
 /// Applies every service's migrations to its database.
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    let url = settings.database_url(Domain::User);
-    soulchat_runtime::Database::connect(&url, &soulchat_user::MIGRATIONS).await?.close().await;
-    println!("user: migrated");
+    for domain in DOMAINS {
+        let migrations = match domain {
+            Domain::User => &soulchat_user::MIGRATIONS,
+            Domain::Profile => &soulchat_profile::MIGRATIONS,
+            Domain::Chat => &soulchat_chat::MIGRATIONS,
+            Domain::Notification => &soulchat_notification::MIGRATIONS,
+        };
+        let url = settings.database_url(domain);
+        soulchat_runtime::Database::connect(&url, migrations)
+            .await
+            .with_context(|| format!("migrating the {domain:?} database"))?
+            .close()
+            .await;
+        println!("{}: migrated", format!("{domain:?}").to_lowercase());
+    }
     Ok(())
 }

@@ -5,7 +5,7 @@
 //! 64 KiB limit is 413. `Meta` carries the request id and trace context into every NATS call.
 
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::request::Parts;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -90,6 +90,37 @@ impl<S: Send + Sync> FromRequestParts<S> for Meta {
                 .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
             traceparent: header(headers::TRACEPARENT),
         }))
+    }
+}
+
+/// `cursor` and `limit` of a list request, and the other query parameters. A `limit` that is
+/// not a number is 422 here; its range (1–100, default 50) is the worker's rule.
+pub struct Paging {
+    pub cursor: String,
+    pub limit: Option<u32>,
+    params: Vec<(String, String)>,
+}
+
+impl Paging {
+    pub fn param(&self, name: &str) -> Option<String> {
+        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Paging {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Query(params) = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+            .map_err(|_| ServiceError::bad_request("query", "is invalid"))?;
+        let find = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+        let limit = match find("limit") {
+            None => None,
+            Some(limit) => Some(
+                limit.trim().parse::<u32>().map_err(|_| ServiceError::invalid("limit", "must be between 1 and 100"))?,
+            ),
+        };
+        Ok(Paging { cursor: find("cursor").unwrap_or_default(), limit, params })
     }
 }
 

@@ -2,6 +2,8 @@
 //! into the `*Body` types here, responses are written from the `*View` types.
 
 use serde::{Deserialize, Serialize};
+use soulchat_subjects::ServiceError;
+use soulchat_subjects::profile::messages::{Profile, ProfileReply};
 use soulchat_subjects::user::messages::User;
 
 #[derive(Debug, Serialize)]
@@ -70,4 +72,47 @@ pub struct RefreshBody {
 /// Tells "absent" (outer `None`) from "null" (`Some(None)`).
 fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(d).map(Some)
+}
+
+/// A public profile: RealWorld's four fields, plus the follow counts.
+#[derive(Debug, Serialize)]
+pub struct ProfileView {
+    pub username: String,
+    pub bio: Option<String>,
+    pub image: Option<String>,
+    pub following: bool,
+    pub followers_count: i64,
+    pub following_count: i64,
+}
+
+impl From<Profile> for ProfileView {
+    fn from(p: Profile) -> Self {
+        ProfileView {
+            username: p.username,
+            bio: p.bio,
+            image: p.image,
+            following: p.following,
+            followers_count: p.followers_count,
+            following_count: p.following_count,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProfileEnvelope {
+    pub profile: ProfileView,
+}
+
+impl ProfileEnvelope {
+    pub fn from_reply(reply: ProfileReply) -> Result<Self, ServiceError> {
+        let profile = reply.profile.ok_or_else(ServiceError::internal)?;
+        Ok(ProfileEnvelope { profile: profile.into() })
+    }
+}
+
+/// A page of profiles; `next_cursor` is `null` on the last page.
+#[derive(Debug, Serialize)]
+pub struct ProfileList {
+    pub profiles: Vec<ProfileView>,
+    pub next_cursor: Option<String>,
 }

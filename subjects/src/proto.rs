@@ -15,3 +15,18 @@ pub mod user {
         include!(concat!(env!("OUT_DIR"), "/soulchat.user.v1.serde.rs"));
     }
 }
+
+pub mod profile {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/soulchat.profile.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/soulchat.profile.v1.serde.rs"));
+    }
+}
+
+pub mod notification {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/soulchat.notification.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/soulchat.notification.v1.serde.rs"));
+    }
+}
+

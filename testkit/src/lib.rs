@@ -7,6 +7,8 @@ mod api;
 mod backend;
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use soulchat_runtime::nats_server::NatsServer;
@@ -51,10 +53,26 @@ impl Options {
     }
 }
 
+/// A role on a runtime of its own: killing it drops every task the role spawned, mid-flight, as
+/// a crash would, while stopping it lets it drain.
 struct Running {
     shutdown: CancellationToken,
     task: JoinHandle<anyhow::Result<()>>,
+    runtime: RoleRuntime,
 }
+
+/// Shuts its runtime down without blocking, also when a failing test drops the mesh.
+struct RoleRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for RoleRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+type RoleFuture = Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>>;
 
 pub struct Mesh {
     pub options: Options,
@@ -94,12 +112,37 @@ impl Mesh {
         self.databases.url(role)
     }
 
-    /// Starts (or restarts) one role.
+    /// A direct connection to a worker's database, for a test to inspect (or break) it.
+    pub async fn database(&self, role: Role) -> sqlx::AnyConnection {
+        sqlx::any::install_default_drivers();
+        <sqlx::AnyConnection as sqlx::Connection>::connect(&self.databases.url(role))
+            .await
+            .expect("connecting to a worker's database")
+    }
+
+    /// One column of strings from a worker's database.
+    pub async fn strings(&self, role: Role, sql: &str) -> Vec<String> {
+        let mut conn = self.database(role).await;
+        let rows: Vec<(String,)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.to_owned())).fetch_all(&mut conn).await.expect("a query");
+        rows.into_iter().map(|(s,)| s).collect()
+    }
+
+    /// Starts (or restarts) one role, with its own NATS connection.
     pub async fn start_role(&mut self, role: Role) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name(format!("{role:?}").to_lowercase())
+            .enable_all()
+            .build()
+            .expect("a runtime for the role");
         let shutdown = CancellationToken::new();
-        let client = self.client().await;
         let token = shutdown.clone();
-        let task = match role {
+        let url = self.nats.url();
+        let name = format!("test-{role:?}").to_lowercase();
+        let connect = async move { soulchat_subjects::connect::connect(&url, &name).await };
+        let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
+        let future: RoleFuture = match role {
             Role::Gateway => {
                 let config = soulchat_gateway::Config {
                     http_addr: "127.0.0.1:0".parse().unwrap(),
@@ -109,9 +152,11 @@ impl Mesh {
                     redis_url: self.options.redis_url.clone(),
                     login_limits: self.options.login_limits.clone(),
                 };
-                let gateway = soulchat_gateway::Gateway::bind(config, client).await.expect("binding the gateway");
-                self.api = Api::new(format!("http://{}", gateway.local_addr()));
-                tokio::spawn(gateway.serve(token))
+                Box::pin(async move {
+                    let gateway = soulchat_gateway::Gateway::bind(config, connect.await?).await?;
+                    let _ = bound_tx.send(gateway.local_addr());
+                    gateway.serve(token).await
+                })
             }
             Role::User => {
                 let config = soulchat_user::Config {
@@ -121,15 +166,35 @@ impl Mesh {
                         access_ttl: self.options.access_ttl,
                         refresh_ttl: Duration::from_secs(30 * 24 * 3600),
                     },
+                    request_timeout: self.options.request_timeout,
                 };
-                tokio::spawn(soulchat_user::run(config, client, token))
+                Box::pin(async move { soulchat_user::run(config, connect.await?, token).await })
             }
-            Role::Profile => tokio::spawn(soulchat_profile::run(client, token)),
-            Role::Chat => tokio::spawn(soulchat_chat::run(client, token)),
-            Role::Notification => tokio::spawn(soulchat_notification::run(client, token)),
+            Role::Profile => {
+                let config = soulchat_profile::Config {
+                    database_url: self.databases.url(role),
+                    redis_url: self.options.redis_url.clone(),
+                };
+                Box::pin(async move { soulchat_profile::run(config, connect.await?, token).await })
+            }
+            Role::Chat => {
+                let config = soulchat_chat::Config { database_url: self.databases.url(role) };
+                Box::pin(async move { soulchat_chat::run(config, connect.await?, token).await })
+            }
+            Role::Notification => {
+                let config = soulchat_notification::Config { database_url: self.databases.url(role) };
+                Box::pin(async move { soulchat_notification::run(config, connect.await?, token).await })
+            }
         };
-        self.roles.insert(role, Running { shutdown, task });
-        if role != Role::Gateway {
+        let task = runtime.spawn(future);
+        self.roles.insert(role, Running { shutdown, task, runtime: RoleRuntime(Some(runtime)) });
+        if role == Role::Gateway {
+            let addr = tokio::time::timeout(Duration::from_secs(30), bound_rx)
+                .await
+                .expect("the gateway binds within 30 s")
+                .expect("the gateway bound its listener");
+            self.api = Api::new(format!("http://{addr}"));
+        } else {
             self.wait_serving(role).await;
         }
     }
@@ -142,6 +207,14 @@ impl Mesh {
                 Ok(Ok(Ok(()))) => {}
                 other => panic!("{role:?} did not stop cleanly: {other:?}"),
             }
+        }
+    }
+
+    /// Kills one role: every task it runs is dropped where it stands and its NATS connection
+    /// closes, with no drain; what it had not committed is lost, as in a crash.
+    pub fn kill_role(&mut self, role: Role) {
+        if let Some(running) = self.roles.remove(&role) {
+            drop(running.runtime);
         }
     }
 

@@ -4,6 +4,8 @@
 mod accounts;
 mod input;
 mod mesh;
+mod profiles;
+mod sagas;
 mod sessions;
 
 use serde_json::Value;

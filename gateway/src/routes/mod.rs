@@ -1,6 +1,7 @@
 //! The route table and the layers around it.
 
 mod health;
+mod profiles;
 mod users;
 
 use axum::Router;
@@ -19,7 +20,12 @@ pub fn router(state: AppState, cors_origins: &[String]) -> anyhow::Result<Router
         .route("/users/login", post(users::login))
         .route("/users/refresh", post(users::refresh))
         .route("/users/logout", post(users::logout))
-        .route("/user", get(users::current).put(users::update).delete(users::delete));
+        .route("/user", get(users::current).put(users::update).delete(users::delete))
+        .route("/profiles", get(profiles::search))
+        .route("/profiles/{username}", get(profiles::get))
+        .route("/profiles/{username}/follow", post(profiles::follow).delete(profiles::unfollow))
+        .route("/profiles/{username}/followers", get(profiles::followers))
+        .route("/profiles/{username}/following", get(profiles::following));
 
     let origins = cors_origins
         .iter()

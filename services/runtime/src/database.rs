@@ -103,6 +103,16 @@ impl Database {
         Ok(())
     }
 
+    /// Begins a transaction that may write. On SQLite it takes the write lock up front
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes fails at once with
+    /// SQLITE_BUSY when another writer committed meanwhile, which `busy_timeout` cannot wait out.
+    pub async fn begin(&self) -> sqlx::Result<sqlx::Transaction<'static, Any>> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::MySql => self.pool.begin().await,
+        }
+    }
+
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }

@@ -4,6 +4,7 @@
 //! publishes domain events ([`outbox`]), and finding or starting a pinned nats-server
 //! ([`nats_server`]).
 
+pub mod consumer;
 pub mod database;
 pub mod nats_server;
 pub mod outbox;

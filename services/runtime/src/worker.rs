@@ -62,13 +62,17 @@ pub struct WorkerBuilder<S> {
     version: &'static str,
     state: S,
     endpoints: Vec<EndpointSpec>,
+    stats: Option<StatsFn>,
 }
+
+/// Extra figures a worker reports in `$SRV.STATS` (the `data` of each endpoint).
+pub type StatsFn = Box<dyn Fn() -> serde_json::Value + Send + Sync>;
 
 impl<S: Clone + Send + Sync + 'static> WorkerBuilder<S> {
     /// A worker for `def`, handing `state` to every handler. The `health` operation is built in.
     pub fn new(def: ServiceDef, version: &'static str, state: S) -> Self {
         let name = def.name;
-        let builder = WorkerBuilder { def, version, state, endpoints: Vec::new() };
+        let builder = WorkerBuilder { def, version, state, endpoints: Vec::new(), stats: None };
         builder.endpoint(
             "health",
             format!("{}.health", def.subject_prefix).leak(),
@@ -118,12 +122,19 @@ impl<S: Clone + Send + Sync + 'static> WorkerBuilder<S> {
         self
     }
 
+    /// Reports `stats()` in `$SRV.STATS`, so operators see it with `nats micro stats`.
+    pub fn stats(mut self, stats: impl Fn() -> serde_json::Value + Send + Sync + 'static) -> Self {
+        self.stats = Some(Box::new(stats));
+        self
+    }
+
     /// Registers with the service API and starts serving until `shutdown` is cancelled.
     pub async fn start(self, client: async_nats::Client, shutdown: CancellationToken) -> anyhow::Result<Worker> {
-        let service = client
-            .service_builder()
-            .description(self.def.description)
-            .queue_group(self.def.name)
+        let mut builder = client.service_builder().description(self.def.description).queue_group(self.def.name);
+        if let Some(stats) = self.stats {
+            builder = builder.stats_handler(move |_endpoint, _stats| stats());
+        }
+        let service = builder
             .start(self.def.name, self.version)
             .await
             .map_err(|e| anyhow::anyhow!("registering {} with the service API: {e}", self.def.name))?;

@@ -7,14 +7,17 @@ use soulchat_runtime::{Database, RequestContext, now_ms};
 use soulchat_subjects::error::Validation;
 use soulchat_subjects::proto::common::v1::Empty;
 use soulchat_subjects::user::{self, messages::*};
-use soulchat_subjects::ServiceError;
+use soulchat_subjects::{CallContext, ServiceError};
+
+use soulchat_subjects::profile::{self, messages::{GetByUserRequest as ProfileByUser, Profile, UpdateRequest as ProfileUpdate}};
 
 use crate::Users;
+use crate::sagas;
 use crate::store::{Store, Taken, UserRow};
 use crate::tokens::new_refresh_token;
 use crate::validate::{self, BLANK, norm};
 
-pub async fn register(users: Arc<Users>, _ctx: RequestContext, req: RegisterRequest) -> Result<AuthReply, ServiceError> {
+pub async fn register(users: Arc<Users>, ctx: RequestContext, req: RegisterRequest) -> Result<AuthReply, ServiceError> {
     let username = req.username.trim().to_owned();
     let email = req.email.trim().to_owned();
     let mut v = Validation::new();
@@ -27,7 +30,8 @@ pub async fn register(users: Arc<Users>, _ctx: RequestContext, req: RegisterRequ
     let password_hash = users.passwords.hash(req.password).await?;
     let id = uuid::Uuid::now_v7().to_string();
     let now = now_ms();
-    let mut tx = users.store.db().pool().begin().await.map_err(internal)?;
+    // The account and its saga commit together; the account stays pending until its profile exists.
+    let mut tx = users.store.db().begin().await.map_err(internal)?;
     if let Err(e) = Store::insert_user(&mut tx, &id, &username, &email, &password_hash, now).await {
         // Lost a race for the name or email since the check above.
         return Err(if Database::is_unique_violation(&e) {
@@ -37,17 +41,25 @@ pub async fn register(users: Arc<Users>, _ctx: RequestContext, req: RegisterRequ
             internal(e)
         });
     }
-    let event = UserEvent { user_id: id.clone(), username: username.clone(), email: email.clone(), at_ms: now, previous_username: None };
-    users.outbox.record::<user::Created>(&mut tx, &event).await.map_err(internal)?;
+    let data = sagas::Data { username: username.clone(), previous_username: None };
+    let saga = Store::begin_saga(&mut tx, sagas::Kind::Register, &id, sagas::STEP_PROFILE, sagas::State::Running, &data)
+        .await
+        .map_err(internal)?;
+    tx.commit().await.map_err(internal)?;
+
+    sagas::create_profile(&users, &ctx.call, &saga, &id, &username).await?;
+    let mut tx = users.store.db().begin().await.map_err(internal)?;
     let session = start_session(&users, &mut tx, &id).await?;
     tx.commit().await.map_err(internal)?;
-    users.outbox.wake();
+    if let Err(e) = sagas::welcome(&users, &ctx.call, &saga, &id).await {
+        tracing::warn!(%saga, "registration: welcome step left for recovery: {e}");
+    }
 
     let row = UserRow { id, username, email, password_hash, created_at_ms: now };
-    Ok(AuthReply { user: Some(to_user(&row)), session: Some(session) })
+    Ok(AuthReply { user: Some(to_user(&row, None)), session: Some(session) })
 }
 
-pub async fn login(users: Arc<Users>, _ctx: RequestContext, req: LoginRequest) -> Result<AuthReply, ServiceError> {
+pub async fn login(users: Arc<Users>, ctx: RequestContext, req: LoginRequest) -> Result<AuthReply, ServiceError> {
     let mut v = Validation::new();
     if req.email.trim().is_empty() {
         v.problem("email", BLANK);
@@ -62,15 +74,16 @@ pub async fn login(users: Arc<Users>, _ctx: RequestContext, req: LoginRequest) -
     let Some(row) = row.filter(|_| matches) else {
         return Err(ServiceError::unauthorized("credentials", "invalid"));
     };
-    let mut tx = users.store.db().pool().begin().await.map_err(internal)?;
+    let mut tx = users.store.db().begin().await.map_err(internal)?;
     let session = start_session(&users, &mut tx, &row.id).await?;
     tx.commit().await.map_err(internal)?;
-    Ok(AuthReply { user: Some(to_user(&row)), session: Some(session) })
+    let user = with_profile(&users, &ctx.call, &row).await;
+    Ok(AuthReply { user: Some(user), session: Some(session) })
 }
 
 pub async fn get_current(users: Arc<Users>, ctx: RequestContext, _req: GetCurrentRequest) -> Result<UserReply, ServiceError> {
     let row = current(&users, &ctx).await?;
-    Ok(UserReply { user: Some(to_user(&row)) })
+    Ok(UserReply { user: Some(with_profile(&users, &ctx.call, &row).await) })
 }
 
 pub async fn update(users: Arc<Users>, ctx: RequestContext, req: UpdateRequest) -> Result<UpdateReply, ServiceError> {
@@ -88,10 +101,8 @@ pub async fn update(users: Arc<Users>, ctx: RequestContext, req: UpdateRequest) 
         validate::password(&mut v, password);
     }
     v.finish()?;
-    let username_norm = username.map(norm);
-    let email_norm = email.map(norm);
     if username.is_some() || email.is_some() {
-        let taken = users.store.taken(username_norm.as_deref(), email_norm.as_deref(), &before.id).await.map_err(internal)?;
+        let taken = users.store.taken(username.map(norm).as_deref(), email.map(norm).as_deref(), &before.id).await.map_err(internal)?;
         conflict(taken)?;
     }
     let password_hash = match req.password.clone() {
@@ -99,23 +110,56 @@ pub async fn update(users: Arc<Users>, ctx: RequestContext, req: UpdateRequest) 
         None => None,
     };
 
-    let mut tx = users.store.db().pool().begin().await.map_err(internal)?;
-    Store::update_user(&mut tx, &before.id, username, email, password_hash.as_deref()).await.map_err(|e| {
-        if Database::is_unique_violation(&e) { ServiceError::taken(if username.is_some() { "username" } else { "email" }) } else { internal(e) }
+    // A rename commits with its saga, then the profile's copy follows before we answer.
+    let rename = match username {
+        Some(username) => {
+            let mut tx = users.store.db().begin().await.map_err(internal)?;
+            Store::update_user(&mut tx, &before.id, Some(username), None, None).await.map_err(|e| {
+                if Database::is_unique_violation(&e) { ServiceError::taken("username") } else { internal(e) }
+            })?;
+            let data = sagas::Data { username: username.to_owned(), previous_username: Some(before.username.clone()) };
+            let saga = Store::begin_saga(&mut tx, sagas::Kind::Rename, &before.id, sagas::STEP_PROFILE, sagas::State::Running, &data)
+                .await
+                .map_err(internal)?;
+            tx.commit().await.map_err(internal)?;
+            Some(saga)
+        }
+        None => None,
+    };
+    let profile = if rename.is_some() || req.bio.is_some() || req.image.is_some() {
+        let request = ProfileUpdate {
+            user_id: before.id.clone(),
+            username: username.map(str::to_owned),
+            bio: req.bio.clone(),
+            image: req.image.clone(),
+        };
+        Some(sagas::update_profile(&users, &ctx.call, rename.as_deref(), request).await?)
+    } else {
+        None
+    };
+
+    let mut tx = users.store.db().begin().await.map_err(internal)?;
+    Store::update_user(&mut tx, &before.id, None, email, password_hash.as_deref()).await.map_err(|e| {
+        if Database::is_unique_violation(&e) { ServiceError::taken("email") } else { internal(e) }
     })?;
     let after = UserRow {
         username: username.unwrap_or(&before.username).to_owned(),
         email: email.unwrap_or(&before.email).to_owned(),
         ..before.clone()
     };
-    let event = UserEvent {
-        user_id: after.id.clone(),
-        username: after.username.clone(),
-        email: after.email.clone(),
-        at_ms: now_ms(),
-        previous_username: username.map(|_| before.username.clone()),
-    };
-    users.outbox.record::<user::Updated>(&mut tx, &event).await.map_err(internal)?;
+    if username.is_some() || email.is_some() || password_hash.is_some() {
+        let event = UserEvent {
+            user_id: after.id.clone(),
+            username: after.username.clone(),
+            email: after.email.clone(),
+            at_ms: now_ms(),
+            previous_username: username.map(|_| before.username.clone()),
+        };
+        users.outbox.record::<user::Updated>(&mut tx, &event).await.map_err(internal)?;
+    }
+    if let Some(saga) = &rename {
+        Store::advance_saga(&mut tx, saga, sagas::STEP_NONE, sagas::State::Done).await.map_err(internal)?;
+    }
     tx.commit().await.map_err(internal)?;
     users.outbox.wake();
 
@@ -131,16 +175,25 @@ pub async fn update(users: Arc<Users>, ctx: RequestContext, req: UpdateRequest) 
     } else {
         None
     };
-    Ok(UpdateReply { user: Some(to_user(&after)), token })
+    let user = match profile {
+        Some(profile) => to_user(&after, Some(&profile)),
+        None => with_profile(&users, &ctx.call, &after).await,
+    };
+    Ok(UpdateReply { user: Some(user), token })
 }
 
 pub async fn delete(users: Arc<Users>, ctx: RequestContext, _req: DeleteRequest) -> Result<Empty, ServiceError> {
     let row = current(&users, &ctx).await?;
     let families = users.store.live_families(&row.id, "").await.map_err(internal)?;
-    let mut tx = users.store.db().pool().begin().await.map_err(internal)?;
+    let mut tx = users.store.db().begin().await.map_err(internal)?;
     Store::delete_user(&mut tx, &row.id).await.map_err(internal)?;
     let event = UserEvent { user_id: row.id.clone(), username: row.username.clone(), email: row.email.clone(), at_ms: now_ms(), previous_username: None };
     users.outbox.record::<user::Deleted>(&mut tx, &event).await.map_err(internal)?;
+    // The other workers finish this saga from the durable event; the log keeps the record.
+    let data = sagas::Data { username: row.username.clone(), previous_username: None };
+    Store::begin_saga(&mut tx, sagas::Kind::Delete, &row.id, sagas::STEP_NONE, sagas::State::Done, &data)
+        .await
+        .map_err(internal)?;
     tx.commit().await.map_err(internal)?;
     users.outbox.wake();
     for family in families {
@@ -149,7 +202,7 @@ pub async fn delete(users: Arc<Users>, ctx: RequestContext, _req: DeleteRequest)
     Ok(Empty {})
 }
 
-pub async fn refresh(users: Arc<Users>, _ctx: RequestContext, req: RefreshRequest) -> Result<AuthReply, ServiceError> {
+pub async fn refresh(users: Arc<Users>, ctx: RequestContext, req: RefreshRequest) -> Result<AuthReply, ServiceError> {
     if req.refresh_token.trim().is_empty() {
         return Err(ServiceError::invalid("refresh_token", BLANK));
     }
@@ -176,7 +229,7 @@ pub async fn refresh(users: Arc<Users>, _ctx: RequestContext, req: RefreshReques
         return Err(ServiceError::unauthorized("refresh_token", "invalid"));
     };
     let (next, next_hash) = new_refresh_token();
-    let mut tx = users.store.db().pool().begin().await.map_err(internal)?;
+    let mut tx = users.store.db().begin().await.map_err(internal)?;
     if !Store::rotate(&mut tx, &hash).await.map_err(internal)? {
         drop(tx);
         return revoked_on_reuse().await;
@@ -184,7 +237,8 @@ pub async fn refresh(users: Arc<Users>, _ctx: RequestContext, req: RefreshReques
     Store::insert_token(&mut tx, &found.family_id, &next_hash).await.map_err(internal)?;
     tx.commit().await.map_err(internal)?;
     let token = users.tokens.access(&row.id, &found.family_id)?.token;
-    Ok(AuthReply { user: Some(to_user(&row)), session: Some(Session { token, refresh_token: next }) })
+    let user = with_profile(&users, &ctx.call, &row).await;
+    Ok(AuthReply { user: Some(user), session: Some(Session { token, refresh_token: next }) })
 }
 
 pub async fn logout(users: Arc<Users>, ctx: RequestContext, req: LogoutRequest) -> Result<Empty, ServiceError> {
@@ -228,13 +282,26 @@ fn conflict(taken: Taken) -> Result<(), ServiceError> {
     }
 }
 
-fn to_user(row: &UserRow) -> User {
+/// The account as clients see it, with bio and image from the profile worker. When that worker
+/// does not answer, the account still answers, without them (logged).
+async fn with_profile(users: &Users, ctx: &CallContext, row: &UserRow) -> User {
+    let request = ProfileByUser { user_id: row.id.clone() };
+    match users.caller.call::<profile::GetByUser>(ctx, &request).await {
+        Ok(reply) => to_user(row, reply.profile.as_ref()),
+        Err(e) => {
+            tracing::warn!(user = %row.id, "answering without bio and image: {e}");
+            to_user(row, None)
+        }
+    }
+}
+
+fn to_user(row: &UserRow, profile: Option<&Profile>) -> User {
     User {
         id: row.id.clone(),
         username: row.username.clone(),
         email: row.email.clone(),
-        bio: None,
-        image: None,
+        bio: profile.and_then(|p| p.bio.clone()),
+        image: profile.and_then(|p| p.image.clone()),
         created_at_ms: row.created_at_ms,
     }
 }

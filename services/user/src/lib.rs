@@ -2,11 +2,13 @@
 //!
 //! It owns the `user_service` database alone. Passwords are hashed with argon2id off the async
 //! threads; access tokens are short-lived JWTs, refresh tokens rotate within a family, and every
-//! revocation is written to the `soulchat_revoked` bucket that all gateway replicas watch.
+//! revocation is written to the `soulchat_revoked` bucket that all gateway replicas watch. It
+//! drives the sagas that span workers (registration, rename, deletion; see [`sagas`]).
 
 mod handlers;
 mod passwords;
 mod revocations;
+mod sagas;
 mod store;
 mod tokens;
 mod validate;
@@ -15,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use soulchat_runtime::{Database, Migrations, Outbox, WorkerBuilder};
-use soulchat_subjects::user;
+use soulchat_subjects::{Caller, user};
 use tokio_util::sync::CancellationToken;
 
 pub use tokens::TokenConfig;
@@ -29,6 +31,8 @@ pub static MIGRATIONS: Migrations = Migrations {
 pub struct Config {
     pub database_url: String,
     pub tokens: TokenConfig,
+    /// Deadline of each call to another worker (a saga step).
+    pub request_timeout: Duration,
 }
 
 /// Everything a handler needs; shared by all requests.
@@ -38,6 +42,8 @@ pub(crate) struct Users {
     passwords: passwords::Hasher,
     tokens: tokens::Issuer,
     revocations: revocations::Revocations,
+    /// Calls the profile and notification workers (saga steps, bio and image).
+    caller: Caller,
 }
 
 /// Runs the user worker until `shutdown`.
@@ -53,7 +59,10 @@ pub async fn run(config: Config, client: async_nats::Client, shutdown: Cancellat
         passwords: passwords::Hasher::new(),
         tokens: tokens::Issuer::new(&config.tokens),
         revocations: revocations::Revocations::open(&js).await?,
+        caller: Caller::new(client.clone(), config.request_timeout),
     });
+    // Idle for twice the call deadline: no live request can still be driving such a saga.
+    let recovery = sagas::spawn_recovery(users.clone(), config.request_timeout * 2, shutdown.clone());
     let worker = WorkerBuilder::new(user::SERVICE, env!("CARGO_PKG_VERSION"), users)
         .handle::<user::Register, _, _>(handlers::register)
         .handle::<user::Login, _, _>(handlers::login)
@@ -65,6 +74,7 @@ pub async fn run(config: Config, client: async_nats::Client, shutdown: Cancellat
         .start(client, shutdown)
         .await?;
     worker.run_until_shutdown().await;
+    let _ = recovery.await;
     let _ = tokio::time::timeout(Duration::from_secs(5), relay).await;
     db.close().await;
     Ok(())

@@ -44,14 +44,22 @@ impl Store {
     }
 
     pub async fn by_id(&self, id: &str) -> sqlx::Result<Option<UserRow>> {
-        sqlx::query_as("SELECT id, username, email, password_hash, created_at_ms FROM users WHERE id = ?")
+        sqlx::query_as("SELECT id, username, email, password_hash, created_at_ms FROM users WHERE id = ? AND pending = 0")
             .bind(id)
             .fetch_optional(self.db.pool())
             .await
     }
 
+    /// [`Store::by_id`] inside a transaction.
+    pub async fn by_id_in(conn: &mut AnyConnection, id: &str) -> sqlx::Result<Option<UserRow>> {
+        sqlx::query_as("SELECT id, username, email, password_hash, created_at_ms FROM users WHERE id = ? AND pending = 0")
+            .bind(id)
+            .fetch_optional(conn)
+            .await
+    }
+
     pub async fn by_email(&self, email_norm: &str) -> sqlx::Result<Option<UserRow>> {
-        sqlx::query_as("SELECT id, username, email, password_hash, created_at_ms FROM users WHERE email_norm = ?")
+        sqlx::query_as("SELECT id, username, email, password_hash, created_at_ms FROM users WHERE email_norm = ? AND pending = 0")
             .bind(email_norm)
             .fetch_optional(self.db.pool())
             .await
@@ -73,6 +81,7 @@ impl Store {
         })
     }
 
+    /// Inserts a pending account: it holds its names but cannot log in until [`Store::activate`].
     pub async fn insert_user(
         conn: &mut AnyConnection,
         id: &str,
@@ -82,8 +91,8 @@ impl Store {
         now: i64,
     ) -> sqlx::Result<()> {
         sqlx::query(
-            "INSERT INTO users (id, username, username_norm, email, email_norm, password_hash, created_at_ms, updated_at_ms) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO users (id, username, username_norm, email, email_norm, password_hash, created_at_ms, updated_at_ms, pending) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
         )
         .bind(id)
         .bind(username)
@@ -95,6 +104,31 @@ impl Store {
         .bind(now)
         .execute(conn)
         .await?;
+        Ok(())
+    }
+
+    pub async fn activate(conn: &mut AnyConnection, id: &str) -> sqlx::Result<()> {
+        sqlx::query("UPDATE users SET pending = 0 WHERE id = ?").bind(id).execute(conn).await?;
+        Ok(())
+    }
+
+    /// The account's current username, pending or not.
+    pub async fn username_of(&self, id: &str) -> sqlx::Result<Option<String>> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT username FROM users WHERE id = ?").bind(id).fetch_optional(self.db.pool()).await?;
+        Ok(row.map(|(u,)| u))
+    }
+
+    /// Puts back `previous` if the username is still `current` (a rename's compensation).
+    pub async fn revert_username(conn: &mut AnyConnection, id: &str, current: &str, previous: &str) -> sqlx::Result<()> {
+        sqlx::query("UPDATE users SET username = ?, username_norm = ?, updated_at_ms = ? WHERE id = ? AND username = ?")
+            .bind(previous)
+            .bind(previous.to_lowercase())
+            .bind(now_ms())
+            .bind(id)
+            .bind(current)
+            .execute(conn)
+            .await?;
         Ok(())
     }
 

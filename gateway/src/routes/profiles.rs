@@ -1,0 +1,95 @@
+//! Public profiles and the follow graph: `/api/profiles*`, answered by the profile worker.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use soulchat_subjects::profile::{self, messages::{FollowRequest, GetRequest, ListRequest, SearchRequest}};
+
+use crate::auth::{AuthUser, MaybeUser};
+use crate::error::ApiResult;
+use crate::extract::{Meta, Paging};
+use crate::state::AppState;
+use crate::views::{ProfileEnvelope, ProfileList, ProfileView};
+
+pub async fn get(
+    State(state): State<AppState>,
+    MaybeUser(viewer): MaybeUser,
+    Meta(ctx): Meta,
+    Path(username): Path<String>,
+) -> ApiResult<Json<ProfileEnvelope>> {
+    let ctx = with_viewer(ctx, &viewer);
+    let reply = state.caller.call::<profile::Get>(&ctx, &GetRequest { username }).await?;
+    Ok(Json(ProfileEnvelope::from_reply(reply)?))
+}
+
+/// The body RealWorld clients send with a follow is ignored: the path says whom.
+pub async fn follow(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Meta(ctx): Meta,
+    Path(username): Path<String>,
+) -> ApiResult<Json<ProfileEnvelope>> {
+    let reply = state.caller.call::<profile::Follow>(&ctx.with_user(auth.id()), &FollowRequest { username }).await?;
+    Ok(Json(ProfileEnvelope::from_reply(reply)?))
+}
+
+pub async fn unfollow(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Meta(ctx): Meta,
+    Path(username): Path<String>,
+) -> ApiResult<Json<ProfileEnvelope>> {
+    let reply = state.caller.call::<profile::Unfollow>(&ctx.with_user(auth.id()), &FollowRequest { username }).await?;
+    Ok(Json(ProfileEnvelope::from_reply(reply)?))
+}
+
+pub async fn followers(
+    State(state): State<AppState>,
+    MaybeUser(viewer): MaybeUser,
+    Meta(ctx): Meta,
+    Path(username): Path<String>,
+    paging: Paging,
+) -> ApiResult<Json<ProfileList>> {
+    let ctx = with_viewer(ctx, &viewer);
+    let request = ListRequest { username, cursor: paging.cursor, limit: paging.limit };
+    Ok(Json(state.caller.call::<profile::Followers>(&ctx, &request).await?.into()))
+}
+
+pub async fn following(
+    State(state): State<AppState>,
+    MaybeUser(viewer): MaybeUser,
+    Meta(ctx): Meta,
+    Path(username): Path<String>,
+    paging: Paging,
+) -> ApiResult<Json<ProfileList>> {
+    let ctx = with_viewer(ctx, &viewer);
+    let request = ListRequest { username, cursor: paging.cursor, limit: paging.limit };
+    Ok(Json(state.caller.call::<profile::Following>(&ctx, &request).await?.into()))
+}
+
+/// `GET /api/profiles?q=<prefix>`.
+pub async fn search(
+    State(state): State<AppState>,
+    MaybeUser(viewer): MaybeUser,
+    Meta(ctx): Meta,
+    paging: Paging,
+) -> ApiResult<Json<ProfileList>> {
+    let ctx = with_viewer(ctx, &viewer);
+    let request = SearchRequest { query: paging.param("q").unwrap_or_default(), cursor: paging.cursor.clone(), limit: paging.limit };
+    Ok(Json(state.caller.call::<profile::Search>(&ctx, &request).await?.into()))
+}
+
+fn with_viewer(ctx: soulchat_subjects::CallContext, viewer: &Option<AuthUser>) -> soulchat_subjects::CallContext {
+    match viewer {
+        Some(viewer) => ctx.with_user(viewer.id()),
+        None => ctx,
+    }
+}
+
+impl From<soulchat_subjects::profile::messages::ProfileList> for ProfileList {
+    fn from(list: soulchat_subjects::profile::messages::ProfileList) -> Self {
+        ProfileList {
+            profiles: list.profiles.into_iter().map(ProfileView::from).collect(),
+            next_cursor: Some(list.next_cursor).filter(|c| !c.is_empty()),
+        }
+    }
+}

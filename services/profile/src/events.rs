@@ -1,0 +1,23 @@
+//! Events the profile worker consumes.
+
+use soulchat_runtime::consumer::EventHandler;
+use soulchat_subjects::user::{self, messages::UserEvent};
+use sqlx::AnyConnection;
+
+use crate::Profiles;
+use crate::store::{ProfileRow, Store};
+
+/// `user.deleted`: the profile and every follow edge go; the counts of those it touched follow.
+impl EventHandler<user::Deleted> for Profiles {
+    type Effect = Option<(ProfileRow, Vec<String>)>;
+
+    async fn handle(&self, conn: &mut AnyConnection, event: UserEvent) -> anyhow::Result<Self::Effect> {
+        Ok(Store::remove(conn, &event.user_id).await?)
+    }
+
+    async fn committed(&self, removed: Self::Effect) {
+        if let Some((row, touched)) = removed {
+            crate::handlers::after_removal(self, &row, &touched).await;
+        }
+    }
+}
