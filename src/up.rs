@@ -28,7 +28,9 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> anyhow:
     let mut roles = JoinSet::new();
     for domain in DOMAINS {
         let (settings, shutdown) = (settings.clone(), shutdown.clone());
-        roles.spawn(async move { worker(&settings, domain, shutdown).await.with_context(|| format!("{domain:?} worker")) });
+        roles.spawn(
+            async move { worker(&settings, domain, shutdown).await.with_context(|| format!("{domain:?} worker")) },
+        );
     }
     let (gateway_settings, gateway_shutdown) = (settings.clone(), shutdown.clone());
     roles.spawn(async move { gateway(&gateway_settings, gateway_shutdown).await.context("gateway") });

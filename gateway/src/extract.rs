@@ -23,11 +23,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|e| match e {
-            BytesRejection::FailedToBufferBody(_) if is_too_large(&e) => ServiceError::new(
-                413,
-                "body",
-                &format!("is too large (maximum is {MAX_BODY_BYTES} bytes)"),
-            ),
+            BytesRejection::FailedToBufferBody(_) if is_too_large(&e) => {
+                ServiceError::new(413, "body", &format!("is too large (maximum is {MAX_BODY_BYTES} bytes)"))
+            }
             _ => ServiceError::bad_request("body", "is invalid"),
         })?;
         parse(&bytes).map(JsonBody).map_err(ApiError)

@@ -85,11 +85,8 @@ impl Limiter {
             }
             Limiter::Redis(conn) => {
                 let mut conn = conn.clone();
-                let result: redis::RedisResult<i64> = redis::Script::new(HIT)
-                    .key(key)
-                    .arg(window.as_millis() as u64)
-                    .invoke_async(&mut conn)
-                    .await;
+                let result: redis::RedisResult<i64> =
+                    redis::Script::new(HIT).key(key).arg(window.as_millis() as u64).invoke_async(&mut conn).await;
                 if let Err(e) = result {
                     tracing::warn!("rate limiter unavailable: {e}");
                 }

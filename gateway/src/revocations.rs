@@ -40,7 +40,8 @@ impl Revocations {
 
     pub fn is_revoked(&self, jti: &str, family: &str) -> bool {
         let revoked = self.inner.revoked.read().unwrap_or_else(|p| p.into_inner());
-        revoked.contains_key(&streams::revoked_token_key(jti)) || revoked.contains_key(&streams::revoked_family_key(family))
+        revoked.contains_key(&streams::revoked_token_key(jti))
+            || revoked.contains_key(&streams::revoked_family_key(family))
     }
 
     /// Waits (at most 2 s) until every revocation written so far is applied here.
@@ -103,7 +104,7 @@ fn apply(inner: &Inner, entry: kv::Entry) {
             }
         }
         // Token entries are useless once the token has expired anyway.
-        if entry.revision % 1024 == 0 {
+        if entry.revision.is_multiple_of(1024) {
             let now = now_ms();
             revoked.retain(|key, at| !key.starts_with("jti.") || *at > now);
         }
@@ -112,7 +113,5 @@ fn apply(inner: &Inner, entry: kv::Entry) {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

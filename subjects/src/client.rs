@@ -99,18 +99,12 @@ impl Caller {
         self.timeout
     }
 
-    pub async fn call<O: Operation>(
-        &self,
-        ctx: &CallContext,
-        request: &O::Request,
-    ) -> Result<O::Response, CallError> {
+    pub async fn call<O: Operation>(&self, ctx: &CallContext, request: &O::Request) -> Result<O::Response, CallError> {
         let format = Format::Protobuf;
         let mut headers = ctx.to_headers();
         headers.insert(headers::CONTENT_TYPE, format.content_type());
-        let request = async_nats::Request::new()
-            .payload(format.encode(request))
-            .headers(headers)
-            .timeout(Some(self.timeout));
+        let request =
+            async_nats::Request::new().payload(format.encode(request)).headers(headers).timeout(Some(self.timeout));
         let reply = self.client.send_request(O::SUBJECT, request).await.map_err(|e| {
             let reason = match e.kind() {
                 RequestErrorKind::NoResponders => "no responders".to_owned(),
@@ -142,8 +136,6 @@ impl Caller {
             error.code = code;
             return Err(CallError::Service(error));
         }
-        reply_format
-            .decode(&reply.payload)
-            .map_err(|reason| CallError::Malformed { subject: O::SUBJECT, reason })
+        reply_format.decode(&reply.payload).map_err(|reason| CallError::Malformed { subject: O::SUBJECT, reason })
     }
 }

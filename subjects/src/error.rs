@@ -77,18 +77,13 @@ impl ServiceError {
         ErrorBody {
             code: u32::from(self.code),
             message: self.message.clone(),
-            fields: self
-                .fields
-                .iter()
-                .map(|(k, v)| (k.clone(), FieldErrors { messages: v.clone() }))
-                .collect(),
+            fields: self.fields.iter().map(|(k, v)| (k.clone(), FieldErrors { messages: v.clone() })).collect(),
             retry_after_ms: self.retry_after.map_or(0, |d| d.as_millis() as u64),
         }
     }
 
     pub fn from_body(body: ErrorBody) -> Self {
-        let mut fields: BTreeMap<String, Vec<String>> =
-            body.fields.into_iter().map(|(k, v)| (k, v.messages)).collect();
+        let mut fields: BTreeMap<String, Vec<String>> = body.fields.into_iter().map(|(k, v)| (k, v.messages)).collect();
         if fields.is_empty() {
             fields.insert("service".to_owned(), vec![body.message.clone()]);
         }
@@ -129,12 +124,7 @@ impl Validation {
         if self.fields.is_empty() {
             return Ok(());
         }
-        let message = self
-            .fields
-            .iter()
-            .map(|(k, v)| format!("{k} {}", v.join(", ")))
-            .collect::<Vec<_>>()
-            .join("; ");
+        let message = self.fields.iter().map(|(k, v)| format!("{k} {}", v.join(", "))).collect::<Vec<_>>().join("; ");
         Err(ServiceError { code: 422, message, fields: self.fields, retry_after: None })
     }
 }

@@ -70,9 +70,7 @@ pub async fn declare(js: &jetstream::Context) -> anyhow::Result<()> {
     };
     for config in [events, chat] {
         let name = config.name.clone();
-        js.create_or_update_stream(config)
-            .await
-            .with_context(|| format!("declaring stream {name}"))?;
+        js.create_or_update_stream(config).await.with_context(|| format!("declaring stream {name}"))?;
     }
 
     let buckets = [
@@ -103,9 +101,7 @@ pub async fn declare(js: &jetstream::Context) -> anyhow::Result<()> {
     ];
     for config in buckets {
         let name = config.bucket.clone();
-        js.create_or_update_key_value(config)
-            .await
-            .with_context(|| format!("declaring bucket {name}"))?;
+        js.create_or_update_key_value(config).await.with_context(|| format!("declaring bucket {name}"))?;
     }
     Ok(())
 }

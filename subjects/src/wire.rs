@@ -23,9 +23,7 @@ pub enum Format {
 impl Format {
     /// The format a message's headers ask for.
     pub fn of(headers: Option<&HeaderMap>) -> Format {
-        let json = headers
-            .and_then(|h| h.get(CONTENT_TYPE))
-            .is_some_and(|v| v.as_str().trim().starts_with(JSON));
+        let json = headers.and_then(|h| h.get(CONTENT_TYPE)).is_some_and(|v| v.as_str().trim().starts_with(JSON));
         if json { Format::Json } else { Format::Protobuf }
     }
 

@@ -56,13 +56,25 @@ impl Api {
         self.post("/api/users/login", None, serde_json::json!({"user": {"email": email, "password": password}})).await
     }
 
-    pub async fn send(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> Response {
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
         let body = body.map(|b| b.to_string().into_bytes());
         self.send_raw(method, path, token, body).await
     }
 
     /// Sends `body` as is (possibly not JSON at all).
-    pub async fn send_raw(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Vec<u8>>) -> Response {
+    pub async fn send_raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Response {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.header("Authorization", format!("Token {token}"));
@@ -77,7 +89,8 @@ impl Api {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
         Response { status, headers, body }
     }

@@ -39,7 +39,9 @@ fn name(role: Role) -> &'static str {
 impl Databases {
     pub async fn create(backend: Backend, dir: &Path) -> Databases {
         match backend {
-            Backend::Sqlite => Databases { backend, base: format!("sqlite://{}", dir.display()), prefix: String::new() },
+            Backend::Sqlite => {
+                Databases { backend, base: format!("sqlite://{}", dir.display()), prefix: String::new() }
+            }
             Backend::MySql => {
                 let base = std::env::var("SOULCHAT_TEST_MYSQL_URL").expect("SOULCHAT_TEST_MYSQL_URL");
                 let prefix = format!("sc_{}", uuid::Uuid::new_v4().simple().to_string().get(..12).unwrap_or_default());

@@ -47,7 +47,11 @@ impl Options {
             backend,
             request_timeout: Duration::from_secs(2),
             access_ttl: Duration::from_secs(900),
-            login_limits: soulchat_gateway::LoginLimits { per_account: 10, per_ip: 1000, window: Duration::from_secs(60) },
+            login_limits: soulchat_gateway::LoginLimits {
+                per_account: 10,
+                per_ip: 1000,
+                window: Duration::from_secs(60),
+            },
             redis_url: None,
         }
     }
@@ -91,11 +95,13 @@ impl Mesh {
     /// Starts nats-server, every worker and the gateway, and waits until `/readyz` says so.
     pub async fn start_with(options: Options) -> Mesh {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let nats = NatsServer::start(&dir.path().join("nats"), Some(soulchat_runtime::nats_server::free_port().unwrap()))
-            .await
-            .expect("starting the test's nats-server (run scripts/install-nats-server)");
+        let nats =
+            NatsServer::start(&dir.path().join("nats"), Some(soulchat_runtime::nats_server::free_port().unwrap()))
+                .await
+                .expect("starting the test's nats-server (run scripts/install-nats-server)");
         let databases = backend::Databases::create(options.backend, dir.path()).await;
-        let mut mesh = Mesh { options, nats, api: Api::new("http://unused".into()), databases, roles: HashMap::new(), _dir: dir };
+        let mut mesh =
+            Mesh { options, nats, api: Api::new("http://unused".into()), databases, roles: HashMap::new(), _dir: dir };
         for role in WORKERS {
             mesh.start_role(role).await;
         }

@@ -12,7 +12,11 @@ async fn account_lifecycle(backend: Backend) {
     let api = &mesh.api;
 
     let registered = api
-        .post("/api/users", None, json!({"user": {"username": "Alice", "email": "Alice@Example.com", "password": PASSWORD}}))
+        .post(
+            "/api/users",
+            None,
+            json!({"user": {"username": "Alice", "email": "Alice@Example.com", "password": PASSWORD}}),
+        )
         .await;
     assert_eq!(registered.status, 201, "{:?}", registered.body);
     let user = &registered.body["user"];
@@ -58,7 +62,8 @@ async fn account_lifecycle(backend: Backend) {
         assert_eq!(r.status, 401, "a token of the logged-out family still works");
         assert_eq!(r.error("token"), Some("has been revoked"));
     }
-    let again = api.post("/api/users/refresh", None, json!({"refresh_token": refreshed.body["user"]["refresh_token"]})).await;
+    let again =
+        api.post("/api/users/refresh", None, json!({"refresh_token": refreshed.body["user"]["refresh_token"]})).await;
     assert_eq!((again.status, again.error("refresh_token")), (401, Some("revoked")));
     mesh.shutdown().await;
 }
@@ -69,12 +74,20 @@ async fn names_are_unique_in_any_case(backend: Backend) {
     api.register("Bob", PASSWORD).await;
 
     let same_name = api
-        .post("/api/users", None, json!({"user": {"username": "BOB", "email": "other@example.com", "password": PASSWORD}}))
+        .post(
+            "/api/users",
+            None,
+            json!({"user": {"username": "BOB", "email": "other@example.com", "password": PASSWORD}}),
+        )
         .await;
     assert_eq!((same_name.status, same_name.error("username")), (409, Some("has already been taken")));
 
     let same_email = api
-        .post("/api/users", None, json!({"user": {"username": "robert", "email": "BOB@EXAMPLE.COM", "password": PASSWORD}}))
+        .post(
+            "/api/users",
+            None,
+            json!({"user": {"username": "robert", "email": "BOB@EXAMPLE.COM", "password": PASSWORD}}),
+        )
         .await;
     assert_eq!((same_email.status, same_email.error("email")), (409, Some("has already been taken")));
 

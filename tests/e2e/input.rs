@@ -14,7 +14,8 @@ async fn malformed_and_invalid_requests() {
     let malformed = api.send_raw(Method::POST, "/api/users", None, Some(b"{\"user\": {".to_vec())).await;
     assert_eq!((malformed.status, malformed.error("body")), (400, Some("is invalid")));
 
-    let wrong_type = api.post("/api/users", None, json!({"user": {"username": 42, "email": "x@y.z", "password": PASSWORD}})).await;
+    let wrong_type =
+        api.post("/api/users", None, json!({"user": {"username": 42, "email": "x@y.z", "password": PASSWORD}})).await;
     assert_eq!(wrong_type.status, 422, "{:?}", wrong_type.body);
     assert!(wrong_type.error("username").is_some());
 
@@ -27,13 +28,21 @@ async fn malformed_and_invalid_requests() {
         assert_eq!(blank.error(field), Some("can't be blank"), "{field}: {:?}", blank.body);
     }
 
-    let invalid = api.post("/api/users", None, json!({"user": {"username": "a b", "email": "nope", "password": "1234567"}})).await;
+    let invalid = api
+        .post("/api/users", None, json!({"user": {"username": "a b", "email": "nope", "password": "1234567"}}))
+        .await;
     assert_eq!(invalid.status, 422);
     assert!(invalid.error("username").unwrap().starts_with("is invalid"));
     assert_eq!(invalid.error("email"), Some("is invalid"));
     assert!(invalid.error("password").unwrap().contains("minimum is 8"));
 
-    let long = api.post("/api/users", None, json!({"user": {"username": "longpw", "email": "l@p.w", "password": "x".repeat(129)}})).await;
+    let long = api
+        .post(
+            "/api/users",
+            None,
+            json!({"user": {"username": "longpw", "email": "l@p.w", "password": "x".repeat(129)}}),
+        )
+        .await;
     assert!(long.error("password").unwrap().contains("maximum is 128"));
 
     let huge = api.send_raw(Method::POST, "/api/users", None, Some(vec![b' '; 1024 * 1024])).await;

@@ -2,6 +2,7 @@
 //! real databases (SQLite, and MariaDB when SOULCHAT_TEST_MYSQL_URL is set).
 
 mod accounts;
+mod cache;
 mod input;
 mod mesh;
 mod profiles;

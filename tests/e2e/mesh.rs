@@ -32,10 +32,7 @@ async fn workers_register_with_the_service_api() {
     let client = mesh.client().await;
     let infos = gather(&client, "$SRV.INFO", Duration::from_millis(500)).await;
     let names: BTreeSet<&str> = infos.iter().filter_map(|i| i["name"].as_str()).collect();
-    assert_eq!(
-        names,
-        BTreeSet::from(["soulchat-chat", "soulchat-notification", "soulchat-profile", "soulchat-user"])
-    );
+    assert_eq!(names, BTreeSet::from(["soulchat-chat", "soulchat-notification", "soulchat-profile", "soulchat-user"]));
     let user_info = infos.iter().find(|i| i["name"] == "soulchat-user").unwrap();
     let endpoints: Vec<(&str, &str)> = user_info["endpoints"]
         .as_array()
@@ -57,19 +54,15 @@ async fn operators_can_speak_json() {
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("Content-Type", "application/json");
     let body = json!({"username": "oscar", "email": "oscar@example.com", "password": PASSWORD});
-    let reply = client
-        .request_with_headers(user::Register::SUBJECT, headers.clone(), body.to_string().into())
-        .await
-        .unwrap();
+    let reply =
+        client.request_with_headers(user::Register::SUBJECT, headers.clone(), body.to_string().into()).await.unwrap();
     let answer: Value = serde_json::from_slice(&reply.payload).expect("a JSON answer");
     assert_eq!(answer["user"]["username"], "oscar");
     assert!(answer["session"]["token"].as_str().is_some());
 
     // An error answers in JSON too, with the service-protocol headers.
-    let reply = client
-        .request_with_headers(user::Register::SUBJECT, headers.clone(), body.to_string().into())
-        .await
-        .unwrap();
+    let reply =
+        client.request_with_headers(user::Register::SUBJECT, headers.clone(), body.to_string().into()).await.unwrap();
     let h = reply.headers.as_ref().unwrap();
     assert_eq!(h.get("Nats-Service-Error-Code").unwrap().as_str(), "409");
     let error: Value = serde_json::from_slice(&reply.payload).unwrap();

@@ -9,7 +9,13 @@ use soulchat_testkit::{Api, Backend, Mesh, each_backend};
 
 use crate::{PASSWORD, token};
 
-each_backend!(profiles_and_follows, bio_and_image_live_on_the_profile, rename_moves_the_profile_at_once, deleting_an_account_removes_profile_and_edges, lists_page_every_follower_once);
+each_backend!(
+    profiles_and_follows,
+    bio_and_image_live_on_the_profile,
+    rename_moves_the_profile_at_once,
+    deleting_an_account_removes_profile_and_edges,
+    lists_page_every_follower_once
+);
 
 async fn profiles_and_follows(backend: Backend) {
     let mesh = Mesh::start(backend).await;
@@ -32,7 +38,11 @@ async fn profiles_and_follows(backend: Backend) {
         assert_eq!(followed.body["profile"]["followers_count"], 1);
     }
     assert_eq!(api.get_as("/api/profiles/bob", &alice).await.body["profile"]["following"], true);
-    assert_eq!(api.get("/api/profiles/bob").await.body["profile"]["following"], false, "anonymous viewers follow nobody");
+    assert_eq!(
+        api.get("/api/profiles/bob").await.body["profile"]["following"],
+        false,
+        "anonymous viewers follow nobody"
+    );
     assert_eq!(api.get("/api/profiles/alice").await.body["profile"]["following_count"], 1);
 
     let own = api.post("/api/profiles/alice/follow", Some(&alice), json!({})).await;
@@ -75,7 +85,11 @@ async fn bio_and_image_live_on_the_profile(backend: Backend) {
     let bad = api.put("/api/user", &t, json!({"user": {"image": "javascript:alert(1)"}})).await;
     assert_eq!(bad.status, 422, "{:?}", bad.body);
     assert!(bad.error("image").is_some());
-    assert_eq!(api.get("/api/profiles/carla").await.body["profile"]["image"], "https://img.example/carla.png", "a refused update changes nothing");
+    assert_eq!(
+        api.get("/api/profiles/carla").await.body["profile"]["image"],
+        "https://img.example/carla.png",
+        "a refused update changes nothing"
+    );
 
     // An empty string is stored as null.
     let cleared = api.put("/api/user", &t, json!({"user": {"bio": "", "image": null}})).await;
@@ -102,7 +116,13 @@ async fn rename_moves_the_profile_at_once(backend: Backend) {
     assert_eq!(moved.body["profile"]["following"], true, "followers follow the person, not the name");
     assert_eq!(api.get("/api/profiles/oldname").await.status, 404);
     // The old name is free for someone else.
-    let taken = api.post("/api/users", None, json!({"user": {"username": "oldname", "email": "other@example.com", "password": PASSWORD}})).await;
+    let taken = api
+        .post(
+            "/api/users",
+            None,
+            json!({"user": {"username": "oldname", "email": "other@example.com", "password": PASSWORD}}),
+        )
+        .await;
     assert_eq!(taken.status, 201, "{:?}", taken.body);
     assert_eq!(api.get("/api/profiles/oldname").await.body["profile"]["followers_count"], 0);
     mesh.shutdown().await;

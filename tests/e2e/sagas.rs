@@ -11,11 +11,19 @@ use sqlx::Executor;
 
 use crate::PASSWORD;
 
-each_backend!(profile_worker_down_compensates, profile_database_failure_compensates, crashes_mid_registration_are_recovered);
+each_backend!(
+    profile_worker_down_compensates,
+    profile_database_failure_compensates,
+    crashes_mid_registration_are_recovered
+);
 
 async fn register(api: &soulchat_testkit::Api, name: &str) -> soulchat_testkit::Response {
-    api.post("/api/users", None, json!({"user": {"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}}))
-        .await
+    api.post(
+        "/api/users",
+        None,
+        json!({"user": {"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}}),
+    )
+    .await
 }
 
 /// Waits until the saga log has no open saga, then checks that every active account has a
@@ -32,7 +40,8 @@ async fn assert_settled(mesh: &Mesh) {
     }
     let users: BTreeSet<String> = mesh.strings(Role::User, "SELECT id FROM users").await.into_iter().collect();
     let pending = mesh.strings(Role::User, "SELECT id FROM users WHERE pending <> 0").await;
-    let profiles: BTreeSet<String> = mesh.strings(Role::Profile, "SELECT user_id FROM profiles").await.into_iter().collect();
+    let profiles: BTreeSet<String> =
+        mesh.strings(Role::Profile, "SELECT user_id FROM profiles").await.into_iter().collect();
     assert!(pending.is_empty(), "accounts left pending: {pending:?}");
     assert_eq!(users, profiles, "users and profiles disagree");
 }

@@ -2,7 +2,10 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use soulchat_subjects::profile::{self, messages::{FollowRequest, GetRequest, ListRequest, SearchRequest}};
+use soulchat_subjects::profile::{
+    self,
+    messages::{FollowRequest, GetRequest, ListRequest, SearchRequest},
+};
 
 use crate::auth::{AuthUser, MaybeUser};
 use crate::error::ApiResult;
@@ -74,7 +77,11 @@ pub async fn search(
     paging: Paging,
 ) -> ApiResult<Json<ProfileList>> {
     let ctx = with_viewer(ctx, &viewer);
-    let request = SearchRequest { query: paging.param("q").unwrap_or_default(), cursor: paging.cursor.clone(), limit: paging.limit };
+    let request = SearchRequest {
+        query: paging.param("q").unwrap_or_default(),
+        cursor: paging.cursor.clone(),
+        limit: paging.limit,
+    };
     Ok(Json(state.caller.call::<profile::Search>(&ctx, &request).await?.into()))
 }
 

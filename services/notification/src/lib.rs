@@ -10,9 +10,9 @@ use std::sync::Arc;
 use soulchat_runtime::consumer::{self, EventHandler};
 use soulchat_runtime::database::internal;
 use soulchat_runtime::{Database, Migrations, RequestContext, WorkerBuilder};
+use soulchat_subjects::ServiceError;
 use soulchat_subjects::notification::{self, messages::*};
 use soulchat_subjects::user::{self, messages::UserEvent};
-use soulchat_subjects::ServiceError;
 use sqlx::AnyConnection;
 use tokio_util::sync::CancellationToken;
 
@@ -36,8 +36,13 @@ pub async fn run(config: Config, client: async_nats::Client, shutdown: Cancellat
     let js = async_nats::jetstream::new(client.clone());
     soulchat_subjects::streams::declare(&js).await?;
     let state = Arc::new(Notifications { store: store::Store::new(db.clone()) });
-    let deletions =
-        consumer::spawn::<user::Deleted, _>(js, db.clone(), "notification-user-deleted", state.clone(), shutdown.clone());
+    let deletions = consumer::spawn::<user::Deleted, _>(
+        js,
+        db.clone(),
+        "notification-user-deleted",
+        state.clone(),
+        shutdown.clone(),
+    );
     let worker = WorkerBuilder::new(notification::SERVICE, env!("CARGO_PKG_VERSION"), state)
         .handle::<notification::Welcome, _, _>(welcome)
         .start(client, shutdown)
@@ -48,7 +53,11 @@ pub async fn run(config: Config, client: async_nats::Client, shutdown: Cancellat
     Ok(())
 }
 
-async fn welcome(n: Arc<Notifications>, _ctx: RequestContext, req: WelcomeRequest) -> Result<WelcomeReply, ServiceError> {
+async fn welcome(
+    n: Arc<Notifications>,
+    _ctx: RequestContext,
+    req: WelcomeRequest,
+) -> Result<WelcomeReply, ServiceError> {
     if req.user_id.is_empty() {
         return Err(ServiceError::invalid("user_id", "can't be blank"));
     }

@@ -15,7 +15,14 @@ impl Store {
 
     /// Stores a notification once per `(user, dedup_key)` and returns its id (the existing one
     /// on a repeat).
-    pub async fn insert_once(&self, user_id: &str, kind: &str, dedup_key: &str, title: &str, body: &str) -> sqlx::Result<String> {
+    pub async fn insert_once(
+        &self,
+        user_id: &str,
+        kind: &str,
+        dedup_key: &str,
+        title: &str,
+        body: &str,
+    ) -> sqlx::Result<String> {
         let id = uuid::Uuid::now_v7().to_string();
         let inserted = sqlx::query(
             "INSERT INTO notifications (id, user_id, kind, dedup_key, title, body, created_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -32,11 +39,12 @@ impl Store {
         match inserted {
             Ok(_) => Ok(id),
             Err(e) if Database::is_unique_violation(&e) => {
-                let (existing,): (String,) = sqlx::query_as("SELECT id FROM notifications WHERE user_id = ? AND dedup_key = ?")
-                    .bind(user_id)
-                    .bind(dedup_key)
-                    .fetch_one(self.db.pool())
-                    .await?;
+                let (existing,): (String,) =
+                    sqlx::query_as("SELECT id FROM notifications WHERE user_id = ? AND dedup_key = ?")
+                        .bind(user_id)
+                        .bind(dedup_key)
+                        .fetch_one(self.db.pool())
+                        .await?;
                 Ok(existing)
             }
             Err(e) => Err(e),

@@ -53,7 +53,12 @@ impl Cache {
                 Some(ConnectionManager::new(client).await.context("connecting to Redis")?)
             }
         };
-        Ok(Cache { redis, script: redis::Script::new(SET_IF_NEWER), hits: AtomicU64::new(0), misses: AtomicU64::new(0) })
+        Ok(Cache {
+            redis,
+            script: redis::Script::new(SET_IF_NEWER),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        })
     }
 
     pub fn stats(&self) -> serde_json::Value {

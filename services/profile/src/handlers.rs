@@ -5,8 +5,8 @@ use std::sync::Arc;
 use soulchat_runtime::database::internal;
 use soulchat_runtime::{Database, RequestContext, now_ms};
 use soulchat_subjects::ServiceError;
-use soulchat_subjects::proto::common::v1::Empty;
 use soulchat_subjects::profile::{self, messages::*};
+use soulchat_subjects::proto::common::v1::Empty;
 
 use crate::Profiles;
 use crate::cache::Cached;
@@ -59,9 +59,16 @@ pub async fn get(p: Arc<Profiles>, ctx: RequestContext, req: GetRequest) -> Resu
     Ok(reply(row.to_profile(following)))
 }
 
-pub async fn get_by_user(p: Arc<Profiles>, _ctx: RequestContext, req: GetByUserRequest) -> Result<ProfileReply, ServiceError> {
+pub async fn get_by_user(
+    p: Arc<Profiles>,
+    _ctx: RequestContext,
+    req: GetByUserRequest,
+) -> Result<ProfileReply, ServiceError> {
     let mut conn = p.store.db().pool().acquire().await.map_err(internal)?;
-    let row = Store::by_user(&mut conn, &req.user_id).await.map_err(internal)?.ok_or_else(|| ServiceError::not_found("profile"))?;
+    let row = Store::by_user(&mut conn, &req.user_id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| ServiceError::not_found("profile"))?;
     Ok(reply(row.to_profile(false)))
 }
 
@@ -77,11 +84,14 @@ pub async fn update(p: Arc<Profiles>, _ctx: RequestContext, req: UpdateRequest) 
     }
     v.finish()?;
     let mut tx = p.store.db().begin().await.map_err(internal)?;
-    let before = Store::by_user(&mut tx, &req.user_id).await.map_err(internal)?.ok_or_else(|| ServiceError::not_found("profile"))?;
+    let before = Store::by_user(&mut tx, &req.user_id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| ServiceError::not_found("profile"))?;
     let username = req.username.as_deref().filter(|u| *u != before.username);
-    Store::update(&mut tx, &req.user_id, username, req.bio.as_deref(), req.image.as_deref()).await.map_err(|e| {
-        if Database::is_unique_violation(&e) { ServiceError::taken("username") } else { internal(e) }
-    })?;
+    Store::update(&mut tx, &req.user_id, username, req.bio.as_deref(), req.image.as_deref())
+        .await
+        .map_err(|e| if Database::is_unique_violation(&e) { ServiceError::taken("username") } else { internal(e) })?;
     let after = Store::by_user(&mut tx, &req.user_id).await.map_err(internal)?.ok_or_else(ServiceError::internal)?;
     let event = ProfileEvent { profile: Some(after.to_profile(false)), at_ms: now_ms() };
     p.outbox.record::<profile::Updated>(&mut tx, &event).await.map_err(internal)?;
@@ -102,7 +112,12 @@ pub async fn unfollow(p: Arc<Profiles>, ctx: RequestContext, req: FollowRequest)
     change_follow(&p, &ctx, &req.username, false).await
 }
 
-async fn change_follow(p: &Profiles, ctx: &RequestContext, username: &str, follow: bool) -> Result<ProfileReply, ServiceError> {
+async fn change_follow(
+    p: &Profiles,
+    ctx: &RequestContext,
+    username: &str,
+    follow: bool,
+) -> Result<ProfileReply, ServiceError> {
     let viewer = ctx.user_id()?;
     let target = by_username(p, username).await?;
     if target.user_id == viewer {
@@ -150,7 +165,12 @@ pub async fn following(p: Arc<Profiles>, ctx: RequestContext, req: ListRequest) 
     list_edges(&p, &ctx, req, false).await
 }
 
-async fn list_edges(p: &Profiles, ctx: &RequestContext, req: ListRequest, followers: bool) -> Result<ProfileList, ServiceError> {
+async fn list_edges(
+    p: &Profiles,
+    ctx: &RequestContext,
+    req: ListRequest,
+    followers: bool,
+) -> Result<ProfileList, ServiceError> {
     let limit = limit(req.limit)?;
     let after = if req.cursor.is_empty() {
         0
@@ -193,7 +213,8 @@ async fn by_username(p: &Profiles, username: &str) -> Result<ProfileRow, Service
         Cached::Gone => return Err(ServiceError::not_found("profile")),
         Cached::Unknown => {}
     }
-    let row = p.store.by_username(username).await.map_err(internal)?.ok_or_else(|| ServiceError::not_found("profile"))?;
+    let row =
+        p.store.by_username(username).await.map_err(internal)?.ok_or_else(|| ServiceError::not_found("profile"))?;
     p.cache.put(&row).await;
     Ok(row)
 }

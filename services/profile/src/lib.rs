@@ -47,13 +47,8 @@ pub async fn run(config: Config, client: async_nats::Client, shutdown: Cancellat
         cache: cache::Cache::connect(config.redis_url.as_deref()).await?,
         outbox,
     });
-    let deletions = consumer::spawn::<user::Deleted, _>(
-        js,
-        db.clone(),
-        "profile-user-deleted",
-        profiles.clone(),
-        shutdown.clone(),
-    );
+    let deletions =
+        consumer::spawn::<user::Deleted, _>(js, db.clone(), "profile-user-deleted", profiles.clone(), shutdown.clone());
     let stats_source = profiles.clone();
     let worker = WorkerBuilder::new(profile::SERVICE, env!("CARGO_PKG_VERSION"), profiles)
         .stats(move || stats_source.cache.stats())

@@ -211,12 +211,8 @@ impl Store {
              FROM follows f JOIN profiles p ON p.user_id = f.followee_id \
              WHERE f.follower_id = ? AND f.id > ? ORDER BY f.id LIMIT ?"
         };
-        let rows = sqlx::query(sql)
-            .bind(user_id)
-            .bind(after)
-            .bind(i64::from(limit) + 1)
-            .fetch_all(self.db.pool())
-            .await?;
+        let rows =
+            sqlx::query(sql).bind(user_id).bind(after).bind(i64::from(limit) + 1).fetch_all(self.db.pool()).await?;
         let mut page = Vec::with_capacity(rows.len());
         let mut last_edge = 0;
         for row in rows.iter().take(limit as usize) {

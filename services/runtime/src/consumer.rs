@@ -19,7 +19,11 @@ pub trait EventHandler<E: Event>: Send + Sync + 'static {
     /// What `committed` needs to know (caches to refresh, say).
     type Effect: Send;
 
-    fn handle(&self, conn: &mut AnyConnection, event: E::Payload) -> impl Future<Output = anyhow::Result<Self::Effect>> + Send;
+    fn handle(
+        &self,
+        conn: &mut AnyConnection,
+        event: E::Payload,
+    ) -> impl Future<Output = anyhow::Result<Self::Effect>> + Send;
 
     /// Runs after the transaction committed; not again on redelivery.
     fn committed(&self, _effect: Self::Effect) -> impl Future<Output = ()> + Send {
@@ -94,7 +98,12 @@ async fn consume<E: Event, H: EventHandler<E>>(
     Ok(())
 }
 
-async fn apply<E: Event, H: EventHandler<E>>(db: &Database, handler: &H, id: &str, payload: &[u8]) -> anyhow::Result<()> {
+async fn apply<E: Event, H: EventHandler<E>>(
+    db: &Database,
+    handler: &H,
+    id: &str,
+    payload: &[u8],
+) -> anyhow::Result<()> {
     let event = match <E::Payload as prost::Message>::decode(payload) {
         Ok(event) => event,
         Err(e) => {

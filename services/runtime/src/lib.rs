@@ -16,7 +16,5 @@ pub use worker::{RequestContext, Worker, WorkerBuilder};
 
 /// Milliseconds since the Unix epoch: how every SoulChat table stores time.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

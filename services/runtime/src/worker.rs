@@ -34,10 +34,7 @@ pub struct RequestContext {
 impl RequestContext {
     /// The authenticated caller. Every operation that needs one fails with 401 without it.
     pub fn user_id(&self) -> Result<&str, ServiceError> {
-        self.call
-            .user_id
-            .as_deref()
-            .ok_or_else(|| ServiceError::unauthorized("token", "is missing"))
+        self.call.user_id.as_deref().ok_or_else(|| ServiceError::unauthorized("token", "is missing"))
     }
 }
 

@@ -9,7 +9,10 @@ use soulchat_subjects::proto::common::v1::Empty;
 use soulchat_subjects::user::{self, messages::*};
 use soulchat_subjects::{CallContext, ServiceError};
 
-use soulchat_subjects::profile::{self, messages::{GetByUserRequest as ProfileByUser, Profile, UpdateRequest as ProfileUpdate}};
+use soulchat_subjects::profile::{
+    self,
+    messages::{GetByUserRequest as ProfileByUser, Profile, UpdateRequest as ProfileUpdate},
+};
 
 use crate::Users;
 use crate::sagas;
@@ -42,9 +45,10 @@ pub async fn register(users: Arc<Users>, ctx: RequestContext, req: RegisterReque
         });
     }
     let data = sagas::Data { username: username.clone(), previous_username: None };
-    let saga = Store::begin_saga(&mut tx, sagas::Kind::Register, &id, sagas::STEP_PROFILE, sagas::State::Running, &data)
-        .await
-        .map_err(internal)?;
+    let saga =
+        Store::begin_saga(&mut tx, sagas::Kind::Register, &id, sagas::STEP_PROFILE, sagas::State::Running, &data)
+            .await
+            .map_err(internal)?;
     tx.commit().await.map_err(internal)?;
 
     sagas::create_profile(&users, &ctx.call, &saga, &id, &username).await?;
@@ -81,7 +85,11 @@ pub async fn login(users: Arc<Users>, ctx: RequestContext, req: LoginRequest) ->
     Ok(AuthReply { user: Some(user), session: Some(session) })
 }
 
-pub async fn get_current(users: Arc<Users>, ctx: RequestContext, _req: GetCurrentRequest) -> Result<UserReply, ServiceError> {
+pub async fn get_current(
+    users: Arc<Users>,
+    ctx: RequestContext,
+    _req: GetCurrentRequest,
+) -> Result<UserReply, ServiceError> {
     let row = current(&users, &ctx).await?;
     Ok(UserReply { user: Some(with_profile(&users, &ctx.call, &row).await) })
 }
@@ -102,7 +110,11 @@ pub async fn update(users: Arc<Users>, ctx: RequestContext, req: UpdateRequest) 
     }
     v.finish()?;
     if username.is_some() || email.is_some() {
-        let taken = users.store.taken(username.map(norm).as_deref(), email.map(norm).as_deref(), &before.id).await.map_err(internal)?;
+        let taken = users
+            .store
+            .taken(username.map(norm).as_deref(), email.map(norm).as_deref(), &before.id)
+            .await
+            .map_err(internal)?;
         conflict(taken)?;
     }
     let password_hash = match req.password.clone() {
@@ -118,9 +130,16 @@ pub async fn update(users: Arc<Users>, ctx: RequestContext, req: UpdateRequest) 
                 if Database::is_unique_violation(&e) { ServiceError::taken("username") } else { internal(e) }
             })?;
             let data = sagas::Data { username: username.to_owned(), previous_username: Some(before.username.clone()) };
-            let saga = Store::begin_saga(&mut tx, sagas::Kind::Rename, &before.id, sagas::STEP_PROFILE, sagas::State::Running, &data)
-                .await
-                .map_err(internal)?;
+            let saga = Store::begin_saga(
+                &mut tx,
+                sagas::Kind::Rename,
+                &before.id,
+                sagas::STEP_PROFILE,
+                sagas::State::Running,
+                &data,
+            )
+            .await
+            .map_err(internal)?;
             tx.commit().await.map_err(internal)?;
             Some(saga)
         }
@@ -139,9 +158,9 @@ pub async fn update(users: Arc<Users>, ctx: RequestContext, req: UpdateRequest) 
     };
 
     let mut tx = users.store.db().begin().await.map_err(internal)?;
-    Store::update_user(&mut tx, &before.id, None, email, password_hash.as_deref()).await.map_err(|e| {
-        if Database::is_unique_violation(&e) { ServiceError::taken("email") } else { internal(e) }
-    })?;
+    Store::update_user(&mut tx, &before.id, None, email, password_hash.as_deref())
+        .await
+        .map_err(|e| if Database::is_unique_violation(&e) { ServiceError::taken("email") } else { internal(e) })?;
     let after = UserRow {
         username: username.unwrap_or(&before.username).to_owned(),
         email: email.unwrap_or(&before.email).to_owned(),
@@ -187,7 +206,13 @@ pub async fn delete(users: Arc<Users>, ctx: RequestContext, _req: DeleteRequest)
     let families = users.store.live_families(&row.id, "").await.map_err(internal)?;
     let mut tx = users.store.db().begin().await.map_err(internal)?;
     Store::delete_user(&mut tx, &row.id).await.map_err(internal)?;
-    let event = UserEvent { user_id: row.id.clone(), username: row.username.clone(), email: row.email.clone(), at_ms: now_ms(), previous_username: None };
+    let event = UserEvent {
+        user_id: row.id.clone(),
+        username: row.username.clone(),
+        email: row.email.clone(),
+        at_ms: now_ms(),
+        previous_username: None,
+    };
     users.outbox.record::<user::Deleted>(&mut tx, &event).await.map_err(internal)?;
     // The other workers finish this saga from the durable event; the log keeps the record.
     let data = sagas::Data { username: row.username.clone(), previous_username: None };

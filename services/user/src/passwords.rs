@@ -50,7 +50,8 @@ impl Hasher {
         let hash = hash.unwrap_or_else(|| self.decoy.clone());
         let matches = self
             .blocking(move || {
-                PasswordHash::new(&hash).is_ok_and(|parsed| argon2().verify_password(password.as_bytes(), &parsed).is_ok())
+                PasswordHash::new(&hash)
+                    .is_ok_and(|parsed| argon2().verify_password(password.as_bytes(), &parsed).is_ok())
             })
             .await?;
         Ok(known && matches)

@@ -44,29 +44,40 @@ impl Store {
     }
 
     pub async fn by_id(&self, id: &str) -> sqlx::Result<Option<UserRow>> {
-        sqlx::query_as("SELECT id, username, email, password_hash, created_at_ms FROM users WHERE id = ? AND pending = 0")
-            .bind(id)
-            .fetch_optional(self.db.pool())
-            .await
+        sqlx::query_as(
+            "SELECT id, username, email, password_hash, created_at_ms FROM users WHERE id = ? AND pending = 0",
+        )
+        .bind(id)
+        .fetch_optional(self.db.pool())
+        .await
     }
 
     /// [`Store::by_id`] inside a transaction.
     pub async fn by_id_in(conn: &mut AnyConnection, id: &str) -> sqlx::Result<Option<UserRow>> {
-        sqlx::query_as("SELECT id, username, email, password_hash, created_at_ms FROM users WHERE id = ? AND pending = 0")
-            .bind(id)
-            .fetch_optional(conn)
-            .await
+        sqlx::query_as(
+            "SELECT id, username, email, password_hash, created_at_ms FROM users WHERE id = ? AND pending = 0",
+        )
+        .bind(id)
+        .fetch_optional(conn)
+        .await
     }
 
     pub async fn by_email(&self, email_norm: &str) -> sqlx::Result<Option<UserRow>> {
-        sqlx::query_as("SELECT id, username, email, password_hash, created_at_ms FROM users WHERE email_norm = ? AND pending = 0")
-            .bind(email_norm)
-            .fetch_optional(self.db.pool())
-            .await
+        sqlx::query_as(
+            "SELECT id, username, email, password_hash, created_at_ms FROM users WHERE email_norm = ? AND pending = 0",
+        )
+        .bind(email_norm)
+        .fetch_optional(self.db.pool())
+        .await
     }
 
     /// Whether `username_norm` or `email_norm` is taken by a user other than `except`.
-    pub async fn taken(&self, username_norm: Option<&str>, email_norm: Option<&str>, except: &str) -> sqlx::Result<Taken> {
+    pub async fn taken(
+        &self,
+        username_norm: Option<&str>,
+        email_norm: Option<&str>,
+        except: &str,
+    ) -> sqlx::Result<Taken> {
         let rows: Vec<(String, String)> = sqlx::query_as(
             "SELECT username_norm, email_norm FROM users WHERE (username_norm = ? OR email_norm = ?) AND id <> ?",
         )
@@ -120,15 +131,22 @@ impl Store {
     }
 
     /// Puts back `previous` if the username is still `current` (a rename's compensation).
-    pub async fn revert_username(conn: &mut AnyConnection, id: &str, current: &str, previous: &str) -> sqlx::Result<()> {
-        sqlx::query("UPDATE users SET username = ?, username_norm = ?, updated_at_ms = ? WHERE id = ? AND username = ?")
-            .bind(previous)
-            .bind(previous.to_lowercase())
-            .bind(now_ms())
-            .bind(id)
-            .bind(current)
-            .execute(conn)
-            .await?;
+    pub async fn revert_username(
+        conn: &mut AnyConnection,
+        id: &str,
+        current: &str,
+        previous: &str,
+    ) -> sqlx::Result<()> {
+        sqlx::query(
+            "UPDATE users SET username = ?, username_norm = ?, updated_at_ms = ? WHERE id = ? AND username = ?",
+        )
+        .bind(previous)
+        .bind(previous.to_lowercase())
+        .bind(now_ms())
+        .bind(id)
+        .bind(current)
+        .execute(conn)
+        .await?;
         Ok(())
     }
 
@@ -160,10 +178,12 @@ impl Store {
     }
 
     pub async fn delete_user(conn: &mut AnyConnection, id: &str) -> sqlx::Result<()> {
-        sqlx::query("DELETE FROM refresh_tokens WHERE family_id IN (SELECT id FROM refresh_families WHERE user_id = ?)")
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "DELETE FROM refresh_tokens WHERE family_id IN (SELECT id FROM refresh_families WHERE user_id = ?)",
+        )
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
         sqlx::query("DELETE FROM refresh_families WHERE user_id = ?").bind(id).execute(&mut *conn).await?;
         sqlx::query("DELETE FROM users WHERE id = ?").bind(id).execute(&mut *conn).await?;
         Ok(())
@@ -212,11 +232,12 @@ impl Store {
 
     /// Marks a token used. `false` when it already was: someone is replaying it.
     pub async fn rotate(conn: &mut AnyConnection, token_hash: &str) -> sqlx::Result<bool> {
-        let done = sqlx::query("UPDATE refresh_tokens SET rotated_at_ms = ? WHERE token_hash = ? AND rotated_at_ms IS NULL")
-            .bind(now_ms())
-            .bind(token_hash)
-            .execute(conn)
-            .await?;
+        let done =
+            sqlx::query("UPDATE refresh_tokens SET rotated_at_ms = ? WHERE token_hash = ? AND rotated_at_ms IS NULL")
+                .bind(now_ms())
+                .bind(token_hash)
+                .execute(conn)
+                .await?;
         Ok(done.rows_affected() == 1)
     }
 

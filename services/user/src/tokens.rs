@@ -41,10 +41,7 @@ impl Issuer {
     }
 
     pub fn access(&self, user_id: &str, family: &str) -> Result<AccessToken, ServiceError> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
         let claims = AccessClaims {
             sub: user_id.to_owned(),
             jti: uuid::Uuid::now_v7().to_string(),

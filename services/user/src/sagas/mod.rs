@@ -37,7 +37,13 @@ const RECOVERY_POLL: Duration = Duration::from_secs(1);
 
 /// Registration, after the pending account and its saga row committed: creates the profile and
 /// activates the account, or removes the account and says why.
-pub async fn create_profile(users: &Users, ctx: &CallContext, saga: &str, user_id: &str, username: &str) -> Result<(), ServiceError> {
+pub async fn create_profile(
+    users: &Users,
+    ctx: &CallContext,
+    saga: &str,
+    user_id: &str,
+    username: &str,
+) -> Result<(), ServiceError> {
     let request = pm::CreateRequest { user_id: user_id.to_owned(), username: username.to_owned() };
     match users.caller.call::<profile::Create>(ctx, &request).await {
         Ok(_) => activate(users, saga, user_id).await,
@@ -104,7 +110,12 @@ async fn remove_profile(users: &Users, saga: &str, user_id: &str) -> Result<(), 
 
 /// Rename, second step: the profile's copy of the name (and any bio or image change riding
 /// along). On failure the old name is restored on both sides and the caller learns why.
-pub async fn update_profile(users: &Users, ctx: &CallContext, rename: Option<&str>, request: pm::UpdateRequest) -> Result<pm::Profile, ServiceError> {
+pub async fn update_profile(
+    users: &Users,
+    ctx: &CallContext,
+    rename: Option<&str>,
+    request: pm::UpdateRequest,
+) -> Result<pm::Profile, ServiceError> {
     match users.caller.call::<profile::Update>(ctx, &request).await {
         Ok(reply) => reply.profile.ok_or_else(ServiceError::internal),
         Err(e) => {
@@ -208,7 +219,11 @@ async fn resume(users: &Users, saga: &Saga) -> Result<(), ServiceError> {
             let Some(current) = users.store.username_of(&saga.user_id).await.map_err(internal)? else {
                 return finish(users, &saga.id, State::Done).await;
             };
-            let request = pm::UpdateRequest { user_id: saga.user_id.clone(), username: Some(current.clone()), ..Default::default() };
+            let request = pm::UpdateRequest {
+                user_id: saga.user_id.clone(),
+                username: Some(current.clone()),
+                ..Default::default()
+            };
             match users.caller.call::<profile::Update>(&ctx, &request).await {
                 Ok(_) => complete_rename(users, saga, &current).await,
                 Err(e) if refused(&e) => compensate_rename(users, &saga.id).await,
