@@ -227,3 +227,52 @@ async fn page_all(api: &Api, path: &str, limit: u32) -> Vec<String> {
     }
     panic!("{path} did not end within 100 pages");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profile_events_leave_through_the_outbox() {
+    use futures::StreamExt;
+    use soulchat_subjects::profile::messages::{FollowEvent, ProfileEvent};
+
+    let mesh = Mesh::start(Backend::Sqlite).await;
+    let api = &mesh.api;
+    let ann = token(&api.register("ann", PASSWORD).await);
+    api.register("ben", PASSWORD).await;
+    api.post("/api/profiles/ben/follow", Some(&ann), json!({})).await;
+    api.post("/api/profiles/ben/follow", Some(&ann), json!({})).await; // no change, no event
+    api.delete_as("/api/profiles/ben/follow", &ann).await;
+    api.put("/api/user", &ann, json!({"user": {"bio": "events"}})).await;
+
+    let js = async_nats::jetstream::new(mesh.client().await);
+    let stream = js.get_stream(soulchat_subjects::streams::EVENTS_STREAM).await.unwrap();
+    let consumer = stream
+        .create_consumer(async_nats::jetstream::consumer::pull::Config {
+            filter_subject: "soulchat.events.profile.>".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 3 {
+        let message = tokio::time::timeout(Duration::from_secs(10), messages.next())
+            .await
+            .expect("three profile events within 10 s")
+            .unwrap()
+            .unwrap();
+        let id = message.headers.as_ref().unwrap().get("Nats-Msg-Id").unwrap().as_str().to_owned();
+        assert!(id.starts_with("profile:"), "{id}");
+        let what = match message.subject.as_str() {
+            "soulchat.events.profile.updated" => {
+                let e: ProfileEvent = prost::Message::decode(message.payload.clone()).unwrap();
+                format!("updated {}", e.profile.unwrap().bio.unwrap_or_default())
+            }
+            subject => {
+                let e: FollowEvent = prost::Message::decode(message.payload.clone()).unwrap();
+                format!("{} {}>{}", subject.rsplit('.').next().unwrap(), e.follower_username, e.followee_username)
+            }
+        };
+        seen.push(what);
+    }
+    assert_eq!(seen, vec!["followed ann>ben", "unfollowed ann>ben", "updated events"]);
+    mesh.shutdown().await;
+}

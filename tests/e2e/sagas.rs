@@ -14,7 +14,8 @@ use crate::PASSWORD;
 each_backend!(
     profile_worker_down_compensates,
     profile_database_failure_compensates,
-    crashes_mid_registration_are_recovered
+    crashes_mid_registration_are_recovered,
+    welcome_is_retried_and_never_fails_registration
 );
 
 async fn register(api: &soulchat_testkit::Api, name: &str) -> soulchat_testkit::Response {
@@ -123,5 +124,21 @@ async fn crashes_mid_registration_are_recovered(backend: Backend) {
         }
     }
     assert_settled(&mesh).await;
+    mesh.shutdown().await;
+}
+
+async fn welcome_is_retried_and_never_fails_registration(backend: Backend) {
+    let mut mesh = Mesh::start(backend).await;
+    mesh.stop_role(Role::Notification).await;
+    let registered = register(&mesh.api, "welcomed").await;
+    assert_eq!(registered.status, 201, "a notification failure must not fail registration: {:?}", registered.body);
+    assert_eq!(mesh.api.get("/api/profiles/welcomed").await.status, 200);
+    let open = mesh.strings(Role::User, "SELECT step FROM sagas WHERE state = 'running'").await;
+    assert_eq!(open, vec!["welcome".to_owned()], "the saga waits at its welcome step");
+
+    mesh.start_role(Role::Notification).await;
+    assert_settled(&mesh).await;
+    let welcomes = mesh.strings(Role::Notification, "SELECT kind FROM notifications").await;
+    assert_eq!(welcomes, vec!["welcome".to_owned()], "exactly one welcome once recovered");
     mesh.shutdown().await;
 }
