@@ -60,6 +60,9 @@ pub struct Settings {
     /// Failed logins allowed per client address in one window.
     #[arg(long, env = "SOULCHAT_LOGIN_LIMIT_IP", default_value_t = 100, global = true)]
     pub login_limit_ip: u32,
+    /// Messages one user may send per second (REST and WebSocket together).
+    #[arg(long, env = "SOULCHAT_SEND_LIMIT", default_value_t = 50, global = true)]
+    pub send_limit: u32,
     /// The login-limit window.
     #[arg(long, env = "SOULCHAT_LOGIN_LIMIT_WINDOW", default_value = "15m", value_parser = humantime::parse_duration, global = true)]
     pub login_limit_window: Duration,
@@ -99,6 +102,7 @@ impl Settings {
                 per_ip: self.login_limit_ip,
                 window: self.login_limit_window,
             },
+            send_limit: self.send_limit,
         }
     }
 
@@ -131,10 +135,8 @@ impl Settings {
 /// survive a restart.
 pub fn dev_jwt_secret(data_dir: &Path) -> anyhow::Result<String> {
     let path = data_dir.join("jwt-secret");
-    if let Ok(secret) = std::fs::read_to_string(&path) {
-        if !secret.trim().is_empty() {
-            return Ok(secret.trim().to_owned());
-        }
+    if let Some(secret) = std::fs::read_to_string(&path).ok().filter(|s| !s.trim().is_empty()) {
+        return Ok(secret.trim().to_owned());
     }
     let secret: String = rand::random::<[u8; 32]>().iter().map(|b| format!("{b:02x}")).collect();
     std::fs::write(&path, &secret).with_context(|| format!("writing {}", path.display()))?;

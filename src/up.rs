@@ -55,7 +55,7 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> anyhow:
 pub async fn gateway(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let config = settings.gateway(settings.jwt_secret()?);
     let client = soulchat_subjects::connect::connect(&settings.nats_url(), "soulchat-gateway").await?;
-    let gateway = soulchat_gateway::Gateway::bind(config, client.clone()).await?;
+    let gateway = soulchat_gateway::Gateway::bind(config, client.clone(), shutdown.clone()).await?;
     gateway.serve(shutdown).await?;
     client.drain().await.ok();
     Ok(())

@@ -7,10 +7,12 @@ mod auth;
 mod error;
 mod extract;
 mod limits;
+mod people;
 mod revocations;
 mod routes;
 mod state;
 mod views;
+mod ws;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,6 +35,8 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     pub redis_url: Option<String>,
     pub login_limits: LoginLimits,
+    /// Messages one user may send per second.
+    pub send_limit: u32,
 }
 
 /// A gateway bound to its address, ready to serve.
@@ -42,17 +46,28 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Binds the listener and connects what the gateway needs (revocation watch, Redis).
-    pub async fn bind(config: Config, client: async_nats::Client) -> anyhow::Result<Gateway> {
+    /// Binds the listener and connects what the gateway needs (revocation watch, Redis, the
+    /// WebSocket hub's feeds, which run until `shutdown`).
+    pub async fn bind(
+        config: Config,
+        client: async_nats::Client,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Gateway> {
         let js = async_nats::jetstream::new(client.clone());
         soulchat_subjects::streams::declare(&js).await?;
         let revocations = revocations::Revocations::watch(&js).await?;
         let limiter = limits::Limiter::connect(config.redis_url.as_deref()).await?;
+        let caller = Caller::new(client.clone(), config.request_timeout);
         let state = state::AppState {
-            caller: Caller::new(client, config.request_timeout),
+            hub: ws::Hub::start(client, caller.clone(), shutdown.clone()).await?,
+            shutdown,
+            tickets: ws::tickets(&js).await?,
+            caller,
             auth: Arc::new(auth::Verifier::new(&config.jwt_secret, revocations)),
             login_limits: config.login_limits.clone(),
+            send_limit: limits::SendLimit::new(limiter.clone(), config.send_limit),
             limiter,
+            cors_origins: Arc::new(config.cors_origins.clone()),
         };
         let router = routes::router(state, &config.cors_origins)?;
         let listener = TcpListener::bind(config.http_addr)
@@ -73,4 +88,9 @@ impl Gateway {
             .await
             .context("serving HTTP")
     }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

@@ -94,3 +94,25 @@ impl Limiter {
         }
     }
 }
+
+/// Messages one user may send per second, over REST and WebSocket together (429 beyond).
+#[derive(Clone)]
+pub struct SendLimit {
+    limiter: Limiter,
+    per_second: u32,
+}
+
+impl SendLimit {
+    pub fn new(limiter: Limiter, per_second: u32) -> Self {
+        SendLimit { limiter, per_second }
+    }
+
+    pub async fn check(&self, user_id: &str) -> Result<(), soulchat_subjects::ServiceError> {
+        let key = format!("soulchat:limit:send:{user_id}");
+        if let Some(wait) = self.limiter.blocked(&key, self.per_second).await {
+            return Err(soulchat_subjects::ServiceError::too_many("message", wait));
+        }
+        self.limiter.hit(&key, Duration::from_secs(1)).await;
+        Ok(())
+    }
+}

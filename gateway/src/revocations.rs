@@ -105,13 +105,9 @@ fn apply(inner: &Inner, entry: kv::Entry) {
         }
         // Token entries are useless once the token has expired anyway.
         if entry.revision.is_multiple_of(1024) {
-            let now = now_ms();
+            let now = crate::now_ms();
             revoked.retain(|key, at| !key.starts_with("jti.") || *at > now);
         }
     }
     inner.applied.send_replace(entry.revision);
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

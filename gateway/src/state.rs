@@ -5,7 +5,8 @@ use std::sync::Arc;
 use soulchat_subjects::Caller;
 
 use crate::auth::Verifier;
-use crate::limits::{Limiter, LoginLimits};
+use crate::limits::{Limiter, LoginLimits, SendLimit};
+use crate::ws::Hub;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -13,4 +14,12 @@ pub struct AppState {
     pub auth: Arc<Verifier>,
     pub login_limits: LoginLimits,
     pub limiter: Limiter,
+    pub send_limit: SendLimit,
+    pub hub: Hub,
+    /// Single-use WebSocket tickets.
+    pub tickets: async_nats::jetstream::kv::Store,
+    /// Browser origins allowed (CORS, and on WebSocket upgrade).
+    pub cors_origins: Arc<Vec<String>>,
+    /// Cancelled when the gateway stops: open sockets close (1001) so the server can drain.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }

@@ -25,6 +25,8 @@ crate::service! {
     Followers = "followers": ListRequest => ProfileList;
     /// Whom a profile follows, oldest follow first.
     Following = "following": ListRequest => ProfileList;
+    /// Profiles by user ids and usernames, unknown ones left out.
+    Lookup = "lookup": LookupRequest => ProfileList;
     /// Profiles whose username starts with a prefix.
     Search = "search": SearchRequest => ProfileList;
 }

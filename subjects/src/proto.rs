@@ -30,3 +30,9 @@ pub mod notification {
     }
 }
 
+pub mod chat {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/soulchat.chat.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/soulchat.chat.v1.serde.rs"));
+    }
+}

@@ -5,6 +5,7 @@
 
 mod api;
 mod backend;
+mod socket;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use api::{Api, Response};
 pub use backend::Backend;
+pub use socket::{Closed, Socket};
 
 pub const JWT_SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
 
@@ -39,6 +41,8 @@ pub struct Options {
     pub access_ttl: Duration,
     pub login_limits: soulchat_gateway::LoginLimits,
     pub redis_url: Option<String>,
+    /// Messages per second per user.
+    pub send_limit: u32,
 }
 
 impl Options {
@@ -53,6 +57,7 @@ impl Options {
                 window: Duration::from_secs(60),
             },
             redis_url: None,
+            send_limit: 1000,
         }
     }
 }
@@ -157,9 +162,10 @@ impl Mesh {
                     cors_origins: vec!["https://app.example".into()],
                     redis_url: self.options.redis_url.clone(),
                     login_limits: self.options.login_limits.clone(),
+                    send_limit: self.options.send_limit,
                 };
                 Box::pin(async move {
-                    let gateway = soulchat_gateway::Gateway::bind(config, connect.await?).await?;
+                    let gateway = soulchat_gateway::Gateway::bind(config, connect.await?, token.clone()).await?;
                     let _ = bound_tx.send(gateway.local_addr());
                     gateway.serve(token).await
                 })

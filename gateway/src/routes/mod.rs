@@ -1,5 +1,6 @@
 //! The route table and the layers around it.
 
+pub mod conversations;
 mod health;
 mod profiles;
 mod users;
@@ -7,7 +8,7 @@ mod users;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, header};
-use axum::routing::{get, post};
+use axum::routing::{get, patch, post};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
@@ -25,7 +26,22 @@ pub fn router(state: AppState, cors_origins: &[String]) -> anyhow::Result<Router
         .route("/profiles/{username}", get(profiles::get))
         .route("/profiles/{username}/follow", post(profiles::follow).delete(profiles::unfollow))
         .route("/profiles/{username}/followers", get(profiles::followers))
-        .route("/profiles/{username}/following", get(profiles::following));
+        .route("/profiles/{username}/following", get(profiles::following))
+        .route("/conversations", get(conversations::list).post(conversations::create_group))
+        .route("/conversations/direct", post(conversations::open_direct))
+        .route(
+            "/conversations/{id}",
+            get(conversations::get).patch(conversations::update).delete(conversations::delete),
+        )
+        .route("/conversations/{id}/members", post(conversations::add_member))
+        .route(
+            "/conversations/{id}/members/{username}",
+            patch(conversations::change_role).delete(conversations::remove_member),
+        )
+        .route("/conversations/{id}/messages", get(conversations::history).post(conversations::send))
+        .route("/conversations/{id}/messages/{seq}", patch(conversations::edit).delete(conversations::delete_message))
+        .route("/conversations/{id}/read", post(conversations::mark_read))
+        .route("/ws/ticket", post(crate::ws::ticket));
 
     let origins = cors_origins
         .iter()
@@ -40,6 +56,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> anyhow::Result<Router
         .nest("/api", api)
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
+        .route("/ws", get(crate::ws::upgrade))
         .fallback(health::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(cors)

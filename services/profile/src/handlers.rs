@@ -77,10 +77,9 @@ pub async fn update(p: Arc<Profiles>, _ctx: RequestContext, req: UpdateRequest) 
     if req.bio.as_ref().is_some_and(|b| b.chars().count() > BIO_MAX) {
         v.problem("bio", &format!("is too long (maximum is {BIO_MAX} characters)"));
     }
-    if let Some(image) = req.image.as_deref().filter(|i| !i.is_empty()) {
-        if image.len() > IMAGE_MAX || !image.starts_with("https://") || image.contains(char::is_whitespace) {
-            v.problem("image", "must be an https URL");
-        }
+    let bad_image = |i: &str| i.len() > IMAGE_MAX || !i.starts_with("https://") || i.contains(char::is_whitespace);
+    if req.image.as_deref().is_some_and(|i| !i.is_empty() && bad_image(i)) {
+        v.problem("image", "must be an https URL");
     }
     v.finish()?;
     let mut tx = p.store.db().begin().await.map_err(internal)?;
@@ -180,6 +179,16 @@ async fn list_edges(
     let owner = by_username(p, &req.username).await?;
     let page = p.store.edges(&owner.user_id, followers, after, limit).await.map_err(internal)?;
     to_list(p, ctx, page).await
+}
+
+pub async fn lookup(p: Arc<Profiles>, ctx: RequestContext, req: LookupRequest) -> Result<ProfileList, ServiceError> {
+    const MAX: usize = 1000;
+    if req.user_ids.len() > MAX || req.usernames.len() > MAX {
+        return Err(ServiceError::invalid("lookup", &format!("at most {MAX} ids and {MAX} usernames")));
+    }
+    let names: Vec<String> = req.usernames.iter().map(|n| n.trim().to_lowercase()).collect();
+    let rows = p.store.lookup(&req.user_ids, &names).await.map_err(internal)?;
+    to_list(&p, &ctx, Page { rows, next: None }).await
 }
 
 pub async fn search(p: Arc<Profiles>, ctx: RequestContext, req: SearchRequest) -> Result<ProfileList, ServiceError> {

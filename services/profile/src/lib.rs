@@ -61,6 +61,7 @@ pub async fn run(config: Config, client: async_nats::Client, shutdown: Cancellat
         .handle::<profile::Unfollow, _, _>(handlers::unfollow)
         .handle::<profile::Followers, _, _>(handlers::followers)
         .handle::<profile::Following, _, _>(handlers::following)
+        .handle::<profile::Lookup, _, _>(handlers::lookup)
         .handle::<profile::Search, _, _>(handlers::search)
         .start(client, shutdown)
         .await?;

@@ -200,6 +200,33 @@ impl Store {
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
+    /// Profiles whose user id is in `ids` or whose lowercased username is in `names`.
+    pub async fn lookup(&self, ids: &[String], names: &[String]) -> sqlx::Result<Vec<ProfileRow>> {
+        if ids.is_empty() && names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = sqlx::QueryBuilder::<sqlx::Any>::new(
+            "SELECT user_id, username, bio, image, followers_count, following_count, version FROM profiles WHERE ",
+        );
+        let mut any = false;
+        for (column, values) in [("user_id", ids), ("username_norm", names)] {
+            if values.is_empty() {
+                continue;
+            }
+            if any {
+                q.push(" OR ");
+            }
+            any = true;
+            q.push(column).push(" IN (");
+            let mut list = q.separated(", ");
+            for v in values {
+                list.push_bind(v.clone());
+            }
+            q.push(")");
+        }
+        q.build_query_as().fetch_all(self.db.pool()).await
+    }
+
     /// Followers (`followers = true`) or followees of `user_id`, oldest edge first, after `after`.
     pub async fn edges(&self, user_id: &str, followers: bool, after: i64, limit: u32) -> sqlx::Result<Page> {
         let sql = if followers {

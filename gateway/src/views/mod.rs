@@ -1,5 +1,8 @@
 //! The JSON shapes clients see, built from the workers' messages. Request bodies are read
-//! into the `*Body` types here, responses are written from the `*View` types.
+//! into the `*Body` types here, responses are written from the `*View` types. Accounts and
+//! profiles live here, conversations and messages in [`chat`].
+
+pub mod chat;
 
 use serde::{Deserialize, Serialize};
 use soulchat_subjects::ServiceError;

@@ -1,0 +1,263 @@
+//! Conversations, members and messages: `/api/conversations*`, answered by the chat worker.
+//! Clients name people by username; the chat worker knows ids: [`crate::people`] translates.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use soulchat_subjects::chat::{self, messages as cm};
+use soulchat_subjects::{CallContext, ServiceError};
+
+use crate::auth::AuthUser;
+use crate::error::ApiResult;
+use crate::extract::{JsonBody, Meta, Paging};
+use crate::people::{self, Names};
+use crate::state::AppState;
+use crate::views::chat::*;
+
+pub async fn open_direct(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Meta(ctx): Meta,
+    JsonBody(body): JsonBody<DirectBody>,
+) -> ApiResult<(StatusCode, Json<ConversationEnvelope>)> {
+    let ctx = ctx.with_user(auth.id());
+    let user_id = one_id(&state, &ctx, &body.username).await?;
+    let reply = state.caller.call::<chat::OpenDirect>(&ctx, &cm::OpenDirectRequest { user_id }).await?;
+    let status = if reply.created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(conversation(&state, &ctx, reply).await?)))
+}
+
+pub async fn create_group(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Meta(ctx): Meta,
+    JsonBody(body): JsonBody<GroupBody>,
+) -> ApiResult<(StatusCode, Json<ConversationEnvelope>)> {
+    let ctx = ctx.with_user(auth.id());
+    let member_ids = people::ids_of(&state.caller, &ctx, "members", &body.members).await?;
+    let request = cm::CreateGroupRequest { name: body.name, description: body.description, member_ids };
+    let reply = state.caller.call::<chat::CreateGroup>(&ctx, &request).await?;
+    Ok((StatusCode::CREATED, Json(conversation(&state, &ctx, reply).await?)))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Meta(ctx): Meta,
+    paging: Paging,
+) -> ApiResult<Json<ConversationList>> {
+    let ctx = ctx.with_user(auth.id());
+    let request = cm::ListRequest { cursor: paging.cursor, limit: paging.limit };
+    let list = state.caller.call::<chat::List>(&ctx, &request).await?;
+    let names =
+        Names::of_ids(&state.caller, &ctx, list.conversations.iter().flat_map(ConversationView::user_ids)).await?;
+    Ok(Json(ConversationList {
+        conversations: list.conversations.into_iter().map(|c| ConversationView::new(c, &names)).collect(),
+        next_cursor: Some(list.next_cursor).filter(|c| !c.is_empty()),
+    }))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Meta(ctx): Meta,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ConversationEnvelope>> {
+    let ctx = ctx.with_user(auth.id());
+    let reply = state.caller.call::<chat::Get>(&ctx, &cm::GetRequest { conversation_id: id }).await?;
+    Ok(Json(conversation(&state, &ctx, reply).await?))
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Meta(ctx): Meta,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ConversationChanges>,
+) -> ApiResult<Json<ConversationEnvelope>> {
+    let ctx = ctx.with_user(auth.id());
+    let request = cm::UpdateRequest { conversation_id: id, name: body.name, description: body.description };
+    let reply = state.caller.call::<chat::Update>(&ctx, &request).await?;
+    Ok(Json(conversation(&state, &ctx, reply).await?))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Meta(ctx): Meta,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let ctx = ctx.with_user(auth.id());
+    state.caller.call::<chat::Delete>(&ctx, &cm::DeleteRequest { conversation_id: id }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn add_member(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Meta(ctx): Meta,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<AddMemberBody>,
+) -> ApiResult<(StatusCode, Json<MemberEnvelope>)> {
+    let ctx = ctx.with_user(auth.id());
+    let user_id = one_id(&state, &ctx, &body.username).await?;
+    let request = cm::AddMemberRequest { conversation_id: id, user_id, role: body.role };
+    let reply = state.caller.call::<chat::AddMember>(&ctx, &request).await?;
+    Ok((StatusCode::CREATED, Json(member(&state, &ctx, reply).await?)))
+}
+
+pub async fn change_role(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Meta(ctx): Meta,
+    Path((id, username)): Path<(String, String)>,
+    JsonBody(body): JsonBody<RoleBody>,
+) -> ApiResult<Json<MemberEnvelope>> {
+    let ctx = ctx.with_user(auth.id());
+    let user_id = one_id(&state, &ctx, &username).await?;
+    let request = cm::ChangeRoleRequest { conversation_id: id, user_id, role: body.role };
+    let reply = state.caller.call::<chat::ChangeRole>(&ctx, &request).await?;
+    Ok(Json(member(&state, &ctx, reply).await?))
+}
+
+/// Removes a member, or leaves when the name is the caller's own.
+pub async fn remove_member(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Meta(ctx): Meta,
+    Path((id, username)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let ctx = ctx.with_user(auth.id());
+    let user_id = one_id(&state, &ctx, &username).await?;
+    let request = cm::RemoveMemberRequest { conversation_id: id, user_id };
+    state.caller.call::<chat::RemoveMember>(&ctx, &request).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn history(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Meta(ctx): Meta,
+    Path(id): Path<String>,
+    paging: Paging,
+) -> ApiResult<Json<MessageList>> {
+    let ctx = ctx.with_user(auth.id());
+    let seq = |name: &str| -> Result<Option<i64>, ServiceError> {
+        paging
+            .param(name)
+            .map(|v| v.trim().parse::<i64>().map_err(|_| ServiceError::invalid(name, "must be a message seq")))
+            .transpose()
+    };
+    let request =
+        cm::HistoryRequest { conversation_id: id, before: seq("before")?, after: seq("after")?, limit: paging.limit };
+    let list = state.caller.call::<chat::History>(&ctx, &request).await?;
+    let names = Names::of_ids(&state.caller, &ctx, list.messages.iter().map(|m| m.sender_id.as_str())).await?;
+    Ok(Json(MessageList {
+        messages: list.messages.into_iter().map(|m| MessageView::new(m, &names)).collect(),
+        next_cursor: list.next_cursor,
+    }))
+}
+
+/// 201 for a new message, 200 for a retry of one already stored (same `client_id`).
+pub async fn send(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Meta(ctx): Meta,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<SendBody>,
+) -> ApiResult<(StatusCode, Json<MessageEnvelope>)> {
+    state.send_limit.check(auth.id()).await?;
+    let ctx = ctx.with_user(auth.id());
+    let reply = state.caller.call::<chat::Send>(&ctx, &send_request(id, body)).await?;
+    let status = if reply.duplicate { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((status, Json(message(&state, &ctx, reply).await?)))
+}
+
+pub fn send_request(conversation_id: String, body: SendBody) -> cm::SendRequest {
+    cm::SendRequest {
+        conversation_id,
+        client_id: body.client_id,
+        content: body.content,
+        kind: body.kind,
+        reply_to: body.reply_to,
+        url: body.url,
+    }
+}
+
+pub async fn edit(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Meta(ctx): Meta,
+    Path((id, seq)): Path<(String, String)>,
+    JsonBody(body): JsonBody<EditBody>,
+) -> ApiResult<Json<MessageEnvelope>> {
+    let ctx = ctx.with_user(auth.id());
+    let request = cm::EditRequest { conversation_id: id, seq: path_seq(&seq)?, content: body.content };
+    let reply = state.caller.call::<chat::Edit>(&ctx, &request).await?;
+    Ok(Json(message(&state, &ctx, reply).await?))
+}
+
+pub async fn delete_message(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Meta(ctx): Meta,
+    Path((id, seq)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let ctx = ctx.with_user(auth.id());
+    let request = cm::DeleteMessageRequest { conversation_id: id, seq: path_seq(&seq)? };
+    state.caller.call::<chat::DeleteMessage>(&ctx, &request).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A read receipt; the members' sockets hear of it.
+pub async fn mark_read(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Meta(ctx): Meta,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ReadBody>,
+) -> ApiResult<StatusCode> {
+    let ctx = ctx.with_user(auth.id());
+    let reply =
+        state.caller.call::<chat::MarkRead>(&ctx, &cm::MarkReadRequest { conversation_id: id, seq: body.seq }).await?;
+    state.hub.announce_read(&ctx, reply).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn path_seq(seq: &str) -> Result<i64, ServiceError> {
+    seq.parse::<i64>().map_err(|_| ServiceError::not_found("message"))
+}
+
+async fn one_id(state: &AppState, ctx: &CallContext, username: &str) -> Result<String, ServiceError> {
+    if username.trim().is_empty() {
+        return Err(ServiceError::invalid("username", "can't be blank"));
+    }
+    let ids = people::ids_of(&state.caller, ctx, "user", &[username.to_owned()]).await?;
+    ids.into_iter().next().ok_or_else(|| ServiceError::not_found("user"))
+}
+
+async fn conversation(
+    state: &AppState,
+    ctx: &CallContext,
+    reply: cm::ConversationReply,
+) -> Result<ConversationEnvelope, ServiceError> {
+    let c = reply.conversation.ok_or_else(ServiceError::internal)?;
+    let names = Names::of_ids(&state.caller, ctx, ConversationView::user_ids(&c)).await?;
+    Ok(ConversationEnvelope { conversation: ConversationView::new(c, &names) })
+}
+
+async fn member(state: &AppState, ctx: &CallContext, reply: cm::MemberReply) -> Result<MemberEnvelope, ServiceError> {
+    let m = reply.member.ok_or_else(ServiceError::internal)?;
+    let names = Names::of_ids(&state.caller, ctx, [m.user_id.as_str()]).await?;
+    Ok(MemberEnvelope { member: MemberView::new(m, &names) })
+}
+
+pub async fn message(
+    state: &AppState,
+    ctx: &CallContext,
+    reply: cm::MessageReply,
+) -> Result<MessageEnvelope, ServiceError> {
+    let m = reply.message.ok_or_else(ServiceError::internal)?;
+    let names = Names::of_ids(&state.caller, ctx, [m.sender_id.as_str()]).await?;
+    Ok(MessageEnvelope { message: MessageView::new(m, &names) })
+}

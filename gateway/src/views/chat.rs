@@ -1,0 +1,190 @@
+//! The JSON shapes of conversations and messages, shared by the REST routes and the WebSocket
+//! frames. Ids are strings, a message's `seq` a number, times RFC 3339 in UTC.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use soulchat_subjects::chat::messages::{Conversation, Member, Message};
+
+use crate::people::Names;
+
+pub fn time(ms: i64) -> String {
+    let at = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
+#[derive(Debug, Serialize)]
+pub struct MessageView {
+    pub conversation_id: String,
+    pub seq: i64,
+    /// The sender's username; `null` once the account is gone.
+    pub sender: Option<String>,
+    pub client_id: String,
+    pub kind: String,
+    pub content: String,
+    pub reply_to: Option<i64>,
+    pub url: Option<String>,
+    pub created_at: String,
+    pub edited_at: Option<String>,
+    pub deleted: bool,
+}
+
+impl MessageView {
+    pub fn new(m: Message, names: &Names) -> Self {
+        MessageView {
+            sender: names.get(&m.sender_id),
+            conversation_id: m.conversation_id,
+            seq: m.seq,
+            client_id: m.client_id,
+            kind: m.kind,
+            content: m.content,
+            reply_to: m.reply_to,
+            url: m.url,
+            created_at: time(m.created_at_ms),
+            edited_at: m.edited_at_ms.map(time),
+            deleted: m.deleted,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct MemberView {
+    pub username: Option<String>,
+    pub role: String,
+    pub joined_at: String,
+}
+
+impl MemberView {
+    pub fn new(m: Member, names: &Names) -> Self {
+        MemberView { username: names.get(&m.user_id), role: m.role, joined_at: time(m.joined_at_ms) }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConversationView {
+    pub id: String,
+    pub kind: String,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub created_at: String,
+    pub last_activity_at: String,
+    pub last_seq: i64,
+    pub member_count: u32,
+    pub members: Vec<MemberView>,
+    pub my_role: String,
+    pub read_seq: i64,
+    pub unread_count: i64,
+    pub last_message: Option<MessageView>,
+}
+
+impl ConversationView {
+    pub fn new(c: Conversation, names: &Names) -> Self {
+        let group = c.kind == "group";
+        ConversationView {
+            id: c.id,
+            name: group.then_some(c.name),
+            description: group.then_some(c.description),
+            kind: c.kind,
+            created_at: time(c.created_at_ms),
+            last_activity_at: time(c.last_activity_ms),
+            last_seq: c.last_seq,
+            member_count: c.member_count,
+            members: c.members.into_iter().map(|m| MemberView::new(m, names)).collect(),
+            my_role: c.my_role,
+            read_seq: c.read_seq,
+            unread_count: c.unread_count,
+            last_message: c.last_message.map(|m| MessageView::new(m, names)),
+        }
+    }
+
+    /// Every user id a conversation mentions, for [`Names::of_ids`].
+    pub fn user_ids(c: &Conversation) -> impl Iterator<Item = &str> {
+        c.members.iter().map(|m| m.user_id.as_str()).chain(c.last_message.iter().map(|m| m.sender_id.as_str()))
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConversationEnvelope {
+    pub conversation: ConversationView,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ConversationList {
+    pub conversations: Vec<ConversationView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MessageEnvelope {
+    pub message: MessageView,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MessageList {
+    pub messages: Vec<MessageView>,
+    pub next_cursor: Option<i64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MemberEnvelope {
+    pub member: MemberView,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DirectBody {
+    #[serde(default)]
+    pub username: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct GroupBody {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ConversationChanges {
+    pub name: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AddMemberBody {
+    #[serde(default)]
+    pub username: String,
+    pub role: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RoleBody {
+    #[serde(default)]
+    pub role: String,
+}
+
+/// A message to send, over REST or in a WebSocket `send` frame.
+#[derive(Debug, Deserialize)]
+pub struct SendBody {
+    #[serde(default)]
+    pub client_id: String,
+    #[serde(default)]
+    pub content: String,
+    #[serde(default)]
+    pub kind: String,
+    pub reply_to: Option<i64>,
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EditBody {
+    #[serde(default)]
+    pub content: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReadBody {
+    pub seq: i64,
+}

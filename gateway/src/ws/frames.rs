@@ -1,0 +1,114 @@
+//! WebSocket frames: JSON text, each `{"type": …}`. Client frames are parsed here; server
+//! frames are rendered here once per event and shared by every socket that receives them.
+
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use soulchat_subjects::ServiceError;
+use soulchat_subjects::chat::messages::{ChatEvent, chat_event::Event};
+
+use crate::people::Names;
+use crate::views::chat::{ConversationView, MemberView, MessageView, SendBody, time};
+
+/// What a client may send.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    Send {
+        #[serde(default)]
+        conversation_id: String,
+        #[serde(flatten)]
+        body: SendBody,
+    },
+    Typing {
+        #[serde(default)]
+        conversation_id: String,
+    },
+    Read {
+        #[serde(default)]
+        conversation_id: String,
+        seq: i64,
+    },
+    Resume {
+        #[serde(default)]
+        conversations: std::collections::HashMap<String, i64>,
+    },
+    Ping,
+}
+
+pub fn text(value: &Value) -> Bytes {
+    Bytes::from(value.to_string())
+}
+
+pub fn pong() -> Bytes {
+    text(&json!({"type": "pong"}))
+}
+
+pub fn resumed() -> Bytes {
+    text(&json!({"type": "resumed"}))
+}
+
+pub fn resume_truncated(conversation_id: &str, from_seq: i64) -> Bytes {
+    text(&json!({"type": "resume_truncated", "conversation_id": conversation_id, "from_seq": from_seq}))
+}
+
+pub fn ack(client_id: &str, message: MessageView) -> Bytes {
+    text(&json!({"type": "ack", "client_id": client_id, "message": message}))
+}
+
+/// An `error` frame: the HTTP-like code, a message, the frame's `client_id` when it had one,
+/// and the field problems, as in the REST error body.
+pub fn error(e: &ServiceError, client_id: Option<&str>) -> Bytes {
+    text(&json!({"type": "error", "code": e.code, "message": e.message, "client_id": client_id, "errors": e.fields}))
+}
+
+pub fn typing(conversation_id: &str, user: &str) -> Bytes {
+    text(&json!({"type": "typing", "conversation_id": conversation_id, "user": user}))
+}
+
+pub fn read(conversation_id: &str, user: Option<String>, seq: i64) -> Bytes {
+    text(&json!({"type": "read", "conversation_id": conversation_id, "user": user, "seq": seq}))
+}
+
+/// The user ids an event's frame names, for [`Names::of_ids`].
+pub fn user_ids(event: &ChatEvent) -> Vec<String> {
+    let mut ids = vec![event.actor_id.as_str()];
+    match &event.event {
+        Some(Event::MessageCreated(m) | Event::MessageEdited(m)) => ids.push(&m.sender_id),
+        Some(Event::MemberAdded(m) | Event::RoleChanged(m)) => ids.push(&m.user_id),
+        Some(Event::MemberRemoved(m)) => ids.push(&m.user_id),
+        Some(Event::ConversationCreated(c) | Event::ConversationUpdated(c)) => {
+            ids.extend(ConversationView::user_ids(c))
+        }
+        _ => {}
+    }
+    ids.into_iter().map(str::to_owned).collect()
+}
+
+/// The frame of a committed conversation event. Every one carries `conversation_id` and `seq`,
+/// the client's resume cursor.
+pub fn chat_event(event: ChatEvent, names: &Names) -> Bytes {
+    let (kind, body) = match event.event {
+        Some(Event::MessageCreated(m)) => ("message", json!({"message": MessageView::new(m, names)})),
+        Some(Event::MessageEdited(m)) => ("message_updated", json!({"message": MessageView::new(m, names)})),
+        Some(Event::MessageDeleted(d)) => ("message_deleted", json!({"message_seq": d.seq})),
+        Some(Event::MemberAdded(m)) => ("member_added", json!({"member": MemberView::new(m, names)})),
+        Some(Event::RoleChanged(m)) => ("member_updated", json!({"member": MemberView::new(m, names)})),
+        Some(Event::MemberRemoved(m)) => ("member_removed", json!({"user": names.get(&m.user_id)})),
+        Some(Event::ConversationCreated(c)) => {
+            ("conversation_created", json!({"conversation": ConversationView::new(c, names)}))
+        }
+        Some(Event::ConversationUpdated(c)) => {
+            ("conversation_updated", json!({"conversation": ConversationView::new(c, names)}))
+        }
+        Some(Event::ConversationDeleted(_)) => ("conversation_deleted", json!({})),
+        None => ("unknown", json!({})),
+    };
+    let mut frame = body;
+    frame["type"] = json!(kind);
+    frame["conversation_id"] = json!(event.conversation_id);
+    frame["seq"] = json!(event.seq);
+    frame["at"] = json!(time(event.at_ms));
+    frame["by"] = json!(names.get(&event.actor_id));
+    text(&frame)
+}

@@ -1,0 +1,295 @@
+//! The session hub: which sockets this gateway holds for which users, and the two feeds that
+//! reach them.
+//!
+//! - Committed conversation events come from the `SOULCHAT_CHAT` stream through one ordered
+//!   consumer per gateway (JetStream redelivers from the last stream sequence seen after a
+//!   reconnect or a gap, so nothing committed is lost in flight). Each event is rendered once
+//!   and queued to every local socket of its recipients.
+//! - Everything else that is live but not ordered (read receipts, typing, presence,
+//!   notifications) arrives as ready frames on core NATS `soulchat.deliver.<user_id>`, one
+//!   subscription per user held here; any gateway or worker may publish there.
+//!
+//! Each socket has a bounded queue. A socket whose queue is full is told to close (4000), never
+//! buffered without limit; a slow client cannot hold up anyone else.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::push::OrderedConfig, kv};
+use bytes::Bytes;
+use futures::StreamExt;
+use soulchat_subjects::chat::messages::{ChatEvent, ReadReply, chat_event::Event};
+use soulchat_subjects::{CallContext, Caller, streams};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::people::{NameCache, Names};
+use crate::ws::frames;
+
+/// Frames queued per socket before it counts as too slow.
+pub const QUEUE: usize = 1024;
+
+/// What the hub hands a socket.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// A committed conversation event, in `seq` order per conversation.
+    Chat {
+        conversation_id: Arc<str>,
+        seq: i64,
+        /// Set when the event ends someone's membership (or the whole conversation: `*`).
+        ends_membership_of: Option<Arc<str>>,
+        frame: Bytes,
+    },
+    /// A live frame with no order to keep.
+    Frame(Bytes),
+}
+
+struct Slot {
+    id: u64,
+    queue: mpsc::Sender<Outbound>,
+    too_slow: CancellationToken,
+}
+
+struct UserSockets {
+    slots: Vec<Slot>,
+    /// Ends the user's `soulchat.deliver.<user_id>` subscription.
+    subscription: CancellationToken,
+}
+
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: async_nats::Client,
+    caller: Caller,
+    users: Mutex<HashMap<String, UserSockets>>,
+    names: NameCache,
+    presence: kv::Store,
+    next_id: AtomicU64,
+}
+
+/// A registered socket: its queue and the token the hub cancels when the socket is too slow.
+pub struct Registration {
+    pub id: u64,
+    pub queue: mpsc::Receiver<Outbound>,
+    pub too_slow: CancellationToken,
+}
+
+impl Hub {
+    pub async fn start(client: async_nats::Client, caller: Caller, shutdown: CancellationToken) -> anyhow::Result<Hub> {
+        let js = jetstream::new(client.clone());
+        let presence = js.get_key_value(streams::PRESENCE_BUCKET).await?;
+        let hub = Hub {
+            inner: Arc::new(Inner {
+                client,
+                caller,
+                users: Mutex::new(HashMap::new()),
+                names: NameCache::new(),
+                presence,
+                next_id: AtomicU64::new(1),
+            }),
+        };
+        tokio::spawn(hub.clone().follow_chat_stream(js, shutdown.clone()));
+        tokio::spawn(hub.clone().refresh_presence(shutdown));
+        Ok(hub)
+    }
+
+    pub fn names(&self) -> &NameCache {
+        &self.inner.names
+    }
+
+    /// Adds a socket of `user_id`; the first one subscribes to the user's deliveries and marks
+    /// the user online.
+    pub async fn register(&self, user_id: &str) -> Registration {
+        let (queue, receiver) = mpsc::channel(QUEUE);
+        let too_slow = CancellationToken::new();
+        let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let first = {
+            let mut users = self.inner.users.lock().unwrap_or_else(|p| p.into_inner());
+            let entry = users.entry(user_id.to_owned());
+            let first = matches!(entry, std::collections::hash_map::Entry::Vacant(_));
+            let sockets =
+                entry.or_insert_with(|| UserSockets { slots: Vec::new(), subscription: CancellationToken::new() });
+            sockets.slots.push(Slot { id, queue, too_slow: too_slow.clone() });
+            first.then(|| sockets.subscription.clone())
+        };
+        if let Some(subscription) = first {
+            tokio::spawn(self.clone().forward_deliveries(user_id.to_owned(), subscription));
+            self.set_presence(user_id, "online").await;
+        }
+        Registration { id, queue: receiver, too_slow }
+    }
+
+    /// Removes a socket; the last one of a user ends its subscription and marks it offline.
+    pub async fn unregister(&self, user_id: &str, id: u64) {
+        let last = {
+            let mut users = self.inner.users.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(sockets) = users.get_mut(user_id) else { return };
+            sockets.slots.retain(|s| s.id != id);
+            if sockets.slots.is_empty() {
+                let sockets = users.remove(user_id);
+                sockets.map(|s| s.subscription.cancel()).is_some()
+            } else {
+                false
+            }
+        };
+        if last {
+            self.set_presence(user_id, "offline").await;
+        }
+    }
+
+    fn holds(&self, user_id: &str) -> bool {
+        self.inner.users.lock().unwrap_or_else(|p| p.into_inner()).contains_key(user_id)
+    }
+
+    /// Queues `outbound` to every socket of `user_id` here; a full queue marks its socket too slow.
+    fn dispatch(&self, user_id: &str, outbound: &Outbound) {
+        let users = self.inner.users.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(sockets) = users.get(user_id) else { return };
+        for slot in &sockets.slots {
+            if let Err(mpsc::error::TrySendError::Full(_)) = slot.queue.try_send(outbound.clone()) {
+                slot.too_slow.cancel();
+            }
+        }
+    }
+
+    /// Publishes a live frame to every gateway holding sockets of `user_ids`.
+    pub async fn deliver(&self, user_ids: &[String], frame: Bytes) {
+        for user_id in user_ids {
+            if let Err(e) = self.inner.client.publish(streams::deliver(user_id), frame.clone()).await {
+                tracing::warn!(user = %user_id, "live delivery: {e}");
+            }
+        }
+    }
+
+    /// Tells a conversation's members (the reader included) about a read receipt.
+    pub async fn announce_read(&self, ctx: &CallContext, read: ReadReply) {
+        let name = Names::of_ids(&self.inner.caller, ctx, [read.user_id.as_str()])
+            .await
+            .ok()
+            .and_then(|n| n.get(&read.user_id));
+        let frame = frames::read(&read.conversation_id, name, read.read_seq);
+        self.deliver(&read.recipients, frame).await;
+    }
+
+    async fn forward_deliveries(self, user_id: String, stop: CancellationToken) {
+        let mut subscription = match self.inner.client.subscribe(streams::deliver(&user_id)).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(user = %user_id, "subscribing to deliveries: {e}");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                message = subscription.next() => match message {
+                    Some(message) => self.dispatch(&user_id, &Outbound::Frame(message.payload)),
+                    None => return,
+                },
+                _ = stop.cancelled() => return,
+            }
+        }
+    }
+
+    /// Follows the chat stream for as long as the gateway runs, resuming after the last stream
+    /// sequence it handled whenever the consumer has to be recreated.
+    async fn follow_chat_stream(self, js: jetstream::Context, shutdown: CancellationToken) {
+        let mut next: Option<u64> = None;
+        loop {
+            tokio::select! {
+                result = self.consume_chat(&js, &mut next) => {
+                    if let Err(e) = result {
+                        tracing::warn!("chat stream consumer: {e:#}; recreating");
+                    }
+                }
+                _ = shutdown.cancelled() => return,
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    async fn consume_chat(&self, js: &jetstream::Context, next: &mut Option<u64>) -> anyhow::Result<()> {
+        let stream = js.get_stream(streams::CHAT_STREAM).await?;
+        let deliver_policy = match *next {
+            Some(sequence) => DeliverPolicy::ByStartSequence { start_sequence: sequence },
+            None => DeliverPolicy::New,
+        };
+        let consumer = stream
+            .create_consumer(OrderedConfig {
+                deliver_subject: self.inner.client.new_inbox(),
+                filter_subject: streams::CHAT_SUBJECTS.to_owned(),
+                deliver_policy,
+                ..Default::default()
+            })
+            .await?;
+        let mut messages = consumer.messages().await?;
+        while let Some(message) = messages.next().await {
+            let message = message?;
+            if let Ok(info) = message.info() {
+                *next = Some(info.stream_sequence + 1);
+            }
+            match <ChatEvent as prost::Message>::decode(message.payload.clone()) {
+                Ok(event) => self.fan_out(event).await,
+                Err(e) => tracing::error!(subject = %message.subject, "undecodable chat event skipped: {e}"),
+            }
+        }
+        Ok(())
+    }
+
+    async fn fan_out(&self, event: ChatEvent) {
+        let local: Vec<String> = event.recipients.iter().filter(|r| self.holds(r)).cloned().collect();
+        if local.is_empty() {
+            return;
+        }
+        let names = match self.inner.names.names(&self.inner.caller, frames::user_ids(&event)).await {
+            Ok(names) => names,
+            Err(e) => {
+                tracing::warn!("names for a chat event: {e}; sending without them");
+                Names::default()
+            }
+        };
+        let ends_membership_of = match &event.event {
+            Some(Event::MemberRemoved(m)) => Some(Arc::from(m.user_id.as_str())),
+            Some(Event::ConversationDeleted(_)) => Some(Arc::from("*")),
+            _ => None,
+        };
+        let conversation_id: Arc<str> = Arc::from(event.conversation_id.as_str());
+        let seq = event.seq;
+        let outbound =
+            Outbound::Chat { conversation_id, seq, ends_membership_of, frame: frames::chat_event(event, &names) };
+        for user_id in &local {
+            self.dispatch(user_id, &outbound);
+        }
+    }
+
+    async fn set_presence(&self, user_id: &str, status: &str) {
+        let value = serde_json::json!({"status": status, "last_seen_ms": crate::now_ms()});
+        if let Err(e) = self.inner.presence.put(user_id, Bytes::from(value.to_string())).await {
+            tracing::warn!(user = %user_id, "presence: {e}");
+        }
+    }
+
+    /// Keeps online users' presence entries alive; a gateway that dies stops refreshing and its
+    /// users fall offline when the bucket's TTL passes.
+    async fn refresh_presence(self, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(streams::PRESENCE_TTL / 3);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.cancelled() => return,
+            }
+            let online: Vec<String> =
+                self.inner.users.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+            for user_id in online {
+                self.set_presence(&user_id, "online").await;
+            }
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! Who may do what in a conversation. A caller who is not a member learns nothing (404, as if
+//! the conversation did not exist); a member without the needed role gets 403.
+
+use soulchat_runtime::database::internal;
+use soulchat_subjects::ServiceError;
+use sqlx::AnyConnection;
+
+use crate::store::{ConversationRow, MemberRow, Store};
+
+/// Roles, lowest first, so `>=` reads as "at least".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Member,
+    Admin,
+    Owner,
+}
+
+impl Role {
+    pub fn parse(role: &str) -> Option<Role> {
+        match role {
+            "member" => Some(Role::Member),
+            "admin" => Some(Role::Admin),
+            "owner" => Some(Role::Owner),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Member => "member",
+            Role::Admin => "admin",
+            Role::Owner => "owner",
+        }
+    }
+
+    /// A stored role; anything unknown counts as the least privileged.
+    pub fn of(member: &MemberRow) -> Role {
+        Role::parse(&member.role).unwrap_or(Role::Member)
+    }
+}
+
+pub fn not_found() -> ServiceError {
+    ServiceError::not_found("conversation")
+}
+
+/// The conversation and the caller's membership, or 404.
+pub async fn membership(
+    conn: &mut AnyConnection,
+    conversation_id: &str,
+    user_id: &str,
+) -> Result<(ConversationRow, MemberRow), ServiceError> {
+    let member = Store::member(conn, conversation_id, user_id).await.map_err(internal)?.ok_or_else(not_found)?;
+    let conversation = Store::conversation(conn, conversation_id).await.map_err(internal)?.ok_or_else(not_found)?;
+    Ok((conversation, member))
+}
+
+/// 403 unless `member` holds at least `needed`.
+pub fn require(member: &MemberRow, needed: Role) -> Result<(), ServiceError> {
+    if Role::of(member) >= needed {
+        Ok(())
+    } else {
+        Err(ServiceError::forbidden("conversation", &format!("requires the {} role", needed.as_str())))
+    }
+}
+
+/// Member management is for groups only; a direct conversation's pair is fixed.
+pub fn require_group(conversation: &ConversationRow) -> Result<(), ServiceError> {
+    if conversation.is_group() {
+        Ok(())
+    } else {
+        Err(ServiceError::forbidden("conversation", "is a direct conversation"))
+    }
+}

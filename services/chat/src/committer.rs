@@ -1,0 +1,244 @@
+//! Group commit of sends. Durability means the sender's answer follows the commit, and on
+//! SQLite with `synchronous=FULL` each commit costs an fsync: one transaction per message would
+//! cap throughput at the disk's fsync rate. So every send goes to one task that takes all sends
+//! queued meanwhile (up to [`MAX_BATCH`]), stores them in one transaction and answers each after
+//! the commit. Under load the queue fills while the previous commit is on disk, so batches grow
+//! with the load and a lone send waits for nothing.
+//!
+//! Within a batch each conversation's last seq is read (and on MySQL locked) once and written
+//! once, and the messages, log entries and outbox rows go out as one statement per table.
+//!
+//! A refused send (not a member, unknown `reply_to`) is refused before it writes anything and
+//! does not disturb the batch. If the transaction itself fails (a lost unique-key race with
+//! another replica, say), each send of the batch is retried alone, so one cannot sink the others.
+
+use std::collections::HashMap;
+use std::slice;
+
+use soulchat_runtime::database::internal;
+use soulchat_runtime::now_ms;
+use soulchat_subjects::ServiceError;
+use soulchat_subjects::chat::messages::chat_event::Event;
+use soulchat_subjects::chat::messages::{ChatEvent, Message, MessageReply, SendRequest};
+use sqlx::AnyConnection;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::access;
+use crate::log;
+use crate::relay::Relay;
+use crate::store::{MessageRow, Store};
+
+/// Sends per transaction at most: bounds the time a batch holds the write lock.
+const MAX_BATCH: usize = 512;
+/// (sender, client id) pairs per retry lookup: keeps the statement's parameters few.
+const LOOKUP_CHUNK: usize = 128;
+/// Sends waiting for the committer at most; beyond it senders wait (and their deadline bounds it).
+const QUEUE: usize = 8192;
+
+type Answer = Result<MessageReply, ServiceError>;
+
+struct Job {
+    sender: String,
+    request: SendRequest,
+    answer: oneshot::Sender<Answer>,
+}
+
+#[derive(Clone)]
+pub struct Committer {
+    jobs: mpsc::Sender<Job>,
+    closing: CancellationToken,
+}
+
+impl Committer {
+    /// Starts the committing task. It runs until [`Committer::close`], then commits what is
+    /// still queued and ends.
+    pub fn spawn(store: Store, relay: Relay) -> (Committer, JoinHandle<()>) {
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        let closing = CancellationToken::new();
+        let task = tokio::spawn(run(store, relay, queue, closing.clone()));
+        (Committer { jobs, closing }, task)
+    }
+
+    /// Stores the message (or finds the original of a retry) and answers after the commit.
+    pub async fn send(&self, sender: String, request: SendRequest) -> Answer {
+        let (answer, answered) = oneshot::channel();
+        self.jobs.send(Job { sender, request, answer }).await.map_err(|_| ServiceError::unavailable())?;
+        answered.await.unwrap_or_else(|_| Err(ServiceError::unavailable()))
+    }
+
+    /// Stops taking new batches once the queue is empty; call after the worker drained.
+    pub fn close(&self) {
+        self.closing.cancel();
+    }
+}
+
+async fn run(store: Store, relay: Relay, mut queue: mpsc::Receiver<Job>, closing: CancellationToken) {
+    loop {
+        let first = tokio::select! {
+            biased;
+            job = queue.recv() => job,
+            _ = closing.cancelled() => None,
+        };
+        let Some(first) = first else { break };
+        let mut batch = vec![first];
+        fill(&mut queue, &mut batch);
+        if batch.len() < MAX_BATCH {
+            // Senders that are ready to run but have not enqueued yet join this batch.
+            tokio::task::yield_now().await;
+            fill(&mut queue, &mut batch);
+        }
+        commit(&store, &relay, batch).await;
+    }
+    queue.close();
+    let mut rest = Vec::new();
+    while let Some(job) = queue.recv().await {
+        rest.push(job);
+        if rest.len() == MAX_BATCH {
+            commit(&store, &relay, std::mem::take(&mut rest)).await;
+        }
+    }
+    if !rest.is_empty() {
+        commit(&store, &relay, rest).await;
+    }
+}
+
+fn fill(queue: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>) {
+    while batch.len() < MAX_BATCH {
+        match queue.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+}
+
+async fn commit(store: &Store, relay: &Relay, batch: Vec<Job>) {
+    match apply(store, &batch).await {
+        Ok(answers) => finish(relay, batch, answers),
+        Err(e) if batch.len() > 1 => {
+            tracing::warn!(sends = batch.len(), "group commit failed, retrying each send alone: {e}");
+            for job in batch {
+                let answer = match apply(store, slice::from_ref(&job)).await {
+                    Ok(mut answers) => answers.pop().unwrap_or_else(|| Err(ServiceError::internal())),
+                    Err(e) => Err(internal(e)),
+                };
+                finish(relay, vec![job], vec![answer]);
+            }
+        }
+        Err(e) => finish(relay, batch, vec![Err(internal(e))]),
+    }
+}
+
+fn finish(relay: &Relay, batch: Vec<Job>, answers: Vec<Answer>) {
+    if answers.iter().any(|a| a.as_ref().is_ok_and(|r| !r.duplicate)) {
+        relay.wake();
+    }
+    for (job, answer) in batch.into_iter().zip(answers) {
+        let _ = job.answer.send(answer); // a sender that gave up still has its message stored
+    }
+}
+
+/// What a batch has taken so far, so that each send costs a lookup or two and the writes go
+/// out as one statement per table at the end.
+#[derive(Default)]
+struct Batch {
+    messages: Vec<Message>,
+    events: Vec<ChatEvent>,
+    /// Conversation -> the last seq taken in this batch.
+    seqs: HashMap<String, i64>,
+    /// (conversation, sender) -> whether the sender is a member.
+    members: HashMap<(String, String), bool>,
+    /// (sender, client id) -> index in `messages`: a retry inside the same batch.
+    clients: HashMap<(String, String), usize>,
+    /// (sender, client id) -> the message stored before: a retry of an earlier send.
+    stored: HashMap<(String, String), MessageRow>,
+}
+
+/// One transaction for the whole batch; a refused send is an `Err` answer, not a failure.
+async fn apply(store: &Store, jobs: &[Job]) -> sqlx::Result<Vec<Answer>> {
+    let mut tx = store.begin_write().await?;
+    let mut batch = Batch::default();
+    let pairs: Vec<(&str, &str)> = jobs.iter().map(|j| (j.sender.as_str(), j.request.client_id.as_str())).collect();
+    for chunk in pairs.chunks(LOOKUP_CHUNK) {
+        for original in Store::messages_by_clients(&mut tx, chunk).await? {
+            batch.stored.insert((original.sender_id.clone(), original.client_id.clone()), original);
+        }
+    }
+    let mut answers = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        answers.push(take(store, &mut tx, &mut batch, &job.sender, &job.request).await?);
+    }
+    Store::insert_messages(&mut tx, &batch.messages).await?;
+    Store::record(&mut tx, &batch.events).await?;
+    for (conversation_id, last_seq) in &batch.seqs {
+        Store::set_last_seq(&mut tx, conversation_id, *last_seq).await?;
+    }
+    tx.commit().await?;
+    Ok(answers)
+}
+
+async fn take(
+    store: &Store,
+    conn: &mut AnyConnection,
+    batch: &mut Batch,
+    sender: &str,
+    req: &SendRequest,
+) -> sqlx::Result<Answer> {
+    let client = (sender.to_owned(), req.client_id.clone());
+    if let Some(&i) = batch.clients.get(&client) {
+        return Ok(Ok(MessageReply { message: Some(batch.messages[i].clone()), duplicate: true }));
+    }
+    if let Some(original) = batch.stored.get(&client) {
+        return Ok(Ok(MessageReply { message: Some(original.to_proto()), duplicate: true }));
+    }
+    let conversation_id = &req.conversation_id;
+    let membership = (conversation_id.clone(), sender.to_owned());
+    let member = match batch.members.get(&membership) {
+        Some(member) => *member,
+        None => {
+            let member = Store::member(conn, conversation_id, sender).await?.is_some();
+            batch.members.insert(membership, member);
+            member
+        }
+    };
+    if !member {
+        return Ok(Err(access::not_found()));
+    }
+    if let Some(reply_to) = req.reply_to {
+        let in_batch = batch.messages.iter().any(|m| m.conversation_id == *conversation_id && m.seq == reply_to);
+        if !in_batch && Store::message(conn, conversation_id, reply_to).await?.is_none() {
+            return Ok(Err(ServiceError::invalid("reply_to", "is not a message of this conversation")));
+        }
+    }
+    let seq = match batch.seqs.get_mut(conversation_id) {
+        Some(last) => {
+            *last += 1;
+            *last
+        }
+        None => {
+            let Some(last) = store.lock_last_seq(conn, conversation_id).await? else {
+                return Ok(Err(access::not_found()));
+            };
+            batch.seqs.insert(conversation_id.clone(), last + 1);
+            last + 1
+        }
+    };
+    let message = Message {
+        conversation_id: conversation_id.clone(),
+        seq,
+        sender_id: sender.to_owned(),
+        client_id: req.client_id.clone(),
+        kind: req.kind.clone(),
+        content: req.content.clone(),
+        reply_to: req.reply_to,
+        url: req.url.clone(),
+        created_at_ms: now_ms(),
+        edited_at_ms: None,
+        deleted: false,
+    };
+    batch.events.push(log::event(conversation_id, seq, sender, Event::MessageCreated(message.clone())));
+    batch.clients.insert(client, batch.messages.len());
+    batch.messages.push(message.clone());
+    Ok(Ok(MessageReply { message: Some(message), duplicate: false }))
+}

@@ -1,0 +1,125 @@
+//! Message operations: send (through the group committer), edit, delete, history and read
+//! receipts.
+
+use std::sync::Arc;
+
+use soulchat_runtime::database::internal;
+use soulchat_runtime::{RequestContext, now_ms};
+use soulchat_subjects::ServiceError;
+use soulchat_subjects::chat::messages::chat_event::Event;
+use soulchat_subjects::chat::messages::*;
+use soulchat_subjects::error::Validation;
+use soulchat_subjects::proto::common::v1::Empty;
+
+use crate::Chat;
+use crate::access::{self, Role};
+use crate::log;
+use crate::store::{MessageRow, Store};
+use crate::validate;
+
+fn message_not_found() -> ServiceError {
+    ServiceError::not_found("message")
+}
+
+pub async fn send(chat: Arc<Chat>, ctx: RequestContext, mut req: SendRequest) -> Result<MessageReply, ServiceError> {
+    let me = ctx.user_id()?.to_owned();
+    validate::send(&mut req)?;
+    req.client_id = req.client_id.trim().to_owned();
+    chat.committer.send(me, req).await
+}
+
+pub async fn edit(chat: Arc<Chat>, ctx: RequestContext, req: EditRequest) -> Result<MessageReply, ServiceError> {
+    let me = ctx.user_id()?;
+    let mut v = Validation::new();
+    validate::content(&mut v, &req.content, true);
+    v.finish()?;
+    let mut tx = chat.store.begin_write().await.map_err(internal)?;
+    let (row, _) = access::membership(&mut tx, &req.conversation_id, me).await?;
+    let message = live_message(&mut tx, &row.id, req.seq).await?;
+    if message.sender_id != me {
+        return Err(ServiceError::forbidden("message", "can be edited only by its sender"));
+    }
+    let at = now_ms();
+    Store::edit_message(&mut tx, &row.id, req.seq, &req.content, at).await.map_err(internal)?;
+    let edited = Message { content: req.content.clone(), edited_at_ms: Some(at), ..message.to_proto() };
+    log::append(&mut tx, &row.id, me, |_| Event::MessageEdited(edited.clone())).await.map_err(internal)?;
+    tx.commit().await.map_err(internal)?;
+    chat.relay.wake();
+    Ok(MessageReply { message: Some(edited), duplicate: false })
+}
+
+pub async fn delete_message(
+    chat: Arc<Chat>,
+    ctx: RequestContext,
+    req: DeleteMessageRequest,
+) -> Result<Empty, ServiceError> {
+    let me = ctx.user_id()?;
+    let mut tx = chat.store.begin_write().await.map_err(internal)?;
+    let (row, mine) = access::membership(&mut tx, &req.conversation_id, me).await?;
+    let message = Store::message(&mut tx, &row.id, req.seq).await.map_err(internal)?.ok_or_else(message_not_found)?;
+    if message.sender_id != me {
+        access::require(&mine, Role::Admin)?;
+    }
+    if message.deleted != 0 {
+        return Ok(Empty {}); // deleting twice is the same as once
+    }
+    Store::delete_message(&mut tx, &row.id, req.seq).await.map_err(internal)?;
+    let deleted = MessageDeleted { seq: req.seq };
+    log::append(&mut tx, &row.id, me, |_| Event::MessageDeleted(deleted)).await.map_err(internal)?;
+    tx.commit().await.map_err(internal)?;
+    chat.relay.wake();
+    Ok(Empty {})
+}
+
+async fn live_message(
+    conn: &mut sqlx::AnyConnection,
+    conversation_id: &str,
+    seq: i64,
+) -> Result<MessageRow, ServiceError> {
+    Store::message(conn, conversation_id, seq)
+        .await
+        .map_err(internal)?
+        .filter(|m| m.deleted == 0)
+        .ok_or_else(message_not_found)
+}
+
+pub async fn history(chat: Arc<Chat>, ctx: RequestContext, req: HistoryRequest) -> Result<MessageList, ServiceError> {
+    let me = ctx.user_id()?;
+    let limit = validate::limit(req.limit)?;
+    if req.before.is_some() && req.after.is_some() {
+        return Err(ServiceError::invalid("before", "cannot be combined with after"));
+    }
+    let mut conn = chat.store.db().pool().acquire().await.map_err(internal)?;
+    let (row, _) = access::membership(&mut conn, &req.conversation_id, me).await?;
+    // One row more than asked says whether another page follows.
+    let (rows, next_cursor) = if let Some(after) = req.after {
+        let mut rows = Store::history(&mut conn, &row.id, after, i64::MAX, limit + 1, true).await.map_err(internal)?;
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit as usize);
+        let next = if more { rows.last().map(|m| m.seq) } else { None };
+        (rows, next)
+    } else {
+        let before = req.before.unwrap_or(i64::MAX);
+        let mut rows = Store::history(&mut conn, &row.id, 0, before, limit + 1, false).await.map_err(internal)?;
+        let more = rows.len() as i64 > limit;
+        if more {
+            rows.remove(0);
+        }
+        let next = if more { rows.first().map(|m| m.seq) } else { None };
+        (rows, next)
+    };
+    Ok(MessageList { messages: rows.iter().map(MessageRow::to_proto).collect(), next_cursor })
+}
+
+pub async fn mark_read(chat: Arc<Chat>, ctx: RequestContext, req: MarkReadRequest) -> Result<ReadReply, ServiceError> {
+    let me = ctx.user_id()?;
+    if req.seq < 0 {
+        return Err(ServiceError::invalid("seq", "is invalid"));
+    }
+    let mut conn = chat.store.db().pool().acquire().await.map_err(internal)?;
+    let (row, _) = access::membership(&mut conn, &req.conversation_id, me).await?;
+    let read_seq = Store::mark_read(&mut conn, &row.id, me, req.seq.min(row.last_seq)).await.map_err(internal)?;
+    let recipients =
+        Store::members(&mut conn, &row.id).await.map_err(internal)?.into_iter().map(|m| m.user_id).collect();
+    Ok(ReadReply { conversation_id: row.id, user_id: me.to_owned(), read_seq, recipients })
+}

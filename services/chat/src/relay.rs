@@ -1,0 +1,150 @@
+//! Fan-out of committed conversation events to the `SOULCHAT_CHAT` stream.
+//!
+//! Why not the runtime's outbox: that one names messages `<service>:<outbox id>`, while chat
+//! events must be named `<conversation_id>:<seq>` so that the stream's de-duplication and every
+//! consumer recognise an event however often it is published. Each event is stored once, in the
+//! `events` log (resume reads it too); the transaction that records it also adds its key to
+//! `event_outbox`. This relay publishes what the outbox names, in commit order, pipelined
+//! (`send_publish` for the whole batch, then the acks), and deletes the rows JetStream
+//! acknowledged. A crash between commit and publish loses nothing; publishing twice (a crash
+//! before the delete, two replicas relaying at once) is absorbed by the de-duplication window.
+//!
+//! Recipients are added here rather than stored with every event: the members at the event's
+//! seq (those whose `joined_seq` is not later) who are still members when it is published, plus
+//! whoever the event itself removes. The gateway delivers each event to
+//! `soulchat.deliver.<user_id>` for every recipient.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, message::PublishMessage};
+use prost::Message as _;
+use soulchat_runtime::Database;
+use soulchat_subjects::chat::messages::ChatEvent;
+use soulchat_subjects::chat::messages::chat_event::Event;
+use soulchat_subjects::{headers, streams, wire};
+use sqlx::{Any, QueryBuilder};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::Store;
+
+const BATCH: i64 = 512;
+/// How often the relay looks for rows written by another replica (this one wakes at once).
+const POLL: Duration = Duration::from_secs(1);
+
+#[derive(Clone, Default)]
+pub struct Relay {
+    wake: Arc<Notify>,
+}
+
+impl Relay {
+    /// Tells the relay that committed events are waiting.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Relays until `stop`, then makes one last pass so committed events leave promptly.
+    pub fn spawn(&self, db: Database, js: jetstream::Context, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let relay = self.clone();
+        tokio::spawn(async move {
+            let mut failures = 0u32;
+            loop {
+                match relay_batch(&db, &js).await {
+                    Ok(n) => {
+                        failures = 0;
+                        if n == BATCH as usize {
+                            continue;
+                        }
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        tracing::warn!("chat event relay: {e:#}");
+                    }
+                }
+                let wait = if failures == 0 { POLL } else { POLL * 2u32.saturating_pow(failures.min(4)) };
+                tokio::select! {
+                    _ = relay.wake.notified() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.cancelled() => {
+                        loop {
+                            match relay_batch(&db, &js).await {
+                                Ok(n) if n == BATCH as usize => continue,
+                                Ok(_) => return,
+                                Err(e) => {
+                                    tracing::warn!("chat event relay at shutdown: {e:#}");
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        })
+    }
+}
+
+type OutboxRow = (i64, String, i64, Option<Vec<u8>>);
+
+/// Publishes up to one batch and deletes the rows JetStream acknowledged.
+async fn relay_batch(db: &Database, js: &jetstream::Context) -> anyhow::Result<usize> {
+    let rows: Vec<OutboxRow> = sqlx::query_as(
+        "SELECT o.id, o.conversation_id, o.seq, e.payload FROM event_outbox o \
+         LEFT JOIN events e ON e.conversation_id = o.conversation_id AND e.seq = o.seq \
+         ORDER BY o.id LIMIT ?",
+    )
+    .bind(BATCH)
+    .fetch_all(db.pool())
+    .await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut members: HashMap<String, Vec<(String, i64)>> = HashMap::new();
+    let mut pending = Vec::with_capacity(rows.len());
+    let mut done = Vec::with_capacity(rows.len());
+    for (id, conversation_id, seq, payload) in rows {
+        // No payload: the conversation was deleted before its earlier events left; the
+        // deletion event (kept) tells the members.
+        let Some(payload) = payload else {
+            done.push(id);
+            continue;
+        };
+        let mut event = ChatEvent::decode(payload.as_slice())?;
+        if !members.contains_key(&conversation_id) {
+            let mut conn = db.pool().acquire().await?;
+            let current = Store::members(&mut conn, &conversation_id).await?;
+            members.insert(conversation_id.clone(), current.into_iter().map(|m| (m.user_id, m.joined_seq)).collect());
+        }
+        event.recipients = recipients(&event, &members[&conversation_id]);
+        let message = PublishMessage::build()
+            .payload(event.encode_to_vec().into())
+            .message_id(format!("{conversation_id}:{seq}"))
+            .header(headers::CONTENT_TYPE, wire::PROTOBUF);
+        pending.push((id, js.send_publish(streams::chat_events(&conversation_id), message).await?));
+    }
+    for (id, ack) in pending {
+        ack.await?;
+        done.push(id);
+    }
+    let mut delete = QueryBuilder::<Any>::new("DELETE FROM event_outbox WHERE id IN (");
+    let mut ids = delete.separated(", ");
+    for id in &done {
+        ids.push_bind(*id);
+    }
+    delete.push(")").build().execute(db.pool()).await?;
+    Ok(done.len())
+}
+
+fn recipients(event: &ChatEvent, members: &[(String, i64)]) -> Vec<String> {
+    let mut to: Vec<String> =
+        members.iter().filter(|(_, joined)| *joined <= event.seq).map(|(user, _)| user.clone()).collect();
+    match &event.event {
+        Some(Event::MemberRemoved(removed)) => to.push(removed.user_id.clone()),
+        Some(Event::ConversationDeleted(deleted)) => to.extend(deleted.member_ids.iter().cloned()),
+        _ => {}
+    }
+    to.sort();
+    to.dedup();
+    to
+}

@@ -1,0 +1,53 @@
+//! Resume after a disconnect: the events a user missed in each of their conversations, in seq
+//! order, from the log the same transactions wrote. At most [`MAX_EVENTS`] per conversation: a
+//! client that missed more gets the newest ones and `truncated`, and reads the rest as history.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use prost::Message as _;
+use soulchat_runtime::RequestContext;
+use soulchat_runtime::database::internal;
+use soulchat_subjects::ServiceError;
+use soulchat_subjects::chat::messages::*;
+
+use crate::Chat;
+use crate::store::Store;
+
+const MAX_EVENTS: i64 = 1000;
+
+pub async fn resume(chat: Arc<Chat>, ctx: RequestContext, req: ResumeRequest) -> Result<ResumeReply, ServiceError> {
+    let me = ctx.user_id()?;
+    let mut conn = chat.store.db().pool().acquire().await.map_err(internal)?;
+    let mine: BTreeMap<String, i64> = Store::memberships(&mut conn, me)
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .map(|(conversation, member)| (conversation, member.joined_seq))
+        .collect();
+    let gone = req.conversations.keys().filter(|c| !mine.contains_key(*c)).cloned().collect();
+    let mut conversations = Vec::new();
+    for (conversation_id, joined_seq) in &mine {
+        // Never before the joining event: what came earlier was not this member's to see live.
+        let seen = req.conversations.get(conversation_id).copied().unwrap_or(0).max(joined_seq - 1);
+        let rows = Store::events_after(&mut conn, conversation_id, seen, MAX_EVENTS + 1).await.map_err(internal)?;
+        let truncated = rows.len() as i64 > MAX_EVENTS;
+        let rows = if truncated { &rows[1..] } else { &rows[..] };
+        let Some((from_seq, _)) = rows.first() else { continue };
+        let events = rows
+            .iter()
+            .map(|(_, payload)| ChatEvent::decode(payload.as_slice()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                tracing::error!(%conversation_id, "undecodable event in the log: {e}");
+                ServiceError::internal()
+            })?;
+        conversations.push(ResumedConversation {
+            conversation_id: conversation_id.clone(),
+            truncated,
+            from_seq: *from_seq,
+            events,
+        });
+    }
+    Ok(ResumeReply { conversations, gone })
+}

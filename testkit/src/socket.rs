@@ -1,0 +1,128 @@
+//! A WebSocket client for tests: connects as a user (header or ticket), sends frames, and waits
+//! for the next frame or the close, always with a deadline, so a test fails instead of hanging.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Message, http::HeaderValue};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub struct Socket {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// How a socket ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Closed {
+    /// The server's close code and reason.
+    Code(u16, String),
+    /// The connection dropped without a close frame.
+    Dropped,
+}
+
+impl Socket {
+    /// Connects to `<base>/ws` with `Authorization: Token <token>`.
+    pub async fn connect(base: &str, token: &str) -> Socket {
+        Self::try_connect(base, Some(token), None, None).await.expect("the WebSocket upgrade succeeds")
+    }
+
+    /// Connects with a header token, a `?ticket=`, and an `Origin`, as given; the HTTP status on refusal.
+    pub async fn try_connect(
+        base: &str,
+        token: Option<&str>,
+        ticket: Option<&str>,
+        origin: Option<&str>,
+    ) -> Result<Socket, u16> {
+        let mut url = format!("{}/ws", base.replacen("http", "ws", 1));
+        if let Some(ticket) = ticket {
+            url.push_str(&format!("?ticket={ticket}"));
+        }
+        let mut request = url.into_client_request().expect("a WebSocket URL");
+        if let Some(token) = token {
+            request.headers_mut().insert("Authorization", HeaderValue::from_str(&format!("Token {token}")).unwrap());
+        }
+        if let Some(origin) = origin {
+            request.headers_mut().insert("Origin", HeaderValue::from_str(origin).unwrap());
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((ws, _)) => Ok(Socket { ws }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err(response.status().as_u16()),
+            Err(e) => panic!("connecting the WebSocket: {e}"),
+        }
+    }
+
+    pub async fn send(&mut self, frame: Value) {
+        self.ws.send(Message::Text(frame.to_string().into())).await.expect("sending a frame");
+    }
+
+    pub async fn send_raw(&mut self, text: String) {
+        self.ws.send(Message::Text(text.into())).await.expect("sending a frame");
+    }
+
+    /// The next JSON frame within `wait`, or `None` when none came (the socket stays usable).
+    pub async fn next_within(&mut self, wait: Duration) -> Option<Value> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let message = match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => return None,
+                Ok(None) => panic!("the socket ended while a frame was expected"),
+                Ok(Some(message)) => message.expect("a readable frame"),
+            };
+            match message {
+                Message::Text(text) => return Some(serde_json::from_str(&text).expect("a JSON frame")),
+                Message::Close(close) => panic!("the socket closed while a frame was expected: {close:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next frame, within 10 s.
+    pub async fn next(&mut self) -> Value {
+        self.next_within(Duration::from_secs(10)).await.expect("a frame within 10 s")
+    }
+
+    /// The next frame of type `kind`, skipping others (presence, typing, ...), within 10 s.
+    pub async fn next_of(&mut self, kind: &str) -> Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let frame = self.next_within(left).await.unwrap_or_else(|| panic!("no {kind} frame within 10 s"));
+            if frame["type"] == kind {
+                return frame;
+            }
+        }
+    }
+
+    /// Reads until the server closes, within `wait`; frames before the close are returned too.
+    pub async fn closed_within(&mut self, wait: Duration) -> (Vec<Value>, Closed) {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut frames = Vec::new();
+        loop {
+            match tokio::time::timeout_at(deadline, self.ws.next()).await {
+                Err(_) => panic!("the socket did not close within {wait:?} (frames: {frames:?})"),
+                Ok(None) | Ok(Some(Err(_))) => return (frames, Closed::Dropped),
+                Ok(Some(Ok(Message::Close(close)))) => {
+                    let closed =
+                        close.map_or(Closed::Dropped, |c| Closed::Code(u16::from(c.code), c.reason.to_string()));
+                    return (frames, closed);
+                }
+                Ok(Some(Ok(Message::Text(text)))) => frames.push(serde_json::from_str(&text).expect("a JSON frame")),
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+
+    pub async fn close(mut self) {
+        let _ = self
+            .ws
+            .close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                code: CloseCode::Normal,
+                reason: "".into(),
+            }))
+            .await;
+    }
+}
