@@ -63,6 +63,9 @@ pub struct Settings {
     /// Messages one user may send per second (REST and WebSocket together).
     #[arg(long, env = "SOULCHAT_SEND_LIMIT", default_value_t = 50, global = true)]
     pub send_limit: u32,
+    /// Frames queued per WebSocket before the socket counts as too slow and is closed (4000).
+    #[arg(long, env = "SOULCHAT_SOCKET_QUEUE", default_value_t = 1024, global = true)]
+    pub socket_queue: usize,
     /// The login-limit window.
     #[arg(long, env = "SOULCHAT_LOGIN_LIMIT_WINDOW", default_value = "15m", value_parser = humantime::parse_duration, global = true)]
     pub login_limit_window: Duration,
@@ -103,6 +106,7 @@ impl Settings {
                 window: self.login_limit_window,
             },
             send_limit: self.send_limit,
+            socket_queue: self.socket_queue,
         }
     }
 

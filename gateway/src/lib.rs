@@ -37,6 +37,8 @@ pub struct Config {
     pub login_limits: LoginLimits,
     /// Messages one user may send per second.
     pub send_limit: u32,
+    /// Frames queued per socket before the socket counts as too slow and is closed (4000).
+    pub socket_queue: usize,
 }
 
 /// A gateway bound to its address, ready to serve.
@@ -59,7 +61,7 @@ impl Gateway {
         let limiter = limits::Limiter::connect(config.redis_url.as_deref()).await?;
         let caller = Caller::new(client.clone(), config.request_timeout);
         let state = state::AppState {
-            hub: ws::Hub::start(client, caller.clone(), shutdown.clone()).await?,
+            hub: ws::Hub::start(client, caller.clone(), config.socket_queue, shutdown.clone()).await?,
             shutdown,
             tickets: ws::tickets(&js).await?,
             caller,

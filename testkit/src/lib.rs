@@ -5,6 +5,7 @@
 
 mod api;
 mod backend;
+mod proxy;
 mod socket;
 
 use std::collections::HashMap;
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use api::{Api, Response};
 pub use backend::Backend;
+pub use proxy::Proxy;
 pub use socket::{Closed, Socket};
 
 pub const JWT_SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
@@ -43,6 +45,8 @@ pub struct Options {
     pub redis_url: Option<String>,
     /// Messages per second per user.
     pub send_limit: u32,
+    /// Frames queued per socket before it counts as too slow.
+    pub socket_queue: usize,
 }
 
 impl Options {
@@ -58,6 +62,7 @@ impl Options {
             },
             redis_url: None,
             send_limit: 1000,
+            socket_queue: 1024,
         }
     }
 }
@@ -88,7 +93,8 @@ pub struct Mesh {
     pub nats: NatsServer,
     pub api: Api,
     databases: backend::Databases,
-    roles: HashMap<Role, Running>,
+    /// Running roles by role and replica number (0 is the one `start` starts).
+    roles: HashMap<(Role, u8), Running>,
     _dir: tempfile::TempDir,
 }
 
@@ -141,6 +147,14 @@ impl Mesh {
 
     /// Starts (or restarts) one role, with its own NATS connection.
     pub async fn start_role(&mut self, role: Role) {
+        if let Some(api) = self.start_replica(role, 0, None).await {
+            self.api = api;
+        }
+    }
+
+    /// Starts replica `replica` of `role`, connected to `nats_url` (default: the test's server),
+    /// e.g. a second gateway or chat worker, or one behind a [`Proxy`]. A gateway's API is returned.
+    pub async fn start_replica(&mut self, role: Role, replica: u8, nats_url: Option<String>) -> Option<Api> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name(format!("{role:?}").to_lowercase())
@@ -149,8 +163,8 @@ impl Mesh {
             .expect("a runtime for the role");
         let shutdown = CancellationToken::new();
         let token = shutdown.clone();
-        let url = self.nats.url();
-        let name = format!("test-{role:?}").to_lowercase();
+        let url = nats_url.unwrap_or_else(|| self.nats.url());
+        let name = format!("test-{role:?}-{replica}").to_lowercase();
         let connect = async move { soulchat_subjects::connect::connect(&url, &name).await };
         let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
         let future: RoleFuture = match role {
@@ -163,6 +177,7 @@ impl Mesh {
                     redis_url: self.options.redis_url.clone(),
                     login_limits: self.options.login_limits.clone(),
                     send_limit: self.options.send_limit,
+                    socket_queue: self.options.socket_queue,
                 };
                 Box::pin(async move {
                     let gateway = soulchat_gateway::Gateway::bind(config, connect.await?, token.clone()).await?;
@@ -199,21 +214,26 @@ impl Mesh {
             }
         };
         let task = runtime.spawn(future);
-        self.roles.insert(role, Running { shutdown, task, runtime: RoleRuntime(Some(runtime)) });
+        self.roles.insert((role, replica), Running { shutdown, task, runtime: RoleRuntime(Some(runtime)) });
         if role == Role::Gateway {
             let addr = tokio::time::timeout(Duration::from_secs(30), bound_rx)
                 .await
                 .expect("the gateway binds within 30 s")
                 .expect("the gateway bound its listener");
-            self.api = Api::new(format!("http://{addr}"));
+            Some(Api::new(format!("http://{addr}")))
         } else {
-            self.wait_serving(role).await;
+            self.wait_serving(role, replica).await;
+            None
         }
     }
 
     /// Stops one role gracefully and waits until it has.
     pub async fn stop_role(&mut self, role: Role) {
-        if let Some(running) = self.roles.remove(&role) {
+        self.stop_replica(role, 0).await;
+    }
+
+    pub async fn stop_replica(&mut self, role: Role, replica: u8) {
+        if let Some(running) = self.roles.remove(&(role, replica)) {
             running.shutdown.cancel();
             match tokio::time::timeout(Duration::from_secs(20), running.task).await {
                 Ok(Ok(Ok(()))) => {}
@@ -225,12 +245,12 @@ impl Mesh {
     /// Kills one role: every task it runs is dropped where it stands and its NATS connection
     /// closes, with no drain; what it had not committed is lost, as in a crash.
     pub fn kill_role(&mut self, role: Role) {
-        if let Some(running) = self.roles.remove(&role) {
+        if let Some(running) = self.roles.remove(&(role, 0)) {
             drop(running.runtime);
         }
     }
 
-    async fn wait_serving(&self, role: Role) {
+    async fn wait_serving(&self, role: Role, replica: u8) {
         let client = self.client().await;
         let subject = match role {
             Role::User => <soulchat_subjects::user::Health as soulchat_subjects::Operation>::SUBJECT,
@@ -241,7 +261,7 @@ impl Mesh {
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
-            if let Some(running) = self.roles.get(&role) {
+            if let Some(running) = self.roles.get(&(role, replica)) {
                 assert!(!running.task.is_finished(), "{role:?} exited during start");
             }
             if client.request(subject, "".into()).await.is_ok() {
@@ -265,9 +285,9 @@ impl Mesh {
 
     /// Stops every role, then drops the databases.
     pub async fn shutdown(mut self) {
-        let roles: Vec<Role> = self.roles.keys().copied().collect();
-        for role in roles {
-            self.stop_role(role).await;
+        let roles: Vec<(Role, u8)> = self.roles.keys().copied().collect();
+        for (role, replica) in roles {
+            self.stop_replica(role, replica).await;
         }
         self.databases.drop_all().await;
     }

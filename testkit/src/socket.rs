@@ -30,6 +30,21 @@ impl Socket {
         Self::try_connect(base, Some(token), None, None).await.expect("the WebSocket upgrade succeeds")
     }
 
+    /// Connects with a tiny receive buffer and then reads nothing unless asked: a client that
+    /// cannot keep up.
+    pub async fn connect_slow(base: &str, token: &str) -> Socket {
+        let url = format!("{}/ws", base.replacen("http", "ws", 1));
+        let mut request = url.into_client_request().expect("a WebSocket URL");
+        request.headers_mut().insert("Authorization", HeaderValue::from_str(&format!("Token {token}")).unwrap());
+        let addr: std::net::SocketAddr = base.trim_start_matches("http://").parse().expect("a gateway address");
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket.set_recv_buffer_size(4096).expect("a small receive buffer");
+        let stream = socket.connect(addr).await.expect("connecting to the gateway");
+        let (ws, _) =
+            tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream)).await.expect("the upgrade");
+        Socket { ws }
+    }
+
     /// Connects with a header token, a `?ticket=`, and an `Origin`, as given; the HTTP status on refusal.
     pub async fn try_connect(
         base: &str,
@@ -112,6 +127,22 @@ impl Socket {
                 }
                 Ok(Some(Ok(Message::Text(text)))) => frames.push(serde_json::from_str(&text).expect("a JSON frame")),
                 Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+
+    /// The next JSON frame, or how the socket closed.
+    pub async fn closed_or_next(&mut self) -> Result<Value, Closed> {
+        loop {
+            match self.ws.next().await {
+                None | Some(Err(_)) => return Err(Closed::Dropped),
+                Some(Ok(Message::Close(close))) => {
+                    return Err(
+                        close.map_or(Closed::Dropped, |c| Closed::Code(u16::from(c.code), c.reason.to_string()))
+                    );
+                }
+                Some(Ok(Message::Text(text))) => return Ok(serde_json::from_str(&text).expect("a JSON frame")),
+                Some(Ok(_)) => {}
             }
         }
     }

@@ -4,6 +4,7 @@
 mod accounts;
 mod cache;
 mod chat;
+mod delivery;
 mod input;
 mod mesh;
 mod profiles;

@@ -28,9 +28,6 @@ use tokio_util::sync::CancellationToken;
 use crate::people::{NameCache, Names};
 use crate::ws::frames;
 
-/// Frames queued per socket before it counts as too slow.
-pub const QUEUE: usize = 1024;
-
 /// What the hub hands a socket.
 #[derive(Debug, Clone)]
 pub enum Outbound {
@@ -70,6 +67,8 @@ struct Inner {
     names: NameCache,
     presence: kv::Store,
     next_id: AtomicU64,
+    /// Frames queued per socket before it counts as too slow.
+    queue: usize,
 }
 
 /// A registered socket: its queue and the token the hub cancels when the socket is too slow.
@@ -80,7 +79,12 @@ pub struct Registration {
 }
 
 impl Hub {
-    pub async fn start(client: async_nats::Client, caller: Caller, shutdown: CancellationToken) -> anyhow::Result<Hub> {
+    pub async fn start(
+        client: async_nats::Client,
+        caller: Caller,
+        queue: usize,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Hub> {
         let js = jetstream::new(client.clone());
         let presence = js.get_key_value(streams::PRESENCE_BUCKET).await?;
         let hub = Hub {
@@ -91,11 +95,16 @@ impl Hub {
                 names: NameCache::new(),
                 presence,
                 next_id: AtomicU64::new(1),
+                queue: queue.max(1),
             }),
         };
         tokio::spawn(hub.clone().follow_chat_stream(js, shutdown.clone()));
         tokio::spawn(hub.clone().refresh_presence(shutdown));
         Ok(hub)
+    }
+
+    pub fn queue(&self) -> usize {
+        self.inner.queue
     }
 
     pub fn names(&self) -> &NameCache {
@@ -105,7 +114,7 @@ impl Hub {
     /// Adds a socket of `user_id`; the first one subscribes to the user's deliveries and marks
     /// the user online.
     pub async fn register(&self, user_id: &str) -> Registration {
-        let (queue, receiver) = mpsc::channel(QUEUE);
+        let (queue, receiver) = mpsc::channel(self.inner.queue);
         let too_slow = CancellationToken::new();
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let first = {

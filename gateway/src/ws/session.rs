@@ -29,8 +29,10 @@ const CLOSE_RESUME: u16 = 4000;
 const CLOSE_UNAUTHORIZED: u16 = 4401;
 /// A client that does not take a frame within this long is gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the close frame may take; a client that cannot take it is dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long conversation events wait for a client's opening `resume`.
-const SYNC_WAIT: Duration = Duration::from_secs(2);
+const SYNC_WAIT: Duration = Duration::from_millis(500);
 /// At most one typing notice per conversation and socket in this long.
 const TYPING_EVERY: Duration = Duration::from_secs(2);
 
@@ -45,6 +47,8 @@ struct Session {
     typed: HashMap<String, Instant>,
     /// Conversation events held back until the client's opening frame; `None` once synced.
     held: Option<Vec<Outbound>>,
+    /// Cancelled by the hub when this socket's queue overflows.
+    too_slow: tokio_util::sync::CancellationToken,
 }
 
 /// Why a session ended, and so how the socket closes.
@@ -67,6 +71,7 @@ pub async fn run(socket: WebSocket, state: AppState, auth: AuthUser) {
         own: HashSet::new(),
         typed: HashMap::new(),
         held: Some(Vec::new()),
+        too_slow: registration.too_slow.clone(),
     };
     let sync_by = tokio::time::sleep(SYNC_WAIT);
     tokio::pin!(sync_by);
@@ -124,7 +129,7 @@ pub async fn run(socket: WebSocket, state: AppState, auth: AuthUser) {
     };
     if let End::Close(code, reason) = end {
         let close = Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }));
-        let _ = tokio::time::timeout(WRITE_TIMEOUT, session.socket.send(close)).await;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.socket.send(close)).await;
     }
     session.state.hub.unregister(&user_id, registration.id).await;
     metrics::gauge!("soulchat_gateway_sockets").decrement(1.0);
@@ -137,9 +142,13 @@ impl Session {
 
     async fn write(&mut self, frame: Bytes) -> Result<(), End> {
         let text = Utf8Bytes::try_from(frame).map_err(|_| End::Close(1011, "internal error"))?;
-        match tokio::time::timeout(WRITE_TIMEOUT, self.socket.send(Message::Text(text))).await {
-            Ok(Ok(())) => Ok(()),
-            _ => Err(End::Client),
+        // A client that stopped reading must not hold this session: the hub's overflow ends it.
+        tokio::select! {
+            sent = tokio::time::timeout(WRITE_TIMEOUT, self.socket.send(Message::Text(text))) => match sent {
+                Ok(Ok(())) => Ok(()),
+                _ => Err(End::Client),
+            },
+            _ = self.too_slow.cancelled() => Err(End::Close(CLOSE_RESUME, "too slow: resume")),
         }
     }
 
@@ -153,11 +162,12 @@ impl Session {
 
     async fn deliver(&mut self, outbound: Outbound) -> Result<(), End> {
         if let (Some(held), Outbound::Chat { .. }) = (&mut self.held, &outbound) {
-            if held.len() >= crate::ws::hub::QUEUE {
-                return Err(End::Close(CLOSE_RESUME, "too slow: resume"));
+            if held.len() < self.state.hub.queue() {
+                held.push(outbound);
+                return Ok(());
             }
-            held.push(outbound);
-            return Ok(());
+            // A client that has not resumed by now gets live events from here on.
+            Box::pin(self.sync()).await?;
         }
         let (conversation_id, seq, ends, frame) = match outbound {
             Outbound::Frame(frame) => return self.write(frame).await,

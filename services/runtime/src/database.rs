@@ -160,6 +160,12 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// Maps a database failure to the 500 a client sees, logging the detail it must not see.
+pub fn internal(error: sqlx::Error) -> soulchat_subjects::ServiceError {
+    tracing::error!("database: {error}");
+    soulchat_subjects::ServiceError::internal()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,10 +181,4 @@ mod tests {
         assert_eq!(sqlite_url("sqlite::memory:").unwrap(), "sqlite://:memory:?mode=rwc");
         assert!(sqlite_url("sqlite:///tmp/x.db?mode=ro").unwrap().ends_with("?mode=ro"));
     }
-}
-
-/// Maps a database failure to the 500 a client sees, logging the detail it must not see.
-pub fn internal(error: sqlx::Error) -> soulchat_subjects::ServiceError {
-    tracing::error!("database: {error}");
-    soulchat_subjects::ServiceError::internal()
 }

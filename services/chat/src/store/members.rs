@@ -1,0 +1,146 @@
+//! Members, their roles and read positions.
+
+use soulchat_runtime::now_ms;
+use soulchat_subjects::chat::messages::Member;
+use sqlx::{AnyConnection, FromRow};
+
+use super::{Store, sql};
+
+#[derive(Debug, Clone, FromRow)]
+pub struct MemberRow {
+    pub user_id: String,
+    pub role: String,
+    pub joined_seq: i64,
+    pub joined_at_ms: i64,
+    pub read_seq: i64,
+}
+
+impl MemberRow {
+    pub fn to_proto(&self) -> Member {
+        Member {
+            user_id: self.user_id.clone(),
+            role: self.role.clone(),
+            joined_seq: self.joined_seq,
+            joined_at_ms: self.joined_at_ms,
+        }
+    }
+}
+
+const MEMBER: &str = "SELECT user_id, role, joined_seq, joined_at_ms, read_seq FROM members";
+
+impl Store {
+    pub async fn member(
+        conn: &mut AnyConnection,
+        conversation_id: &str,
+        user_id: &str,
+    ) -> sqlx::Result<Option<MemberRow>> {
+        sqlx::query_as(sql(&[MEMBER, " WHERE conversation_id = ? AND user_id = ?"]))
+            .bind(conversation_id)
+            .bind(user_id)
+            .fetch_optional(conn)
+            .await
+    }
+
+    /// Members in joining order (oldest first).
+    pub async fn members(conn: &mut AnyConnection, conversation_id: &str) -> sqlx::Result<Vec<MemberRow>> {
+        sqlx::query_as(sql(&[MEMBER, " WHERE conversation_id = ? ORDER BY joined_seq, user_id"]))
+            .bind(conversation_id)
+            .fetch_all(conn)
+            .await
+    }
+
+    pub async fn insert_member(
+        conn: &mut AnyConnection,
+        conversation_id: &str,
+        user_id: &str,
+        role: &str,
+        joined_seq: i64,
+    ) -> sqlx::Result<MemberRow> {
+        let joined_at_ms = now_ms();
+        sqlx::query(
+            "INSERT INTO members (conversation_id, user_id, role, joined_seq, joined_at_ms, read_seq) VALUES (?, ?, ?, ?, ?, 0)",
+        )
+        .bind(conversation_id)
+        .bind(user_id)
+        .bind(role)
+        .bind(joined_seq)
+        .bind(joined_at_ms)
+        .execute(&mut *conn)
+        .await?;
+        Self::count_members(conn, conversation_id, 1).await?;
+        Ok(MemberRow { user_id: user_id.to_owned(), role: role.to_owned(), joined_seq, joined_at_ms, read_seq: 0 })
+    }
+
+    pub async fn set_role(
+        conn: &mut AnyConnection,
+        conversation_id: &str,
+        user_id: &str,
+        role: &str,
+    ) -> sqlx::Result<()> {
+        sqlx::query("UPDATE members SET role = ? WHERE conversation_id = ? AND user_id = ?")
+            .bind(role)
+            .bind(conversation_id)
+            .bind(user_id)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_member(conn: &mut AnyConnection, conversation_id: &str, user_id: &str) -> sqlx::Result<()> {
+        sqlx::query("DELETE FROM members WHERE conversation_id = ? AND user_id = ?")
+            .bind(conversation_id)
+            .bind(user_id)
+            .execute(&mut *conn)
+            .await?;
+        Self::count_members(conn, conversation_id, -1).await
+    }
+
+    async fn count_members(conn: &mut AnyConnection, conversation_id: &str, delta: i64) -> sqlx::Result<()> {
+        sqlx::query("UPDATE conversations SET member_count = member_count + ? WHERE id = ?")
+            .bind(delta)
+            .bind(conversation_id)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Moves the read position forward only; answers the position after the call.
+    pub async fn mark_read(
+        conn: &mut AnyConnection,
+        conversation_id: &str,
+        user_id: &str,
+        seq: i64,
+    ) -> sqlx::Result<i64> {
+        sqlx::query("UPDATE members SET read_seq = ? WHERE conversation_id = ? AND user_id = ? AND read_seq < ?")
+            .bind(seq)
+            .bind(conversation_id)
+            .bind(user_id)
+            .bind(seq)
+            .execute(&mut *conn)
+            .await?;
+        let (read,): (i64,) = sqlx::query_as("SELECT read_seq FROM members WHERE conversation_id = ? AND user_id = ?")
+            .bind(conversation_id)
+            .bind(user_id)
+            .fetch_one(conn)
+            .await?;
+        Ok(read)
+    }
+
+    /// Messages from others after `read_seq`, not deleted.
+    pub async fn unread(
+        conn: &mut AnyConnection,
+        conversation_id: &str,
+        user_id: &str,
+        read_seq: i64,
+    ) -> sqlx::Result<i64> {
+        let (n,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM messages WHERE conversation_id = ? AND seq > ? AND sender_id <> ? AND deleted = 0",
+        )
+        .bind(conversation_id)
+        .bind(read_seq)
+        .bind(user_id)
+        .fetch_one(conn)
+        .await?;
+        Ok(n)
+    }
+}

@@ -1,0 +1,172 @@
+//! Messages: stored by the group committer, edited and deleted in place, paged as history.
+
+use std::collections::BTreeSet;
+
+use soulchat_subjects::chat::messages::Message;
+use sqlx::{Any, AnyConnection, FromRow, QueryBuilder};
+
+use super::{Store, sql};
+
+#[derive(Debug, Clone, FromRow)]
+pub struct MessageRow {
+    pub conversation_id: String,
+    pub seq: i64,
+    pub sender_id: String,
+    pub client_id: String,
+    pub kind: String,
+    pub content: String,
+    pub url: Option<String>,
+    pub reply_to: Option<i64>,
+    pub created_at_ms: i64,
+    pub edited_at_ms: Option<i64>,
+    pub deleted: i64,
+}
+
+impl MessageRow {
+    pub fn to_proto(&self) -> Message {
+        let deleted = self.deleted != 0;
+        Message {
+            conversation_id: self.conversation_id.clone(),
+            seq: self.seq,
+            sender_id: self.sender_id.clone(),
+            client_id: self.client_id.clone(),
+            kind: self.kind.clone(),
+            content: if deleted { String::new() } else { self.content.clone() },
+            reply_to: self.reply_to,
+            url: if deleted { None } else { self.url.clone() },
+            created_at_ms: self.created_at_ms,
+            edited_at_ms: self.edited_at_ms,
+            deleted,
+        }
+    }
+}
+
+const MESSAGE: &str = "SELECT conversation_id, seq, sender_id, client_id, kind, content, url, reply_to, \
+     created_at_ms, edited_at_ms, deleted FROM messages";
+
+impl Store {
+    pub async fn message(
+        conn: &mut AnyConnection,
+        conversation_id: &str,
+        seq: i64,
+    ) -> sqlx::Result<Option<MessageRow>> {
+        sqlx::query_as(sql(&[MESSAGE, " WHERE conversation_id = ? AND seq = ?"]))
+            .bind(conversation_id)
+            .bind(seq)
+            .fetch_optional(conn)
+            .await
+    }
+
+    /// The messages stored under any of the (sender, client id) pairs: a batch's retries in one
+    /// query. Asks for the cross product of senders and client ids (both backends index that
+    /// well) and keeps the exact pairs.
+    pub async fn messages_by_clients(
+        conn: &mut AnyConnection,
+        pairs: &[(&str, &str)],
+    ) -> sqlx::Result<Vec<MessageRow>> {
+        if pairs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let senders: BTreeSet<&str> = pairs.iter().map(|(s, _)| *s).collect();
+        let clients: BTreeSet<&str> = pairs.iter().map(|(_, c)| *c).collect();
+        let mut query = QueryBuilder::<Any>::new(MESSAGE);
+        query.push(" WHERE sender_id IN (");
+        let mut list = query.separated(", ");
+        for sender in &senders {
+            list.push_bind(sender.to_string());
+        }
+        query.push(") AND client_id IN (");
+        let mut list = query.separated(", ");
+        for client in &clients {
+            list.push_bind(client.to_string());
+        }
+        query.push(")");
+        let rows: Vec<MessageRow> = query.build_query_as().fetch_all(conn).await?;
+        let wanted: BTreeSet<(&str, &str)> = pairs.iter().copied().collect();
+        Ok(rows.into_iter().filter(|m| wanted.contains(&(m.sender_id.as_str(), m.client_id.as_str()))).collect())
+    }
+
+    pub async fn last_message(conn: &mut AnyConnection, conversation_id: &str) -> sqlx::Result<Option<MessageRow>> {
+        sqlx::query_as(sql(&[MESSAGE, " WHERE conversation_id = ? ORDER BY seq DESC LIMIT 1"]))
+            .bind(conversation_id)
+            .fetch_optional(conn)
+            .await
+    }
+
+    /// Stores a batch of new messages in one statement.
+    pub async fn insert_messages(conn: &mut AnyConnection, messages: &[Message]) -> sqlx::Result<()> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let mut insert = QueryBuilder::<Any>::new(
+            "INSERT INTO messages (conversation_id, seq, sender_id, client_id, kind, content, url, reply_to, \
+             created_at_ms, edited_at_ms, deleted) ",
+        );
+        insert.push_values(messages, |mut row, m| {
+            row.push_bind(m.conversation_id.clone())
+                .push_bind(m.seq)
+                .push_bind(m.sender_id.clone())
+                .push_bind(m.client_id.clone())
+                .push_bind(m.kind.clone())
+                .push_bind(m.content.clone())
+                .push_bind(m.url.clone())
+                .push_bind(m.reply_to)
+                .push_bind(m.created_at_ms)
+                .push("NULL, 0");
+        });
+        insert.build().execute(conn).await?;
+        Ok(())
+    }
+
+    pub async fn edit_message(
+        conn: &mut AnyConnection,
+        conversation_id: &str,
+        seq: i64,
+        content: &str,
+        at_ms: i64,
+    ) -> sqlx::Result<()> {
+        sqlx::query("UPDATE messages SET content = ?, edited_at_ms = ? WHERE conversation_id = ? AND seq = ?")
+            .bind(content)
+            .bind(at_ms)
+            .bind(conversation_id)
+            .bind(seq)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Keeps the row (its seq and client id stay taken) but not the content.
+    pub async fn delete_message(conn: &mut AnyConnection, conversation_id: &str, seq: i64) -> sqlx::Result<()> {
+        sqlx::query("UPDATE messages SET deleted = 1, content = '', url = NULL WHERE conversation_id = ? AND seq = ?")
+            .bind(conversation_id)
+            .bind(seq)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Up to `limit` messages strictly between `after` and `before`, ascending; the newest
+    /// ones unless `oldest_first`.
+    pub async fn history(
+        conn: &mut AnyConnection,
+        conversation_id: &str,
+        after: i64,
+        before: i64,
+        limit: i64,
+        oldest_first: bool,
+    ) -> sqlx::Result<Vec<MessageRow>> {
+        let order = if oldest_first { " ORDER BY seq ASC LIMIT ?" } else { " ORDER BY seq DESC LIMIT ?" };
+        let mut rows: Vec<MessageRow> =
+            sqlx::query_as(sql(&[MESSAGE, " WHERE conversation_id = ? AND seq > ? AND seq < ?", order]))
+                .bind(conversation_id)
+                .bind(after)
+                .bind(before)
+                .bind(limit)
+                .fetch_all(conn)
+                .await?;
+        if !oldest_first {
+            rows.reverse();
+        }
+        Ok(rows)
+    }
+}

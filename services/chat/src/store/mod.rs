@@ -1,0 +1,48 @@
+//! The chat database, behind one type so handlers never write SQL: conversations, members,
+//! messages, and the per-conversation event log with its outbox, one file each.
+//!
+//! Every change to a conversation appends an event under the conversation's next `seq`
+//! ([`Store::next_seq`], or [`Store::lock_last_seq`] for a batch, then [`Store::record`]) in the
+//! transaction that makes the change, so the log, the tables and the outbox never disagree.
+
+mod conversations;
+mod events;
+mod members;
+mod messages;
+
+use soulchat_runtime::{Backend, Database};
+use sqlx::{Any, Transaction};
+
+pub use conversations::ConversationRow;
+pub use members::MemberRow;
+pub use messages::MessageRow;
+
+/// A query from fixed pieces (a shared column list and a condition).
+fn sql(parts: &[&str]) -> sqlx::AssertSqlSafe<String> {
+    sqlx::AssertSqlSafe(parts.concat())
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    pub fn new(db: Database) -> Self {
+        Store { db }
+    }
+
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    /// A transaction that will write. On SQLite it takes the write lock at `BEGIN`: a deferred
+    /// transaction that read first fails at once (SQLITE_BUSY, no waiting) when another writer
+    /// committed in between.
+    pub async fn begin_write(&self) -> sqlx::Result<Transaction<'static, Any>> {
+        match self.db.backend() {
+            Backend::Sqlite => self.db.pool().begin_with("BEGIN IMMEDIATE").await,
+            Backend::MySql => self.db.pool().begin().await,
+        }
+    }
+}
