@@ -31,6 +31,8 @@ enum Command {
     },
     /// Applies every service's pending migrations, then exits.
     Migrate,
+    /// Load scenarios against a running system, beside the nats-server's own figures.
+    Bench(soulchat_bench::Args),
 }
 
 #[tokio::main]
@@ -48,6 +50,7 @@ async fn main() -> std::process::ExitCode {
         Command::Gateway => up::gateway(&cli.settings, shutdown).await,
         Command::Worker { domain } => up::worker(&cli.settings, domain, shutdown).await,
         Command::Migrate => up::migrate(&cli.settings).await,
+        Command::Bench(args) => soulchat_bench::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -60,6 +60,36 @@ pub struct Settings {
     /// Failed logins allowed per client address in one window.
     #[arg(long, env = "SOULCHAT_LOGIN_LIMIT_IP", default_value_t = 100, global = true)]
     pub login_limit_ip: u32,
+    /// SMTP relay for email notifications: `smtp://host:port`, `smtp://…?tls=required`, `smtps://…`. Unset: email skipped.
+    #[arg(long, env = "SOULCHAT_SMTP_URL", hide_env_values = true, global = true)]
+    pub smtp_url: Option<String>,
+    /// The From address of every email.
+    #[arg(long, env = "SOULCHAT_MAIL_FROM", global = true)]
+    pub mail_from: Option<String>,
+    /// Web Push VAPID signing key (base64url raw P-256 private key). Unset: push skipped.
+    #[arg(long, env = "SOULCHAT_VAPID_PRIVATE_KEY", hide_env_values = true, global = true)]
+    pub vapid_private_key: Option<String>,
+    /// The VAPID contact (`mailto:…` or `https://…`).
+    #[arg(long, env = "SOULCHAT_VAPID_SUBJECT", global = true)]
+    pub vapid_subject: Option<String>,
+    /// HTTP SMS provider: POST JSON `{to, text}`. Unset: SMS skipped.
+    #[arg(long, env = "SOULCHAT_SMS_URL", global = true)]
+    pub sms_url: Option<String>,
+    /// Bearer token for the SMS provider.
+    #[arg(long, env = "SOULCHAT_SMS_TOKEN", hide_env_values = true, global = true)]
+    pub sms_token: Option<String>,
+    /// Attempts per push, email or SMS delivery before it goes to the dead-letter stream.
+    #[arg(long, env = "SOULCHAT_DELIVERY_ATTEMPTS", default_value_t = 5, global = true)]
+    pub delivery_attempts: u32,
+    /// The first delivery retry's delay, doubled after each further failure.
+    #[arg(long, env = "SOULCHAT_DELIVERY_BACKOFF", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub delivery_backoff: Duration,
+    /// User ids allowed to send system alerts, comma-separated.
+    #[arg(long, env = "SOULCHAT_ADMIN_USER_IDS", value_delimiter = ',', global = true)]
+    pub admin_user_ids: Vec<String>,
+    /// Where clients reach the API, for links in emails. Default: http://<http addr>.
+    #[arg(long, env = "SOULCHAT_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
     /// Messages one user may send per second (REST and WebSocket together).
     #[arg(long, env = "SOULCHAT_SEND_LIMIT", default_value_t = 50, global = true)]
     pub send_limit: u32,
@@ -107,6 +137,7 @@ impl Settings {
             },
             send_limit: self.send_limit,
             socket_queue: self.socket_queue,
+            admin_user_ids: self.admin_user_ids.clone(),
         }
     }
 
@@ -119,7 +150,12 @@ impl Settings {
                 refresh_ttl: self.refresh_token_ttl,
             },
             request_timeout: self.request_timeout,
+            public_url: self.public_url(),
         }
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.http_addr))
     }
 
     pub fn profile(&self) -> soulchat_profile::Config {
@@ -131,7 +167,19 @@ impl Settings {
     }
 
     pub fn notification(&self) -> soulchat_notification::Config {
-        soulchat_notification::Config { database_url: self.database_url(Domain::Notification) }
+        soulchat_notification::Config {
+            database_url: self.database_url(Domain::Notification),
+            smtp_url: self.smtp_url.clone(),
+            mail_from: self.mail_from.clone(),
+            vapid_private_key: self.vapid_private_key.clone(),
+            vapid_subject: self.vapid_subject.clone(),
+            sms_url: self.sms_url.clone(),
+            sms_token: self.sms_token.clone(),
+            public_url: Some(self.public_url()),
+            delivery_attempts: Some(self.delivery_attempts),
+            retry_backoff: Some(self.delivery_backoff),
+            allow_insecure_push: false,
+        }
     }
 }
 

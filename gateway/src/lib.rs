@@ -39,6 +39,8 @@ pub struct Config {
     pub send_limit: u32,
     /// Frames queued per socket before the socket counts as too slow and is closed (4000).
     pub socket_queue: usize,
+    /// User ids allowed to send system alerts.
+    pub admin_user_ids: Vec<String>,
 }
 
 /// A gateway bound to its address, ready to serve.
@@ -70,6 +72,7 @@ impl Gateway {
             send_limit: limits::SendLimit::new(limiter.clone(), config.send_limit),
             limiter,
             cors_origins: Arc::new(config.cors_origins.clone()),
+            admins: Arc::new(config.admin_user_ids.clone()),
         };
         let router = routes::router(state, &config.cors_origins)?;
         let listener = TcpListener::bind(config.http_addr)

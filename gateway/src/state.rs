@@ -20,6 +20,8 @@ pub struct AppState {
     pub tickets: async_nats::jetstream::kv::Store,
     /// Browser origins allowed (CORS, and on WebSocket upgrade).
     pub cors_origins: Arc<Vec<String>>,
+    /// Who may send system alerts.
+    pub admins: Arc<Vec<String>>,
     /// Cancelled when the gateway stops: open sockets close (1001) so the server can drain.
     pub shutdown: tokio_util::sync::CancellationToken,
 }

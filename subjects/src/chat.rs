@@ -36,6 +36,8 @@ crate::service! {
     History = "history": HistoryRequest => MessageList;
     /// A read receipt: everything up to a seq is read.
     MarkRead = "mark_read": MarkReadRequest => ReadReply;
+    /// Everyone who shares a conversation with the caller (presence goes to them).
+    Contacts = "contacts": ContactsRequest => ContactsReply;
     /// The events the caller missed, per conversation, for a WebSocket resume.
     Resume = "resume": ResumeRequest => ResumeReply;
 }

@@ -1,5 +1,6 @@
-//! The notification service contract (`soulchat.notification.v1.*`).
+//! The notification service contract (`soulchat.notification.v1.*`) and its delivery jobs.
 
+use crate::proto::common::v1::Empty;
 pub use crate::proto::notification::v1 as messages;
 use messages::*;
 
@@ -7,4 +8,31 @@ crate::service! {
     SERVICE = "soulchat-notification", "soulchat.notification.v1", "In-app, push, email and SMS notifications";
     /// Registration saga step: the welcome notification (idempotent per user).
     Welcome = "welcome": WelcomeRequest => WelcomeReply;
+    /// The caller's notifications and the system alerts, newest first, with the unread count.
+    List = "list": ListRequest => NotificationList;
+    /// Marks some or all of the caller's notifications read.
+    MarkRead = "mark_read": MarkReadRequest => Empty;
+    /// The caller's channel opt-ins and muted conversations.
+    GetPreferences = "get_preferences": GetPreferencesRequest => Preferences;
+    /// Replaces the caller's preferences.
+    PutPreferences = "put_preferences": Preferences => Preferences;
+    /// Registers a Web Push subscription for the caller.
+    SubscribePush = "subscribe_push": SubscribePushRequest => SubscribePushReply;
+    /// Removes one of the caller's Web Push subscriptions.
+    UnsubscribePush = "unsubscribe_push": UnsubscribePushRequest => Empty;
+    /// A system alert for every user (the gateway checks admin rights).
+    Alert = "alert": AlertRequest => Notification;
+    /// Queues an account email (no preference check).
+    SendEmail = "send_email": SendEmailRequest => DeliveryReply;
+    /// Queues an account SMS (no preference check).
+    SendSms = "send_sms": SendSmsRequest => DeliveryReply;
+}
+
+crate::events! {
+    /// A queued Web Push delivery ([`crate::streams::DELIVERIES_STREAM`]).
+    PushJob = "soulchat.notification.deliveries.push": Delivery;
+    /// A queued email.
+    EmailJob = "soulchat.notification.deliveries.email": Delivery;
+    /// A queued SMS.
+    SmsJob = "soulchat.notification.deliveries.sms": Delivery;
 }

@@ -22,6 +22,9 @@ pub fn deliver(user_id: &str) -> String {
     format!("soulchat.deliver.{user_id}")
 }
 
+/// Live frames for every connected socket (system alerts), core NATS: every gateway subscribes.
+pub const BROADCAST: &str = "soulchat.deliver.broadcast";
+
 /// Revoked access tokens (`jti.<jti>`) and refresh families (`fam.<family>`), read by every
 /// gateway replica. Entries outlive the longest token they can revoke.
 pub const REVOKED_BUCKET: &str = "soulchat_revoked";
@@ -102,6 +105,53 @@ pub async fn declare(js: &jetstream::Context) -> anyhow::Result<()> {
     for config in buckets {
         let name = config.bucket.clone();
         js.create_or_update_key_value(config).await.with_context(|| format!("declaring bucket {name}"))?;
+    }
+    Ok(())
+}
+
+/// Queued external notification deliveries (push, email, SMS): a work queue the notification
+/// workers consume, `soulchat.notification.deliveries.<channel>`. Publishing a job here (a
+/// dead letter replayed by an operator, say) is how it gets delivered.
+pub const DELIVERIES_STREAM: &str = "SOULCHAT_NOTIFICATION_DELIVERIES";
+pub const DELIVERIES_SUBJECTS: &str = "soulchat.notification.deliveries.>";
+
+pub fn deliveries(channel: &str) -> String {
+    format!("soulchat.notification.deliveries.{channel}")
+}
+
+/// Deliveries that failed their last attempt, `soulchat.notification.dead.<channel>`, kept for
+/// an operator to inspect and replay (see services/notification/README.md).
+pub const DEAD_LETTER_STREAM: &str = "SOULCHAT_NOTIFICATIONS_DLQ";
+pub const DEAD_LETTER_SUBJECTS: &str = "soulchat.notification.dead.>";
+
+pub fn dead_letter(channel: &str) -> String {
+    format!("soulchat.notification.dead.{channel}")
+}
+
+/// Declares the notification delivery streams, idempotently. Only the notification worker uses
+/// them, so it alone declares them, beside [`declare`].
+pub async fn declare_deliveries(js: &jetstream::Context) -> anyhow::Result<()> {
+    let queue = stream::Config {
+        name: DELIVERIES_STREAM.to_owned(),
+        description: Some("Queued notification deliveries (push, email, SMS)".to_owned()),
+        subjects: vec![DELIVERIES_SUBJECTS.to_owned()],
+        retention: stream::RetentionPolicy::WorkQueue,
+        storage: StorageType::File,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    };
+    let dead = stream::Config {
+        name: DEAD_LETTER_STREAM.to_owned(),
+        description: Some("Notification deliveries that failed every attempt".to_owned()),
+        subjects: vec![DEAD_LETTER_SUBJECTS.to_owned()],
+        storage: StorageType::File,
+        max_age: Duration::from_secs(30 * 24 * 3600),
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    };
+    for config in [queue, dead] {
+        let name = config.name.clone();
+        js.create_or_update_stream(config).await.with_context(|| format!("declaring stream {name}"))?;
     }
     Ok(())
 }

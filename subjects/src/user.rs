@@ -21,6 +21,20 @@ crate::service! {
     Refresh = "refresh": RefreshRequest => AuthReply;
     /// Revokes the access token and its refresh family.
     Logout = "logout": LogoutRequest => Empty;
+    /// Emails the caller a link that verifies the account's email.
+    RequestEmailVerification = "request_email_verification": RequestEmailVerificationRequest => Empty;
+    /// Verifies an email with the token from its link.
+    VerifyEmail = "verify_email": VerifyEmailRequest => UserReply;
+    /// Sends a verification code by SMS to a new phone number for the caller.
+    SetPhone = "set_phone": SetPhoneRequest => Empty;
+    /// Verifies the caller's new phone number with its code.
+    VerifyPhone = "verify_phone": VerifyPhoneRequest => UserReply;
+    /// Emails a password-reset link (answers alike whether the account exists).
+    RequestPasswordReset = "request_password_reset": RequestPasswordResetRequest => Empty;
+    /// Sets a new password with a reset token and ends every session.
+    ResetPassword = "reset_password": ResetPasswordRequest => Empty;
+    /// A user's verified contact points (for the notification worker).
+    Contact = "contact": ContactRequest => ContactReply;
 }
 
 crate::events! {

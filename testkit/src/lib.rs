@@ -47,6 +47,12 @@ pub struct Options {
     pub send_limit: u32,
     /// Frames queued per socket before it counts as too slow.
     pub socket_queue: usize,
+    /// The base of links in account emails.
+    pub public_url: String,
+    /// Who may send system alerts.
+    pub admin_user_ids: Vec<String>,
+    /// The notification worker's channels (its database URL is the harness's).
+    pub notification: soulchat_notification::Config,
 }
 
 impl Options {
@@ -63,6 +69,9 @@ impl Options {
             redis_url: None,
             send_limit: 1000,
             socket_queue: 1024,
+            public_url: "http://soulchat.test".into(),
+            admin_user_ids: Vec::new(),
+            notification: soulchat_notification::Config::default(),
         }
     }
 }
@@ -129,6 +138,33 @@ impl Mesh {
         self.databases.url(role)
     }
 
+    /// The first `count` domain events on `SOULCHAT_EVENTS` matching `filter` (subject, payload,
+    /// `Nats-Msg-Id`), waiting up to 10 s for each.
+    pub async fn events(&self, filter: &str, count: usize) -> Vec<(String, bytes::Bytes, String)> {
+        use futures::StreamExt;
+        let js = async_nats::jetstream::new(self.client().await);
+        let stream = js.get_stream(soulchat_subjects::streams::EVENTS_STREAM).await.expect("the events stream");
+        let consumer = stream
+            .create_consumer(async_nats::jetstream::consumer::pull::Config {
+                filter_subject: filter.to_owned(),
+                ..Default::default()
+            })
+            .await
+            .expect("a consumer");
+        let mut messages = consumer.messages().await.expect("a message stream");
+        let mut seen = Vec::new();
+        while seen.len() < count {
+            let message = tokio::time::timeout(Duration::from_secs(10), messages.next())
+                .await
+                .unwrap_or_else(|_| panic!("only {} of {count} events on {filter} within 10 s", seen.len()))
+                .expect("the stream goes on")
+                .expect("a message");
+            let id = message.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.as_str().to_owned()).unwrap_or_default();
+            seen.push((message.subject.to_string(), message.payload.clone(), id));
+        }
+        seen
+    }
+
     /// A direct connection to a worker's database, for a test to inspect (or break) it.
     pub async fn database(&self, role: Role) -> sqlx::AnyConnection {
         sqlx::any::install_default_drivers();
@@ -178,6 +214,7 @@ impl Mesh {
                     login_limits: self.options.login_limits.clone(),
                     send_limit: self.options.send_limit,
                     socket_queue: self.options.socket_queue,
+                    admin_user_ids: self.options.admin_user_ids.clone(),
                 };
                 Box::pin(async move {
                     let gateway = soulchat_gateway::Gateway::bind(config, connect.await?, token.clone()).await?;
@@ -194,6 +231,7 @@ impl Mesh {
                         refresh_ttl: Duration::from_secs(30 * 24 * 3600),
                     },
                     request_timeout: self.options.request_timeout,
+                    public_url: self.options.public_url.clone(),
                 };
                 Box::pin(async move { soulchat_user::run(config, connect.await?, token).await })
             }
@@ -209,7 +247,10 @@ impl Mesh {
                 Box::pin(async move { soulchat_chat::run(config, connect.await?, token).await })
             }
             Role::Notification => {
-                let config = soulchat_notification::Config { database_url: self.databases.url(role) };
+                let config = soulchat_notification::Config {
+                    database_url: self.databases.url(role),
+                    ..self.options.notification.clone()
+                };
                 Box::pin(async move { soulchat_notification::run(config, connect.await?, token).await })
             }
         };

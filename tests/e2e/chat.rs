@@ -271,3 +271,30 @@ async fn socket_rules() {
     assert!(matches!(closed, Closed::Code(4401, _)), "{closed:?}");
     mesh.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_and_typing_reach_the_members() {
+    let mesh = Mesh::start(Backend::Sqlite).await;
+    let alice = token(&mesh.api.register("alice", PASSWORD).await);
+    let bob = token(&mesh.api.register("bob", PASSWORD).await);
+    token(&mesh.api.register("stranger", PASSWORD).await);
+    let (_, direct) = open_direct(&mesh, &alice, "bob").await;
+    let id = direct["id"].as_str().unwrap().to_owned();
+
+    let mut bob_ws = Socket::connect(&mesh.api.base, &bob).await;
+    let mut alice_ws = Socket::connect(&mesh.api.base, &alice).await;
+    let online = bob_ws.next_of("presence").await;
+    assert_eq!((online["user"].as_str(), online["status"].as_str()), (Some("alice"), Some("online")));
+    let snapshot = alice_ws.next_of("presence").await;
+    assert_eq!((snapshot["user"].as_str(), snapshot["status"].as_str()), (Some("bob"), Some("online")), "a new socket learns its contacts' presence");
+
+    alice_ws.send(json!({"type": "typing", "conversation_id": id})).await;
+    let typing = bob_ws.next_of("typing").await;
+    assert_eq!((typing["user"].as_str(), typing["conversation_id"].as_str()), (Some("alice"), Some(id.as_str())));
+
+    alice_ws.close().await;
+    let offline = bob_ws.next_of("presence").await;
+    assert_eq!((offline["user"].as_str(), offline["status"].as_str()), (Some("alice"), Some("offline")));
+    assert!(offline["last_seen"].is_string());
+    mesh.shutdown().await;
+}

@@ -7,6 +7,7 @@ mod chat;
 mod delivery;
 mod input;
 mod mesh;
+mod notifications;
 mod profiles;
 mod sagas;
 mod sessions;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::{Value, json};
-use soulchat_subjects::{Operation, streams, user};
+use soulchat_subjects::{Operation, user};
 use soulchat_testkit::{Backend, Mesh, Role, each_backend};
 
 use crate::PASSWORD;
@@ -118,27 +118,11 @@ async fn user_events_leave_through_the_outbox(backend: Backend) {
     mesh.api.put("/api/user", &t, json!({"user": {"username": "margaret"}})).await;
     mesh.api.delete_as("/api/user", &t).await;
 
-    let js = async_nats::jetstream::new(mesh.client().await);
-    let stream = js.get_stream(streams::EVENTS_STREAM).await.unwrap();
-    let consumer = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::Config {
-            filter_subject: "soulchat.events.user.>".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let mut messages = consumer.messages().await.unwrap();
     let mut seen = Vec::new();
-    while seen.len() < 3 {
-        let message = tokio::time::timeout(Duration::from_secs(10), messages.next())
-            .await
-            .expect("three user events within 10 s")
-            .unwrap()
-            .unwrap();
-        let event: user::messages::UserEvent = prost::Message::decode(message.payload.clone()).unwrap();
-        let id = message.headers.as_ref().unwrap().get("Nats-Msg-Id").unwrap().as_str().to_owned();
+    for (subject, payload, id) in mesh.events("soulchat.events.user.>", 3).await {
+        let event: user::messages::UserEvent = prost::Message::decode(payload).unwrap();
         assert!(id.starts_with("user:"), "{id}");
-        seen.push((message.subject.to_string(), event.username, event.previous_username));
+        seen.push((subject, event.username, event.previous_username));
     }
     assert_eq!(
         seen,

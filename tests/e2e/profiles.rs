@@ -230,7 +230,6 @@ async fn page_all(api: &Api, path: &str, limit: u32) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn profile_events_leave_through_the_outbox() {
-    use futures::StreamExt;
     use soulchat_subjects::profile::messages::{FollowEvent, ProfileEvent};
 
     let mesh = Mesh::start(Backend::Sqlite).await;
@@ -242,36 +241,19 @@ async fn profile_events_leave_through_the_outbox() {
     api.delete_as("/api/profiles/ben/follow", &ann).await;
     api.put("/api/user", &ann, json!({"user": {"bio": "events"}})).await;
 
-    let js = async_nats::jetstream::new(mesh.client().await);
-    let stream = js.get_stream(soulchat_subjects::streams::EVENTS_STREAM).await.unwrap();
-    let consumer = stream
-        .create_consumer(async_nats::jetstream::consumer::pull::Config {
-            filter_subject: "soulchat.events.profile.>".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let mut messages = consumer.messages().await.unwrap();
     let mut seen = Vec::new();
-    while seen.len() < 3 {
-        let message = tokio::time::timeout(Duration::from_secs(10), messages.next())
-            .await
-            .expect("three profile events within 10 s")
-            .unwrap()
-            .unwrap();
-        let id = message.headers.as_ref().unwrap().get("Nats-Msg-Id").unwrap().as_str().to_owned();
+    for (subject, payload, id) in mesh.events("soulchat.events.profile.>", 3).await {
         assert!(id.starts_with("profile:"), "{id}");
-        let what = match message.subject.as_str() {
+        seen.push(match subject.as_str() {
             "soulchat.events.profile.updated" => {
-                let e: ProfileEvent = prost::Message::decode(message.payload.clone()).unwrap();
+                let e: ProfileEvent = prost::Message::decode(payload).unwrap();
                 format!("updated {}", e.profile.unwrap().bio.unwrap_or_default())
             }
             subject => {
-                let e: FollowEvent = prost::Message::decode(message.payload.clone()).unwrap();
+                let e: FollowEvent = prost::Message::decode(payload).unwrap();
                 format!("{} {}>{}", subject.rsplit('.').next().unwrap(), e.follower_username, e.followee_username)
             }
-        };
-        seen.push(what);
+        });
     }
     assert_eq!(seen, vec!["followed ann>ben", "unfollowed ann>ben", "updated events"]);
     mesh.shutdown().await;

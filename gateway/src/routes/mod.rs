@@ -2,13 +2,14 @@
 
 pub mod conversations;
 mod health;
+mod notifications;
 mod profiles;
 mod users;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, header};
-use axum::routing::{get, patch, post};
+use axum::routing::{get, patch, post, put};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
@@ -22,6 +23,16 @@ pub fn router(state: AppState, cors_origins: &[String]) -> anyhow::Result<Router
         .route("/users/refresh", post(users::refresh))
         .route("/users/logout", post(users::logout))
         .route("/user", get(users::current).put(users::update).delete(users::delete))
+        .route("/user/email/verify", post(users::request_email_verification).get(users::verify_email))
+        .route("/user/phone", put(users::set_phone))
+        .route("/user/phone/verify", post(users::verify_phone))
+        .route("/users/password/forgot", post(users::forgot_password))
+        .route("/users/password/reset", post(users::reset_password))
+        .route("/notifications", get(notifications::list))
+        .route("/notifications/read", post(notifications::mark_read))
+        .route("/notifications/preferences", get(notifications::preferences).put(notifications::put_preferences))
+        .route("/push/subscriptions", post(notifications::subscribe_push).delete(notifications::unsubscribe_push))
+        .route("/admin/alerts", post(notifications::alert))
         .route("/profiles", get(profiles::search))
         .route("/profiles/{username}", get(profiles::get))
         .route("/profiles/{username}/follow", post(profiles::follow).delete(profiles::unfollow))

@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
+use soulchat_subjects::Operation;
 use soulchat_subjects::profile::{
     self,
     messages::{FollowRequest, GetRequest, ListRequest, SearchRequest},
@@ -25,23 +26,24 @@ pub async fn get(
 }
 
 /// The body RealWorld clients send with a follow is ignored: the path says whom.
-pub async fn follow(
-    State(state): State<AppState>,
-    auth: AuthUser,
-    Meta(ctx): Meta,
-    Path(username): Path<String>,
-) -> ApiResult<Json<ProfileEnvelope>> {
-    let reply = state.caller.call::<profile::Follow>(&ctx.with_user(auth.id()), &FollowRequest { username }).await?;
-    Ok(Json(ProfileEnvelope::from_reply(reply)?))
+pub async fn follow(state: State<AppState>, auth: AuthUser, meta: Meta, path: Path<String>) -> ApiResult<Json<ProfileEnvelope>> {
+    change_follow::<profile::Follow>(state, auth, meta, path).await
 }
 
-pub async fn unfollow(
+pub async fn unfollow(state: State<AppState>, auth: AuthUser, meta: Meta, path: Path<String>) -> ApiResult<Json<ProfileEnvelope>> {
+    change_follow::<profile::Unfollow>(state, auth, meta, path).await
+}
+
+async fn change_follow<O>(
     State(state): State<AppState>,
     auth: AuthUser,
     Meta(ctx): Meta,
     Path(username): Path<String>,
-) -> ApiResult<Json<ProfileEnvelope>> {
-    let reply = state.caller.call::<profile::Unfollow>(&ctx.with_user(auth.id()), &FollowRequest { username }).await?;
+) -> ApiResult<Json<ProfileEnvelope>>
+where
+    O: Operation<Request = FollowRequest, Response = soulchat_subjects::profile::messages::ProfileReply>,
+{
+    let reply = state.caller.call::<O>(&ctx.with_user(auth.id()), &FollowRequest { username }).await?;
     Ok(Json(ProfileEnvelope::from_reply(reply)?))
 }
 

@@ -10,9 +10,12 @@ use soulchat_subjects::{ServiceError, error::Validation};
 
 use crate::auth::AuthUser;
 use crate::error::ApiResult;
-use crate::extract::{JsonBody, Meta};
+use crate::extract::{JsonBody, Meta, Paging};
 use crate::state::AppState;
-use crate::views::{LoginBody, RefreshBody, RegisterBody, UpdateBody, UserEnvelope, UserView, Wrapped};
+use crate::views::{
+    CodeBody, EmailBody, LoginBody, PhoneBody, RefreshBody, RegisterBody, ResetBody, UpdateBody, UserEnvelope, UserView,
+    Wrapped,
+};
 
 pub async fn register(
     State(state): State<AppState>,
@@ -123,4 +126,63 @@ fn auth_envelope(reply: AuthReply) -> Result<UserEnvelope, ServiceError> {
         return Err(ServiceError::internal());
     };
     Ok(UserEnvelope { user: UserView::new(user, session.token, Some(session.refresh_token)) })
+}
+
+/// `POST /api/user/email/verify`: emails the caller a verification link.
+pub async fn request_email_verification(State(state): State<AppState>, auth: AuthUser, Meta(ctx): Meta) -> ApiResult<StatusCode> {
+    state.caller.call::<user::RequestEmailVerification>(&ctx.with_user(auth.id()), &RequestEmailVerificationRequest {}).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/user/email/verify?token=`: the link in the email (opened without a session).
+pub async fn verify_email(State(state): State<AppState>, Meta(ctx): Meta, paging: Paging) -> ApiResult<Json<serde_json::Value>> {
+    let token = paging.param("token").unwrap_or_default();
+    let reply = state.caller.call::<user::VerifyEmail>(&ctx, &VerifyEmailRequest { token }).await?;
+    let user = reply.user.ok_or_else(ServiceError::internal)?;
+    Ok(Json(serde_json::json!({ "user": { "username": user.username, "email": user.email, "email_verified": user.email_verified } })))
+}
+
+/// `PUT /api/user/phone {phone}`: sends a code to the new number.
+pub async fn set_phone(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Meta(ctx): Meta,
+    JsonBody(body): JsonBody<PhoneBody>,
+) -> ApiResult<StatusCode> {
+    state.caller.call::<user::SetPhone>(&ctx.with_user(auth.id()), &SetPhoneRequest { phone: body.phone }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/user/phone/verify {code}`.
+pub async fn verify_phone(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Meta(ctx): Meta,
+    JsonBody(body): JsonBody<CodeBody>,
+) -> ApiResult<Json<UserEnvelope>> {
+    let reply = state.caller.call::<user::VerifyPhone>(&ctx.with_user(auth.id()), &VerifyPhoneRequest { code: body.code }).await?;
+    let user = reply.user.ok_or_else(ServiceError::internal)?;
+    Ok(Json(UserEnvelope { user: UserView::new(user, auth.token, None) }))
+}
+
+/// `POST /api/users/password/forgot {email}`: 204 whether or not the email has an account.
+pub async fn forgot_password(
+    State(state): State<AppState>,
+    Meta(ctx): Meta,
+    JsonBody(body): JsonBody<EmailBody>,
+) -> ApiResult<StatusCode> {
+    state.caller.call::<user::RequestPasswordReset>(&ctx, &RequestPasswordResetRequest { email: body.email }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/users/password/reset {token, password}`: every session of the account ends.
+pub async fn reset_password(
+    State(state): State<AppState>,
+    Meta(ctx): Meta,
+    JsonBody(body): JsonBody<ResetBody>,
+) -> ApiResult<StatusCode> {
+    let request = ResetPasswordRequest { token: body.token, password: body.password };
+    state.caller.call::<user::ResetPassword>(&ctx, &request).await?;
+    state.auth.revocations.sync().await;
+    Ok(StatusCode::NO_CONTENT)
 }

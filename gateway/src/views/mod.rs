@@ -3,6 +3,7 @@
 //! profiles live here, conversations and messages in [`chat`].
 
 pub mod chat;
+pub mod notifications;
 
 use serde::{Deserialize, Serialize};
 use soulchat_subjects::ServiceError;
@@ -18,11 +19,23 @@ pub struct UserView {
     pub username: String,
     pub bio: Option<String>,
     pub image: Option<String>,
+    pub email_verified: bool,
+    /// Set once verified by SMS code.
+    pub phone: Option<String>,
 }
 
 impl UserView {
     pub fn new(user: User, token: String, refresh_token: Option<String>) -> Self {
-        UserView { email: user.email, token, refresh_token, username: user.username, bio: user.bio, image: user.image }
+        UserView {
+            email: user.email,
+            token,
+            refresh_token,
+            username: user.username,
+            bio: user.bio,
+            image: user.image,
+            email_verified: user.email_verified,
+            phone: user.phone,
+        }
     }
 }
 
@@ -118,4 +131,30 @@ impl ProfileEnvelope {
 pub struct ProfileList {
     pub profiles: Vec<ProfileView>,
     pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PhoneBody {
+    #[serde(default)]
+    pub phone: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CodeBody {
+    #[serde(default)]
+    pub code: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EmailBody {
+    #[serde(default)]
+    pub email: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ResetBody {
+    #[serde(default)]
+    pub token: String,
+    #[serde(default)]
+    pub password: String,
 }

@@ -70,6 +70,11 @@ pub fn read(conversation_id: &str, user: Option<String>, seq: i64) -> Bytes {
     text(&json!({"type": "read", "conversation_id": conversation_id, "user": user, "seq": seq}))
 }
 
+/// `presence`: `last_seen` is when the status was last confirmed.
+pub fn presence(user: &str, status: &str, last_seen_ms: Option<i64>) -> Bytes {
+    text(&json!({"type": "presence", "user": user, "status": status, "last_seen": last_seen_ms.map(time)}))
+}
+
 /// The user ids an event's frame names, for [`Names::of_ids`].
 pub fn user_ids(event: &ChatEvent) -> Vec<String> {
     let mut ids = vec![event.actor_id.as_str()];

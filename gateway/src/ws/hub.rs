@@ -7,7 +7,8 @@
 //!   and queued to every local socket of its recipients.
 //! - Everything else that is live but not ordered (read receipts, typing, presence,
 //!   notifications) arrives as ready frames on core NATS `soulchat.deliver.<user_id>`, one
-//!   subscription per user held here; any gateway or worker may publish there.
+//!   subscription per user held here; any gateway or worker may publish there. Frames for
+//!   everyone (system alerts) arrive on `soulchat.deliver.broadcast`.
 //!
 //! Each socket has a bounded queue. A socket whose queue is full is told to close (4000), never
 //! buffered without limit; a slow client cannot hold up anyone else.
@@ -17,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::push::OrderedConfig, kv};
+use async_nats::jetstream::{self, consumer::DeliverPolicy, consumer::push::OrderedConfig};
 use bytes::Bytes;
 use futures::StreamExt;
 use soulchat_subjects::chat::messages::{ChatEvent, ReadReply, chat_event::Event};
@@ -27,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::people::{NameCache, Names};
 use crate::ws::frames;
+use crate::ws::presence::Presence;
 
 /// What the hub hands a socket.
 #[derive(Debug, Clone)]
@@ -65,7 +67,7 @@ struct Inner {
     caller: Caller,
     users: Mutex<HashMap<String, UserSockets>>,
     names: NameCache,
-    presence: kv::Store,
+    presence: Presence,
     next_id: AtomicU64,
     /// Frames queued per socket before it counts as too slow.
     queue: usize,
@@ -86,7 +88,7 @@ impl Hub {
         shutdown: CancellationToken,
     ) -> anyhow::Result<Hub> {
         let js = jetstream::new(client.clone());
-        let presence = js.get_key_value(streams::PRESENCE_BUCKET).await?;
+        let presence = Presence::new(js.get_key_value(streams::PRESENCE_BUCKET).await?);
         let hub = Hub {
             inner: Arc::new(Inner {
                 client,
@@ -99,6 +101,7 @@ impl Hub {
             }),
         };
         tokio::spawn(hub.clone().follow_chat_stream(js, shutdown.clone()));
+        tokio::spawn(hub.clone().forward_broadcasts(shutdown.clone()));
         tokio::spawn(hub.clone().refresh_presence(shutdown));
         Ok(hub)
     }
@@ -128,7 +131,7 @@ impl Hub {
         };
         if let Some(subscription) = first {
             tokio::spawn(self.clone().forward_deliveries(user_id.to_owned(), subscription));
-            self.set_presence(user_id, "online").await;
+            self.presence_changed(user_id, true).await;
         }
         Registration { id, queue: receiver, too_slow }
     }
@@ -147,7 +150,7 @@ impl Hub {
             }
         };
         if last {
-            self.set_presence(user_id, "offline").await;
+            self.presence_changed(user_id, false).await;
         }
     }
 
@@ -200,6 +203,32 @@ impl Hub {
                     None => return,
                 },
                 _ = stop.cancelled() => return,
+            }
+        }
+    }
+
+    /// Frames for everyone (system alerts), to every socket held here.
+    async fn forward_broadcasts(self, shutdown: CancellationToken) {
+        let mut subscription = match self.inner.client.subscribe(streams::BROADCAST).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("subscribing to broadcasts: {e}");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                message = subscription.next() => match message {
+                    Some(message) => {
+                        let frame = Outbound::Frame(message.payload);
+                        let users: Vec<String> = self.inner.users.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
+                        for user_id in users {
+                            self.dispatch(&user_id, &frame);
+                        }
+                    }
+                    None => return,
+                },
+                _ = shutdown.cancelled() => return,
             }
         }
     }
@@ -278,11 +307,23 @@ impl Hub {
         }
     }
 
-    async fn set_presence(&self, user_id: &str, status: &str) {
-        let value = serde_json::json!({"status": status, "last_seen_ms": crate::now_ms()});
-        if let Err(e) = self.inner.presence.put(user_id, Bytes::from(value.to_string())).await {
-            tracing::warn!(user = %user_id, "presence: {e}");
-        }
+    /// Records the change and tells the user's contacts, off the caller's path.
+    async fn presence_changed(&self, user_id: &str, online: bool) {
+        self.inner.presence.record(user_id, online).await;
+        let hub = self.clone();
+        let user_id = user_id.to_owned();
+        tokio::spawn(async move {
+            let (contacts, frame) =
+                hub.inner.presence.announcement(&hub.inner.caller, &hub.inner.names, &user_id, online).await;
+            if let Some(frame) = frame {
+                hub.deliver(&contacts, frame).await;
+            }
+        });
+    }
+
+    /// The presence of a user's contacts, for a socket that just opened.
+    pub async fn presence_snapshot(&self, user_id: &str) -> Vec<Bytes> {
+        self.inner.presence.snapshot(&self.inner.caller, &self.inner.names, user_id).await
     }
 
     /// Keeps online users' presence entries alive; a gateway that dies stops refreshing and its
@@ -297,7 +338,7 @@ impl Hub {
             let online: Vec<String> =
                 self.inner.users.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
             for user_id in online {
-                self.set_presence(&user_id, "online").await;
+                self.inner.presence.record(&user_id, true).await;
             }
         }
     }

@@ -8,6 +8,7 @@
 
 mod frames;
 pub mod hub;
+mod presence;
 mod session;
 
 use axum::Json;

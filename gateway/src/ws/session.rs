@@ -75,6 +75,11 @@ pub async fn run(socket: WebSocket, state: AppState, auth: AuthUser) {
     };
     let sync_by = tokio::time::sleep(SYNC_WAIT);
     tokio::pin!(sync_by);
+    for frame in session.state.hub.presence_snapshot(&user_id).await {
+        if session.write(frame).await.is_err() {
+            break;
+        }
+    }
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut nats_state = session.state.caller.client().connection_state();
 

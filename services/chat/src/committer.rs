@@ -157,7 +157,7 @@ struct Batch {
 
 /// One transaction for the whole batch; a refused send is an `Err` answer, not a failure.
 async fn apply(store: &Store, jobs: &[Job]) -> sqlx::Result<Vec<Answer>> {
-    let mut tx = store.begin_write().await?;
+    let mut tx = store.db().begin().await?;
     let mut batch = Batch::default();
     let pairs: Vec<(&str, &str)> = jobs.iter().map(|j| (j.sender.as_str(), j.request.client_id.as_str())).collect();
     for chunk in pairs.chunks(LOOKUP_CHUNK) {

@@ -80,7 +80,7 @@ pub async fn open_direct(
         return Ok(found);
     }
     drop(conn);
-    let mut tx = chat.store.begin_write().await.map_err(internal)?;
+    let mut tx = chat.store.db().begin().await.map_err(internal)?;
     // Checked again under the write lock: another request may have created it meanwhile.
     if let Some(found) = existing_direct(&mut tx, &key, me).await? {
         return Ok(found);
@@ -138,7 +138,7 @@ pub async fn create_group(
     let members: Vec<(&str, Role)> =
         std::iter::once((me, Role::Owner)).chain(others.iter().map(|m| (*m, Role::Member))).collect();
 
-    let mut tx = chat.store.begin_write().await.map_err(internal)?;
+    let mut tx = chat.store.db().begin().await.map_err(internal)?;
     let row =
         create(&mut tx, "group", req.name.trim(), &req.description, None, me, &members).await.map_err(internal)?;
     let mine = Store::member(&mut tx, &row.id, me).await.map_err(internal)?.ok_or_else(ServiceError::internal)?;
@@ -198,7 +198,7 @@ pub async fn update(
         validate::description(&mut v, description);
     }
     v.finish()?;
-    let mut tx = chat.store.begin_write().await.map_err(internal)?;
+    let mut tx = chat.store.db().begin().await.map_err(internal)?;
     let (row, mine) = access::membership(&mut tx, &req.conversation_id, me).await?;
     access::require_group(&row)?;
     access::require(&mine, Role::Admin)?;
@@ -215,7 +215,7 @@ pub async fn update(
 
 pub async fn delete(chat: Arc<Chat>, ctx: RequestContext, req: DeleteRequest) -> Result<Empty, ServiceError> {
     let me = ctx.user_id()?;
-    let mut tx = chat.store.begin_write().await.map_err(internal)?;
+    let mut tx = chat.store.db().begin().await.map_err(internal)?;
     let (row, mine) = access::membership(&mut tx, &req.conversation_id, me).await?;
     access::require_group(&row)?;
     access::require(&mine, Role::Owner)?;

@@ -73,6 +73,7 @@ pub async fn run(config: Config, client: async_nats::Client, shutdown: Cancellat
         .handle::<chat::History, _, _>(messages::history)
         .handle::<chat::MarkRead, _, _>(messages::mark_read)
         .handle::<chat::Resume, _, _>(resume::resume)
+        .handle::<chat::Contacts, _, _>(members::contacts)
         .start(client, shutdown)
         .await?;
     worker.run_until_shutdown().await;

@@ -39,7 +39,9 @@ pub fn event(conversation_id: &str, seq: i64, actor_id: &str, body: Event) -> Ch
         seq,
         at_ms: now_ms(),
         actor_id: actor_id.to_owned(),
+        // Both filled when published (see `relay`), never stored.
         recipients: Vec::new(),
+        conversation_kind: String::new(),
         event: Some(body),
     }
 }

@@ -23,6 +23,14 @@ fn member_not_found() -> ServiceError {
     ServiceError::not_found("member")
 }
 
+/// Whom the caller's presence concerns. Capped: presence is a courtesy, not a guarantee.
+pub async fn contacts(chat: Arc<Chat>, ctx: RequestContext, _req: ContactsRequest) -> Result<ContactsReply, ServiceError> {
+    const MAX_CONTACTS: i64 = 5000;
+    let me = ctx.user_id()?;
+    let user_ids = chat.store.contacts(me, MAX_CONTACTS).await.map_err(internal)?;
+    Ok(ContactsReply { user_ids })
+}
+
 pub async fn add_member(
     chat: Arc<Chat>,
     ctx: RequestContext,
@@ -44,7 +52,7 @@ pub async fn add_member(
     v.finish()?;
     let user = req.user_id.trim();
 
-    let mut tx = chat.store.begin_write().await.map_err(internal)?;
+    let mut tx = chat.store.db().begin().await.map_err(internal)?;
     let (row, mine) = access::membership(&mut tx, &req.conversation_id, me).await?;
     access::require_group(&row)?;
     access::require(&mine, if role == Role::Admin { Role::Owner } else { Role::Admin })?;
@@ -70,7 +78,7 @@ pub async fn change_role(
     let me = ctx.user_id()?;
     let role = Role::parse(&req.role).ok_or_else(|| ServiceError::invalid("role", "must be owner, admin or member"))?;
 
-    let mut tx = chat.store.begin_write().await.map_err(internal)?;
+    let mut tx = chat.store.db().begin().await.map_err(internal)?;
     let (row, mine) = access::membership(&mut tx, &req.conversation_id, me).await?;
     access::require_group(&row)?;
     let target =
@@ -118,7 +126,7 @@ pub async fn remove_member(
 ) -> Result<Empty, ServiceError> {
     let me = ctx.user_id()?;
     let user = req.user_id.trim();
-    let mut tx = chat.store.begin_write().await.map_err(internal)?;
+    let mut tx = chat.store.db().begin().await.map_err(internal)?;
     let (row, mine) = access::membership(&mut tx, &req.conversation_id, me).await?;
     access::require_group(&row)?;
     if user == me {

@@ -33,7 +33,7 @@ pub async fn edit(chat: Arc<Chat>, ctx: RequestContext, req: EditRequest) -> Res
     let mut v = Validation::new();
     validate::content(&mut v, &req.content, true);
     v.finish()?;
-    let mut tx = chat.store.begin_write().await.map_err(internal)?;
+    let mut tx = chat.store.db().begin().await.map_err(internal)?;
     let (row, _) = access::membership(&mut tx, &req.conversation_id, me).await?;
     let message = live_message(&mut tx, &row.id, req.seq).await?;
     if message.sender_id != me {
@@ -54,7 +54,7 @@ pub async fn delete_message(
     req: DeleteMessageRequest,
 ) -> Result<Empty, ServiceError> {
     let me = ctx.user_id()?;
-    let mut tx = chat.store.begin_write().await.map_err(internal)?;
+    let mut tx = chat.store.db().begin().await.map_err(internal)?;
     let (row, mine) = access::membership(&mut tx, &req.conversation_id, me).await?;
     let message = Store::message(&mut tx, &row.id, req.seq).await.map_err(internal)?.ok_or_else(message_not_found)?;
     if message.sender_id != me {

@@ -12,7 +12,8 @@
 //! Recipients are added here rather than stored with every event: the members at the event's
 //! seq (those whose `joined_seq` is not later) who are still members when it is published, plus
 //! whoever the event itself removes. The gateway delivers each event to
-//! `soulchat.deliver.<user_id>` for every recipient.
+//! `soulchat.deliver.<user_id>` for every recipient. The conversation's kind goes along, for consumers
+//! such as the notification worker that treat direct and group conversations differently.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -101,6 +102,7 @@ async fn relay_batch(db: &Database, js: &jetstream::Context) -> anyhow::Result<u
         return Ok(0);
     }
     let mut members: HashMap<String, Vec<(String, i64)>> = HashMap::new();
+    let mut kinds: HashMap<String, String> = HashMap::new();
     let mut pending = Vec::with_capacity(rows.len());
     let mut done = Vec::with_capacity(rows.len());
     for (id, conversation_id, seq, payload) in rows {
@@ -117,6 +119,15 @@ async fn relay_batch(db: &Database, js: &jetstream::Context) -> anyhow::Result<u
             members.insert(conversation_id.clone(), current.into_iter().map(|m| (m.user_id, m.joined_seq)).collect());
         }
         event.recipients = recipients(&event, &members[&conversation_id]);
+        if !kinds.contains_key(&conversation_id) {
+            // Gone with a deletion: its last event (conversation_deleted) goes out kindless.
+            let kind: Option<(String,)> = sqlx::query_as("SELECT kind FROM conversations WHERE id = ?")
+                .bind(&conversation_id)
+                .fetch_optional(db.pool())
+                .await?;
+            kinds.insert(conversation_id.clone(), kind.map(|(k,)| k).unwrap_or_default());
+        }
+        event.conversation_kind = kinds[&conversation_id].clone();
         let message = PublishMessage::build()
             .payload(event.encode_to_vec().into())
             .message_id(format!("{conversation_id}:{seq}"))

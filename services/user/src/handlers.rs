@@ -59,7 +59,8 @@ pub async fn register(users: Arc<Users>, ctx: RequestContext, req: RegisterReque
         tracing::warn!(%saga, "registration: welcome step left for recovery: {e}");
     }
 
-    let row = UserRow { id, username, email, password_hash, created_at_ms: now };
+    let row =
+        UserRow { id, username, email, password_hash, created_at_ms: now, email_verified_at_ms: None, phone: None };
     Ok(AuthReply { user: Some(to_user(&row, None)), session: Some(session) })
 }
 
@@ -164,6 +165,8 @@ pub async fn update(users: Arc<Users>, ctx: RequestContext, req: UpdateRequest) 
     let after = UserRow {
         username: username.unwrap_or(&before.username).to_owned(),
         email: email.unwrap_or(&before.email).to_owned(),
+        // A new address is unverified until its own link is followed.
+        email_verified_at_ms: if email.is_some() { None } else { before.email_verified_at_ms },
         ..before.clone()
     };
     if username.is_some() || email.is_some() || password_hash.is_some() {
@@ -278,7 +281,7 @@ pub async fn logout(users: Arc<Users>, ctx: RequestContext, req: LogoutRequest) 
 }
 
 /// The caller's account, or why there is none.
-async fn current(users: &Users, ctx: &RequestContext) -> Result<UserRow, ServiceError> {
+pub(crate) async fn current(users: &Users, ctx: &RequestContext) -> Result<UserRow, ServiceError> {
     let id = ctx.user_id()?;
     users.store.by_id(id).await.map_err(internal)?.ok_or_else(|| ServiceError::not_found("user"))
 }
@@ -293,7 +296,7 @@ async fn start_session(users: &Users, tx: &mut sqlx::AnyConnection, user_id: &st
     Ok(Session { token, refresh_token })
 }
 
-async fn revoke_family(users: &Users, family: &str) -> Result<(), ServiceError> {
+pub(crate) async fn revoke_family(users: &Users, family: &str) -> Result<(), ServiceError> {
     users.store.revoke_family(family).await.map_err(internal)?;
     users.revocations.family(family).await
 }
@@ -309,7 +312,7 @@ fn conflict(taken: Taken) -> Result<(), ServiceError> {
 
 /// The account as clients see it, with bio and image from the profile worker. When that worker
 /// does not answer, the account still answers, without them (logged).
-async fn with_profile(users: &Users, ctx: &CallContext, row: &UserRow) -> User {
+pub(crate) async fn with_profile(users: &Users, ctx: &CallContext, row: &UserRow) -> User {
     let request = ProfileByUser { user_id: row.id.clone() };
     match users.caller.call::<profile::GetByUser>(ctx, &request).await {
         Ok(reply) => to_user(row, reply.profile.as_ref()),
@@ -328,5 +331,7 @@ fn to_user(row: &UserRow, profile: Option<&Profile>) -> User {
         bio: profile.and_then(|p| p.bio.clone()),
         image: profile.and_then(|p| p.image.clone()),
         created_at_ms: row.created_at_ms,
+        email_verified: row.email_verified_at_ms.is_some(),
+        phone: row.phone.clone(),
     }
 }

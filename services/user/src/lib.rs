@@ -5,6 +5,7 @@
 //! revocation is written to the `soulchat_revoked` bucket that all gateway replicas watch. It
 //! drives the sagas that span workers (registration, rename, deletion; see [`sagas`]).
 
+mod account_tokens;
 mod handlers;
 mod passwords;
 mod revocations;
@@ -12,6 +13,7 @@ mod sagas;
 mod store;
 mod tokens;
 mod validate;
+mod verification;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +35,8 @@ pub struct Config {
     pub tokens: TokenConfig,
     /// Deadline of each call to another worker (a saga step).
     pub request_timeout: Duration,
+    /// Where clients reach the API, for links in emails (no trailing slash).
+    pub public_url: String,
 }
 
 /// Everything a handler needs; shared by all requests.
@@ -42,8 +46,9 @@ pub(crate) struct Users {
     passwords: passwords::Hasher,
     tokens: tokens::Issuer,
     revocations: revocations::Revocations,
-    /// Calls the profile and notification workers (saga steps, bio and image).
+    /// Calls the profile and notification workers (saga steps, bio and image, account mail).
     caller: Caller,
+    public_url: String,
 }
 
 /// Runs the user worker until `shutdown`.
@@ -60,6 +65,7 @@ pub async fn run(config: Config, client: async_nats::Client, shutdown: Cancellat
         tokens: tokens::Issuer::new(&config.tokens),
         revocations: revocations::Revocations::open(&js).await?,
         caller: Caller::new(client.clone(), config.request_timeout),
+        public_url: config.public_url.trim_end_matches('/').to_owned(),
     });
     // Idle for twice the call deadline: no live request can still be driving such a saga.
     let recovery = sagas::spawn_recovery(users.clone(), config.request_timeout * 2, shutdown.clone());
@@ -71,6 +77,13 @@ pub async fn run(config: Config, client: async_nats::Client, shutdown: Cancellat
         .handle::<user::Delete, _, _>(handlers::delete)
         .handle::<user::Refresh, _, _>(handlers::refresh)
         .handle::<user::Logout, _, _>(handlers::logout)
+        .handle::<user::RequestEmailVerification, _, _>(verification::request_email_verification)
+        .handle::<user::VerifyEmail, _, _>(verification::verify_email)
+        .handle::<user::SetPhone, _, _>(verification::set_phone)
+        .handle::<user::VerifyPhone, _, _>(verification::verify_phone)
+        .handle::<user::RequestPasswordReset, _, _>(verification::request_password_reset)
+        .handle::<user::ResetPassword, _, _>(verification::reset_password)
+        .handle::<user::Contact, _, _>(verification::contact)
         .start(client, shutdown)
         .await?;
     worker.run_until_shutdown().await;

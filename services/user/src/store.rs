@@ -11,6 +11,9 @@ pub struct UserRow {
     pub email: String,
     pub password_hash: String,
     pub created_at_ms: i64,
+    pub email_verified_at_ms: Option<i64>,
+    /// Set only once verified.
+    pub phone: Option<String>,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -29,6 +32,8 @@ pub struct Taken {
     pub email: bool,
 }
 
+const USER: &str = "SELECT id, username, email, password_hash, created_at_ms, email_verified_at_ms, phone FROM users";
+
 #[derive(Clone)]
 pub struct Store {
     db: Database,
@@ -45,7 +50,7 @@ impl Store {
 
     pub async fn by_id(&self, id: &str) -> sqlx::Result<Option<UserRow>> {
         sqlx::query_as(
-            "SELECT id, username, email, password_hash, created_at_ms FROM users WHERE id = ? AND pending = 0",
+            sqlx::AssertSqlSafe(format!("{USER} WHERE id = ? AND pending = 0")),
         )
         .bind(id)
         .fetch_optional(self.db.pool())
@@ -55,7 +60,7 @@ impl Store {
     /// [`Store::by_id`] inside a transaction.
     pub async fn by_id_in(conn: &mut AnyConnection, id: &str) -> sqlx::Result<Option<UserRow>> {
         sqlx::query_as(
-            "SELECT id, username, email, password_hash, created_at_ms FROM users WHERE id = ? AND pending = 0",
+            sqlx::AssertSqlSafe(format!("{USER} WHERE id = ? AND pending = 0")),
         )
         .bind(id)
         .fetch_optional(conn)
@@ -64,7 +69,7 @@ impl Store {
 
     pub async fn by_email(&self, email_norm: &str) -> sqlx::Result<Option<UserRow>> {
         sqlx::query_as(
-            "SELECT id, username, email, password_hash, created_at_ms FROM users WHERE email_norm = ? AND pending = 0",
+            sqlx::AssertSqlSafe(format!("{USER} WHERE email_norm = ? AND pending = 0")),
         )
         .bind(email_norm)
         .fetch_optional(self.db.pool())
@@ -162,6 +167,7 @@ impl Store {
             "UPDATE users SET \
                username = COALESCE(?, username), username_norm = COALESCE(?, username_norm), \
                email = COALESCE(?, email), email_norm = COALESCE(?, email_norm), \
+               email_verified_at_ms = CASE WHEN ? THEN NULL ELSE email_verified_at_ms END, \
                password_hash = COALESCE(?, password_hash), updated_at_ms = ? \
              WHERE id = ?",
         )
@@ -169,6 +175,7 @@ impl Store {
         .bind(username.map(str::to_lowercase))
         .bind(email)
         .bind(email.map(str::to_lowercase))
+        .bind(email.is_some())
         .bind(password_hash)
         .bind(now_ms())
         .bind(id)

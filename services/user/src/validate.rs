@@ -46,6 +46,16 @@ pub fn password(v: &mut Validation, password: &str) {
     }
 }
 
+/// E.164: a `+`, then 8 to 15 digits.
+pub fn phone(v: &mut Validation, phone: &str) {
+    let digits = phone.strip_prefix('+').unwrap_or("");
+    if phone.is_empty() {
+        v.problem("phone", BLANK);
+    } else if !(8..=15).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        v.problem("phone", "is invalid (E.164, e.g. +4915112345678)");
+    }
+}
+
 /// The case-insensitive key under which uniqueness is enforced.
 pub fn norm(value: &str) -> String {
     value.trim().to_lowercase()

@@ -26,7 +26,7 @@ impl Store {
 
     /// The conversation's last seq, locked until the commit, for a writer that takes many
     /// seqs at once and stores the last with [`Store::set_last_seq`]. SQLite needs no row lock:
-    /// the writer holds the database's write lock (see [`Store::begin_write`]).
+    /// the writer holds the database's write lock (see [`soulchat_runtime::Database::begin`]).
     pub async fn lock_last_seq(&self, conn: &mut AnyConnection, conversation_id: &str) -> sqlx::Result<Option<i64>> {
         let query = match self.db.backend() {
             Backend::Sqlite => "SELECT last_seq FROM conversations WHERE id = ? AND deleted = 0",

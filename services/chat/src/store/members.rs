@@ -41,6 +41,22 @@ impl Store {
             .await
     }
 
+    /// Everyone sharing a live conversation with `user_id`, at most `limit`.
+    pub async fn contacts(&self, user_id: &str, limit: i64) -> sqlx::Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT other.user_id FROM members mine \
+             JOIN members other ON other.conversation_id = mine.conversation_id \
+             JOIN conversations c ON c.id = mine.conversation_id \
+             WHERE mine.user_id = ? AND other.user_id <> ? AND c.deleted = 0 LIMIT ?",
+        )
+        .bind(user_id)
+        .bind(user_id)
+        .bind(limit)
+        .fetch_all(self.db().pool())
+        .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
     /// Members in joining order (oldest first).
     pub async fn members(conn: &mut AnyConnection, conversation_id: &str) -> sqlx::Result<Vec<MemberRow>> {
         sqlx::query_as(sql(&[MEMBER, " WHERE conversation_id = ? ORDER BY joined_seq, user_id"]))

@@ -10,8 +10,7 @@ mod events;
 mod members;
 mod messages;
 
-use soulchat_runtime::{Backend, Database};
-use sqlx::{Any, Transaction};
+use soulchat_runtime::Database;
 
 pub use conversations::ConversationRow;
 pub use members::MemberRow;
@@ -34,15 +33,5 @@ impl Store {
 
     pub fn db(&self) -> &Database {
         &self.db
-    }
-
-    /// A transaction that will write. On SQLite it takes the write lock at `BEGIN`: a deferred
-    /// transaction that read first fails at once (SQLITE_BUSY, no waiting) when another writer
-    /// committed in between.
-    pub async fn begin_write(&self) -> sqlx::Result<Transaction<'static, Any>> {
-        match self.db.backend() {
-            Backend::Sqlite => self.db.pool().begin_with("BEGIN IMMEDIATE").await,
-            Backend::MySql => self.db.pool().begin().await,
-        }
     }
 }

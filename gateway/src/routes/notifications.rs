@@ -1,0 +1,98 @@
+//! Notifications, preferences, Web Push subscriptions and system alerts, answered by the
+//! notification worker.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use soulchat_subjects::ServiceError;
+use soulchat_subjects::notification::{self, messages as nm};
+
+use crate::auth::AuthUser;
+use crate::error::ApiResult;
+use crate::extract::{JsonBody, Meta, Paging};
+use crate::state::AppState;
+use crate::views::notifications::*;
+
+/// `GET /api/notifications?unread=true&cursor=&limit=`.
+pub async fn list(State(state): State<AppState>, auth: AuthUser, Meta(ctx): Meta, paging: Paging) -> ApiResult<Json<NotificationList>> {
+    let unread_only = match paging.param("unread").as_deref() {
+        None | Some("false") | Some("0") => false,
+        Some("true") | Some("1") => true,
+        Some(_) => return Err(ServiceError::invalid("unread", "must be true or false").into()),
+    };
+    let request = nm::ListRequest { unread_only, cursor: paging.cursor, limit: paging.limit };
+    let list = state.caller.call::<notification::List>(&ctx.with_user(auth.id()), &request).await?;
+    Ok(Json(NotificationList {
+        notifications: list.notifications.into_iter().map(NotificationView::from).collect(),
+        unread_count: list.unread_count,
+        next_cursor: Some(list.next_cursor).filter(|c| !c.is_empty()),
+    }))
+}
+
+/// `POST /api/notifications/read` with `{ids:[…]}` or `{all:true}`.
+pub async fn mark_read(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Meta(ctx): Meta,
+    JsonBody(body): JsonBody<MarkReadBody>,
+) -> ApiResult<StatusCode> {
+    if !body.all && body.ids.is_empty() {
+        return Err(ServiceError::invalid("ids", "can't be blank (or send all: true)").into());
+    }
+    let request = nm::MarkReadRequest { ids: body.ids, all: body.all };
+    state.caller.call::<notification::MarkRead>(&ctx.with_user(auth.id()), &request).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn preferences(State(state): State<AppState>, auth: AuthUser, Meta(ctx): Meta) -> ApiResult<Json<PreferencesEnvelope>> {
+    let reply = state.caller.call::<notification::GetPreferences>(&ctx.with_user(auth.id()), &Default::default()).await?;
+    Ok(Json(PreferencesEnvelope { preferences: reply.into() }))
+}
+
+pub async fn put_preferences(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Meta(ctx): Meta,
+    JsonBody(body): JsonBody<PreferencesEnvelope>,
+) -> ApiResult<Json<PreferencesEnvelope>> {
+    let request: nm::Preferences = body.preferences.into();
+    let reply = state.caller.call::<notification::PutPreferences>(&ctx.with_user(auth.id()), &request).await?;
+    Ok(Json(PreferencesEnvelope { preferences: reply.into() }))
+}
+
+pub async fn subscribe_push(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Meta(ctx): Meta,
+    JsonBody(body): JsonBody<PushSubscriptionBody>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    let request = nm::SubscribePushRequest { endpoint: body.endpoint, p256dh: body.keys.p256dh, auth: body.keys.auth };
+    let reply = state.caller.call::<notification::SubscribePush>(&ctx.with_user(auth.id()), &request).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "subscription": { "id": reply.id } }))))
+}
+
+pub async fn unsubscribe_push(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Meta(ctx): Meta,
+    JsonBody(body): JsonBody<EndpointBody>,
+) -> ApiResult<StatusCode> {
+    let request = nm::UnsubscribePushRequest { endpoint: body.endpoint };
+    state.caller.call::<notification::UnsubscribePush>(&ctx.with_user(auth.id()), &request).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/admin/alerts`: admins only (`SOULCHAT_ADMIN_USER_IDS`).
+pub async fn alert(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Meta(ctx): Meta,
+    JsonBody(body): JsonBody<AlertBody>,
+) -> ApiResult<(StatusCode, Json<NotificationEnvelope>)> {
+    if !state.admins.iter().any(|a| a == auth.id()) {
+        return Err(ServiceError::forbidden("user", "is not an administrator").into());
+    }
+    let request = nm::AlertRequest { title: body.title, body: body.body };
+    let reply = state.caller.call::<notification::Alert>(&ctx.with_user(auth.id()), &request).await?;
+    Ok((StatusCode::CREATED, Json(NotificationEnvelope { notification: reply.into() })))
+}

@@ -1,0 +1,51 @@
+//! Web Push: the payload encrypted for the subscription (RFC 8291, `aes128gcm`) and signed
+//! for the push service with VAPID (RFC 8292), both by the web-push crate; the request itself
+//! goes out through reqwest, so its timeouts and TLS are ours.
+
+use soulchat_subjects::notification::messages::Delivery;
+use web_push::{ContentEncoding, SubscriptionInfo, VapidSignatureBuilder, WebPushMessageBuilder, request_builder};
+
+use super::{Failure, http_outcome};
+
+/// How long the push service keeps a message for an offline browser.
+const TTL_SECONDS: u32 = 24 * 3600;
+
+pub struct Push {
+    http: reqwest::Client,
+    /// base64url of the raw P-256 private key.
+    key: String,
+    /// `mailto:` or `https:` contact for the push service's operators.
+    subject: String,
+}
+
+impl Push {
+    pub fn new(http: reqwest::Client, key: &str, subject: &str) -> anyhow::Result<Push> {
+        VapidSignatureBuilder::from_base64_no_sub(key).map_err(|e| {
+            anyhow::anyhow!("SOULCHAT_VAPID_PRIVATE_KEY is not a base64url raw P-256 private key: {e}")
+        })?;
+        Ok(Push { http, key: key.to_owned(), subject: subject.to_owned() })
+    }
+
+    pub async fn send(&self, delivery: &Delivery) -> Result<(), Failure> {
+        let info = SubscriptionInfo::new(delivery.to.as_str(), delivery.p256dh.as_str(), delivery.auth.as_str());
+        let build = || -> Result<_, web_push::WebPushError> {
+            let mut signature = VapidSignatureBuilder::from_base64(&self.key, &info)?;
+            signature.add_claim("sub", self.subject.as_str());
+            let mut message = WebPushMessageBuilder::new(&info);
+            message.set_payload(ContentEncoding::Aes128Gcm, delivery.text.as_bytes());
+            message.set_ttl(TTL_SECONDS);
+            message.set_vapid_signature(signature.build()?);
+            Ok(request_builder::build_request::<Vec<u8>>(message.build()?))
+        };
+        let (parts, body) = build().map_err(|e| Failure::Permanent(format!("building the push: {e}")))?.into_parts();
+        let mut outgoing = self.http.post(parts.uri.to_string()).body(body);
+        for (name, value) in &parts.headers {
+            outgoing = outgoing.header(name.as_str(), value.as_bytes());
+        }
+        let response = outgoing.send().await.map_err(|e| Failure::Transient(format!("push service: {e}")))?;
+        match response.status().as_u16() {
+            status @ (404 | 410) => Err(Failure::Gone(status)),
+            _ => http_outcome(response.status(), "the push service"),
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! Notifications from committed chat events (`SOULCHAT_CHAT`): a message in a direct
+//! conversation or an `@username` mention in a group, for recipients with no live socket, and
+//! being added to a group by someone else.
+//!
+//! The runtime's consumer reads only the events stream, and its handler runs inside the
+//! database transaction; these events need NATS look-ups first (presence, usernames, the group's
+//! name), which must not hold SQLite's write lock. So this is its own small durable consumer:
+//! look up, then record the event id in `processed_events` and apply the drafts in one
+//! transaction, exactly as the runtime's does. (A `prepare` step in the runtime's
+//! `EventHandler`, and a stream parameter, would let it serve both; see the README.)
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind, consumer::DeliverPolicy, consumer::pull};
+use futures::StreamExt;
+use soulchat_runtime::{Database, now_ms};
+use soulchat_subjects::chat::messages::chat_event::Event;
+use soulchat_subjects::chat::messages::{ChatEvent, GetRequest, Message};
+use soulchat_subjects::profile::messages::{LookupRequest, Profile};
+use soulchat_subjects::{CallContext, chat, headers, profile, streams};
+use tokio_util::sync::CancellationToken;
+
+use crate::Notifications;
+use crate::compose::Draft;
+
+const DURABLE: &str = "notification-chat";
+/// How much of a message a notification quotes.
+const PREVIEW_CHARS: usize = 200;
+/// Mentions looked up per message, at most.
+const MAX_MENTIONS: usize = 50;
+
+pub fn spawn(js: jetstream::Context, n: Arc<Notifications>, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                result = consume(&js, &n) => {
+                    if let Err(e) = result {
+                        tracing::warn!(durable = DURABLE, "chat event consumer stopped: {e:#}; restarting");
+                    }
+                }
+                _ = shutdown.cancelled() => return,
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    })
+}
+
+async fn consume(js: &jetstream::Context, n: &Notifications) -> anyhow::Result<()> {
+    let consumer = js
+        .get_stream(streams::CHAT_STREAM)
+        .await?
+        .get_or_create_consumer(
+            DURABLE,
+            pull::Config {
+                durable_name: Some(DURABLE.to_owned()),
+                filter_subject: streams::CHAT_SUBJECTS.to_owned(),
+                // Created once: the chat history before the notification worker existed
+                // notifies nobody.
+                deliver_policy: DeliverPolicy::New,
+                ack_wait: Duration::from_secs(30),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let mut messages = consumer.messages().await?;
+    while let Some(message) = messages.next().await {
+        let message = message?;
+        let id = match message.headers.as_ref().and_then(|h| h.get(headers::MSG_ID)) {
+            Some(id) => format!("chat:{}", id.as_str()),
+            None => format!("chat:seq:{}", message.info().map_or(0, |i| i.stream_sequence)),
+        };
+        match handle(n, &id, &message.payload).await {
+            Ok(()) => message.ack().await.map_err(|e| anyhow::anyhow!("ack: {e}"))?,
+            Err(e) => {
+                tracing::warn!(%id, "chat event not handled, will retry: {e:#}");
+                message.ack_with(AckKind::Nak(Some(Duration::from_secs(2)))).await.map_err(|e| anyhow::anyhow!("nak: {e}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn handle(n: &Notifications, id: &str, payload: &[u8]) -> anyhow::Result<()> {
+    let event = match <ChatEvent as prost::Message>::decode(payload) {
+        Ok(event) => event,
+        Err(e) => {
+            tracing::error!(%id, "undecodable chat event dropped: {e}");
+            return Ok(());
+        }
+    };
+    let db = n.store.db();
+    let seen: Option<(String,)> = sqlx::query_as("SELECT event_id FROM processed_events WHERE event_id = ?")
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+    if seen.is_some() {
+        return Ok(());
+    }
+    let drafts = plan(n, &event).await?;
+    apply(n, db, id, drafts).await
+}
+
+async fn apply(n: &Notifications, db: &Database, id: &str, drafts: Vec<Draft>) -> anyhow::Result<()> {
+    let mut tx = db.begin().await?;
+    let first = sqlx::query("INSERT INTO processed_events (event_id, processed_at_ms) VALUES (?, ?)")
+        .bind(id)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await;
+    match first {
+        Err(e) if Database::is_unique_violation(&e) => return Ok(()), // another replica did it
+        Err(e) => return Err(e.into()),
+        Ok(_) => {}
+    }
+    let mut stored = Vec::new();
+    for draft in drafts {
+        stored.extend(n.notify(&mut tx, draft).await?);
+    }
+    tx.commit().await?;
+    n.published(stored).await;
+    Ok(())
+}
+
+/// What the event should notify, with the look-ups it takes.
+async fn plan(n: &Notifications, event: &ChatEvent) -> anyhow::Result<Vec<Draft>> {
+    match &event.event {
+        Some(Event::MessageCreated(message)) if !message.deleted && !message.content.is_empty() => {
+            message_drafts(n, event, message).await
+        }
+        Some(Event::MemberAdded(member)) if event.conversation_kind == "group" && member.user_id != event.actor_id => {
+            let name = group_name(n, &event.conversation_id, &member.user_id).await;
+            added_drafts(n, event, &[member.user_id.clone()], name).await
+        }
+        Some(Event::ConversationCreated(conversation)) if conversation.kind == "group" => {
+            let added: Vec<String> =
+                conversation.members.iter().map(|m| m.user_id.clone()).filter(|u| *u != event.actor_id).collect();
+            added_drafts(n, event, &added, Some(conversation.name.clone())).await
+        }
+        _ => Ok(Vec::new()),
+    }
+}
+
+async fn message_drafts(n: &Notifications, event: &ChatEvent, message: &Message) -> anyhow::Result<Vec<Draft>> {
+    let direct = event.conversation_kind == "direct";
+    let mentioned = if direct { Vec::new() } else { mentions(&message.content) };
+    if !direct && mentioned.is_empty() {
+        return Ok(Vec::new());
+    }
+    let profiles = lookup(n, vec![message.sender_id.clone()], mentioned).await?;
+    let sender = profiles.iter().find(|p| p.user_id == message.sender_id).map_or("Someone", |p| p.username.as_str());
+    let mut candidates: Vec<&str> = if direct {
+        event.recipients.iter().map(String::as_str).filter(|u| *u != message.sender_id).collect()
+    } else {
+        // Only members are told: a mention of an outsider reveals nothing to them.
+        profiles
+            .iter()
+            .map(|p| p.user_id.as_str())
+            .filter(|u| *u != message.sender_id && event.recipients.iter().any(|r| r == u))
+            .collect()
+    };
+    candidates.sort_unstable();
+    candidates.dedup();
+    let preview: String = message.content.chars().take(PREVIEW_CHARS).collect();
+    let mut drafts = Vec::new();
+    for user in candidates {
+        if n.online(user).await {
+            continue; // the message reaches the user's socket anyway
+        }
+        let (kind, title) =
+            if direct { ("message", format!("New message from {sender}")) } else { ("mention", format!("{sender} mentioned you")) };
+        drafts.push(Draft {
+            user_id: user.to_owned(),
+            kind,
+            dedup_key: format!("chat:{}:{}", event.conversation_id, event.seq),
+            title,
+            body: preview.clone(),
+            data: HashMap::from([
+                ("conversation_id".to_owned(), event.conversation_id.clone()),
+                ("seq".to_owned(), message.seq.to_string()),
+                ("username".to_owned(), sender.to_owned()),
+            ]),
+            conversation_id: Some(event.conversation_id.clone()),
+        });
+    }
+    Ok(drafts)
+}
+
+async fn added_drafts(
+    n: &Notifications,
+    event: &ChatEvent,
+    added: &[String],
+    group: Option<String>,
+) -> anyhow::Result<Vec<Draft>> {
+    if added.is_empty() {
+        return Ok(Vec::new());
+    }
+    let actor = if event.actor_id.is_empty() {
+        None
+    } else {
+        lookup(n, vec![event.actor_id.clone()], Vec::new()).await?.into_iter().next().map(|p| p.username)
+    };
+    let who = actor.clone().unwrap_or_else(|| "Someone".to_owned());
+    let body = match group.as_deref().filter(|g| !g.is_empty()) {
+        Some(name) => format!("{who} added you to {name}"),
+        None => format!("{who} added you to a group"),
+    };
+    let mut data = HashMap::from([("conversation_id".to_owned(), event.conversation_id.clone())]);
+    if let Some(actor) = actor {
+        data.insert("username".to_owned(), actor);
+    }
+    Ok(added
+        .iter()
+        .map(|user| Draft {
+            user_id: user.clone(),
+            kind: "added_to_group",
+            dedup_key: format!("chat:{}:{}", event.conversation_id, event.seq),
+            title: "Added to a group".to_owned(),
+            body: body.clone(),
+            data: data.clone(),
+            conversation_id: Some(event.conversation_id.clone()),
+        })
+        .collect())
+}
+
+async fn lookup(n: &Notifications, user_ids: Vec<String>, usernames: Vec<String>) -> anyhow::Result<Vec<Profile>> {
+    let reply = n.caller.call::<profile::Lookup>(&CallContext::internal(), &LookupRequest { user_ids, usernames }).await?;
+    Ok(reply.profiles)
+}
+
+/// The group's name as the added member sees it; best effort (the notification still goes
+/// without it).
+async fn group_name(n: &Notifications, conversation_id: &str, member: &str) -> Option<String> {
+    let request = GetRequest { conversation_id: conversation_id.to_owned() };
+    match n.caller.call::<chat::Get>(&CallContext::internal().with_user(member), &request).await {
+        Ok(reply) => reply.conversation.map(|c| c.name),
+        Err(e) => {
+            tracing::debug!(%conversation_id, "group name unavailable: {e}");
+            None
+        }
+    }
+}
+
+/// The distinct `@username`s in a message (usernames: ASCII letters, digits, `_`, `.`, `-`;
+/// a trailing `.` is taken for the end of a sentence).
+fn mentions(content: &str) -> Vec<String> {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+    let mut found: Vec<String> = Vec::new();
+    let mut previous: Option<char> = None;
+    for (i, c) in content.char_indices() {
+        if c == '@' && !previous.is_some_and(is_name) {
+            let name: String = content[i + 1..].chars().take_while(|c| is_name(*c)).collect();
+            let name = name.trim_end_matches('.').to_lowercase();
+            if !name.is_empty() && !found.contains(&name) && found.len() < MAX_MENTIONS {
+                found.push(name);
+            }
+        }
+        previous = Some(c);
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mentions;
+
+    #[test]
+    fn finds_mentions() {
+        assert_eq!(mentions("hi @Bob and @carol.x, see @bob."), vec!["bob", "carol.x"]);
+        assert!(mentions("mail me at a@example.com").is_empty());
+        assert!(mentions("@ alone").is_empty());
+    }
+}

@@ -1,0 +1,379 @@
+//! The notification worker against real components: a private nats-server and every worker
+//! (soulchat-testkit), a real SMTP receiver, and local HTTP endpoints playing the push service
+//! (which decrypts what it gets) and the SMS provider.
+
+mod support;
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::{Value, json};
+use soulchat_notification::{ATTEMPTS_HEADER, Config};
+use soulchat_subjects::notification::messages::*;
+use soulchat_subjects::notification::{self};
+use soulchat_subjects::{CallContext, Format, headers, streams};
+use soulchat_testkit::{Backend, Mesh, Role, each_backend};
+use support::http::Endpoint;
+use support::smtp::SmtpServer;
+use support::*;
+
+/// The first frame on `subscriber` within 10 s, as JSON.
+async fn frame(subscriber: &mut async_nats::Subscriber) -> Value {
+    let message = tokio::time::timeout(Duration::from_secs(10), subscriber.next())
+        .await
+        .expect("a live frame within 10 s")
+        .unwrap();
+    serde_json::from_slice(&message.payload).unwrap()
+}
+
+async fn in_app_list_and_read(backend: Backend) {
+    let mesh = Mesh::start(backend).await;
+    let caller = caller(&mesh).await;
+    let (_alice_token, alice) = register(&mesh, "alice").await;
+    let (bob_token, bob) = register(&mesh, "bob").await;
+    notification_of(&caller, &alice, "welcome").await;
+
+    let mut live = mesh.client().await.subscribe(streams::deliver(&alice)).await.unwrap();
+    let r = mesh.api.post("/api/profiles/alice/follow", Some(&bob_token), json!({})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let followed = notification_of(&caller, &alice, "follower").await;
+    assert_eq!(followed.data["username"], "bob");
+    assert_eq!(followed.body, "bob started following you");
+
+    // The live frame is ready for the gateway to forward as it is.
+    let frame = frame(&mut live).await;
+    assert_eq!(frame["type"], "notification");
+    assert_eq!(frame["notification"]["id"], followed.id);
+    assert_eq!(frame["notification"]["kind"], "follower");
+    assert_eq!(frame["notification"]["read"], false);
+    assert_eq!(frame["notification"]["data"]["username"], "bob");
+    let created_at = frame["notification"]["created_at"].as_str().unwrap();
+    assert!(created_at.ends_with('Z') && created_at.len() == "2026-01-01T00:00:00.000Z".len(), "{created_at}");
+
+    // Newest first, with the unread count; paged by cursor.
+    let all = list(&caller, &alice, false).await;
+    let kinds: Vec<&str> = all.notifications.iter().map(|n| n.kind.as_str()).collect();
+    assert_eq!(kinds, ["follower", "welcome"]);
+    assert_eq!(all.unread_count, 2);
+    let first = caller
+        .call::<notification::List>(&as_user(&alice), &ListRequest { limit: Some(1), ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(first.notifications.len(), 1);
+    assert!(!first.next_cursor.is_empty());
+    let second = caller
+        .call::<notification::List>(
+            &as_user(&alice),
+            &ListRequest { limit: Some(1), cursor: first.next_cursor.clone(), ..Default::default() },
+        )
+        .await
+        .unwrap();
+    assert_eq!(second.notifications[0].kind, "welcome");
+    assert_eq!(second.next_cursor, "");
+    let bad = caller
+        .call::<notification::List>(&as_user(&alice), &ListRequest { limit: Some(101), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert!(bad.to_string().contains("limit"), "{bad}");
+
+    // Bob sees only his own, and marking Alice's changes nothing.
+    let bobs = list(&caller, &bob, false).await;
+    assert!(bobs.notifications.iter().all(|n| n.id != followed.id));
+    caller
+        .call::<notification::MarkRead>(&as_user(&bob), &MarkReadRequest { ids: vec![followed.id.clone()], all: false })
+        .await
+        .unwrap();
+    assert_eq!(list(&caller, &alice, true).await.notifications.len(), 2);
+
+    // Alice marks one, then all.
+    caller
+        .call::<notification::MarkRead>(&as_user(&alice), &MarkReadRequest { ids: vec![followed.id.clone()], all: false })
+        .await
+        .unwrap();
+    let unread = list(&caller, &alice, true).await;
+    assert_eq!(unread.unread_count, 1);
+    assert_eq!(unread.notifications.iter().map(|n| n.kind.as_str()).collect::<Vec<_>>(), ["welcome"]);
+    assert!(list(&caller, &alice, false).await.notifications[0].read);
+    caller.call::<notification::MarkRead>(&as_user(&alice), &MarkReadRequest { ids: vec![], all: true }).await.unwrap();
+    assert_eq!(list(&caller, &alice, true).await.unread_count, 0);
+    assert_eq!(list(&caller, &bob, true).await.unread_count, 1, "bob's welcome is still unread");
+    mesh.shutdown().await;
+}
+
+async fn alerts_are_stored_once_and_broadcast(backend: Backend) {
+    let mesh = Mesh::start(backend).await;
+    let caller = caller(&mesh).await;
+    let (_, alice) = register(&mesh, "alice").await;
+    let (_, bob) = register(&mesh, "bob").await;
+    let mut broadcast = mesh.client().await.subscribe(streams::BROADCAST).await.unwrap();
+    let request = AlertRequest { title: "Maintenance".into(), body: "Down at 02:00 UTC".into() };
+    let alert = caller.call::<notification::Alert>(&as_user(&alice), &request).await.unwrap();
+    assert_eq!(alert.kind, "alert");
+
+    let frame = frame(&mut broadcast).await;
+    assert_eq!(frame["type"], "notification");
+    assert_eq!(frame["notification"]["id"], alert.id);
+    assert_eq!(frame["notification"]["title"], "Maintenance");
+    assert_eq!(frame["notification"]["kind"], "alert");
+
+    assert_eq!(mesh.strings(Role::Notification, "SELECT id FROM alerts").await, vec![alert.id.clone()]);
+    for user in [&alice, &bob] {
+        let listed = list(&caller, user, false).await;
+        assert_eq!(listed.notifications[0].id, alert.id, "the newest for every user");
+        assert_eq!(listed.unread_count, 2);
+    }
+    caller
+        .call::<notification::MarkRead>(&as_user(&alice), &MarkReadRequest { ids: vec![alert.id.clone()], all: false })
+        .await
+        .unwrap();
+    assert!(list(&caller, &alice, false).await.notifications[0].read);
+    assert!(!list(&caller, &bob, false).await.notifications[0].read, "read state is per user");
+    assert!(list(&caller, &alice, true).await.notifications.iter().all(|n| n.id != alert.id));
+
+    let blank = AlertRequest { title: " ".into(), body: "x".into() };
+    assert!(caller.call::<notification::Alert>(&as_user(&alice), &blank).await.is_err());
+    mesh.shutdown().await;
+}
+
+/// Every channel configured against local servers.
+async fn channel_config(smtp: &SmtpServer, push: &Endpoint, sms: &Endpoint) -> Config {
+    let _ = push;
+    Config {
+        smtp_url: Some(smtp.url()),
+        mail_from: Some("SoulChat <noreply@soulchat.test>".into()),
+        vapid_private_key: Some(vapid_key()),
+        vapid_subject: Some("mailto:ops@soulchat.test".into()),
+        sms_url: Some(format!("{}/sms", sms.base)),
+        sms_token: Some("sms-secret".into()),
+        public_url: Some("https://chat.soulchat.test".into()),
+        delivery_attempts: Some(3),
+        retry_backoff: Some(Duration::from_millis(200)),
+        allow_insecure_push: true,
+        ..Default::default()
+    }
+}
+
+async fn push_email_and_sms_are_delivered(backend: Backend) {
+    let mut mesh = Mesh::start(backend).await;
+    let (smtp, push, sms) = (SmtpServer::start().await, Endpoint::start(201).await, Endpoint::start(200).await);
+    let stop = start_worker(&mut mesh, channel_config(&smtp, &push, &sms).await).await;
+    let caller = caller(&mesh).await;
+    let (_, alice) = register(&mesh, "alice").await;
+    let (bob_token, _) = register(&mesh, "bob").await;
+
+    let browser = Browser::new();
+    let endpoint = format!("{}/push/alice-laptop", push.base);
+    let subscribe = SubscribePushRequest { endpoint: endpoint.clone(), p256dh: browser.p256dh(), auth: browser.auth() };
+    let subscription = caller.call::<notification::SubscribePush>(&as_user(&alice), &subscribe).await.unwrap();
+    assert!(!subscription.id.is_empty());
+    let bad = SubscribePushRequest { endpoint: "ftp://x".into(), p256dh: "x".into(), auth: "y".into() };
+    let refused = caller.call::<notification::SubscribePush>(&as_user(&alice), &bad).await.unwrap_err();
+    assert!(refused.to_string().contains("endpoint"), "{refused}");
+
+    let r = mesh.api.post("/api/profiles/alice/follow", Some(&bob_token), json!({})).await;
+    assert_eq!(r.status, 200);
+
+    // Web Push: encrypted for the subscription (the endpoint decrypts it), signed with VAPID.
+    let pushed = push.next().await;
+    assert_eq!(pushed.path, "/push/alice-laptop");
+    assert_eq!(pushed.headers["content-encoding"], "aes128gcm");
+    assert!(pushed.headers["authorization"].to_str().unwrap().starts_with("vapid t="));
+    let payload: Value = serde_json::from_slice(&browser.decrypt(&pushed.body)).unwrap();
+    assert_eq!(payload["kind"], "follower");
+    assert_eq!(payload["title"], "New follower");
+    assert_eq!(payload["body"], "bob started following you");
+
+    // Email to the account's address, plain text and HTML.
+    let mail = smtp.next().await;
+    assert_eq!(mail.to, vec!["alice@example.com"]);
+    assert_eq!(mail.from, "noreply@soulchat.test");
+    assert_eq!(mail.header("Subject").as_deref(), Some("New follower"));
+    assert!(mail.header("From").unwrap().contains("noreply@soulchat.test"));
+    assert_eq!(mail.header("To").as_deref(), Some("alice@example.com"));
+    assert!(mail.header("Content-Type").unwrap().starts_with("multipart/alternative"));
+    let bodies = mail.bodies();
+    assert_eq!(bodies[0], ("text/plain".into(), "bob started following you\n\nOpen SoulChat: https://chat.soulchat.test".into()));
+    assert_eq!(bodies[1].0, "text/html");
+    assert_eq!(
+        bodies[1].1,
+        "<h1>New follower</h1><p>bob started following you</p><p><a href=\"https://chat.soulchat.test\">Open SoulChat</a></p>"
+    );
+
+    // Account email: always sent, both bodies.
+    let request = SendEmailRequest {
+        to: "carol@example.com".into(),
+        subject: "Verify your email".into(),
+        text: "Open https://chat.soulchat.test/verify?token=abc".into(),
+        html: "<p><a href=\"https://chat.soulchat.test/verify?token=abc\">Verify</a></p>".into(),
+        user_id: Some(alice.clone()),
+    };
+    let queued = caller.call::<notification::SendEmail>(&as_user(&alice), &request).await.unwrap();
+    assert!(!queued.delivery_id.is_empty());
+    let mail = smtp.next().await;
+    assert_eq!(mail.to, vec!["carol@example.com"]);
+    assert_eq!(mail.header("Subject").as_deref(), Some("Verify your email"));
+    let bodies = mail.bodies();
+    assert_eq!(bodies[0], ("text/plain".into(), request.text.clone()));
+    assert_eq!(bodies[1], ("text/html".into(), request.html.clone()));
+    assert!(mail.header("Message-ID").unwrap().contains(&queued.delivery_id));
+
+    // Account SMS through the provider, with its token.
+    let request = SendSmsRequest { to: "+4915112345678".into(), text: "Your code is 123456".into(), user_id: None };
+    caller.call::<notification::SendSms>(&as_user(&alice), &request).await.unwrap();
+    let sent = sms.next().await;
+    assert_eq!(sent.headers["authorization"], "Bearer sms-secret");
+    let body: Value = serde_json::from_slice(&sent.body).unwrap();
+    assert_eq!(body, json!({"to": "+4915112345678", "text": "Your code is 123456"}));
+
+    // The push service says the subscription is gone: it is deleted.
+    push.answer(410);
+    mesh.api.delete_as("/api/profiles/alice/follow", &bob_token).await;
+    mesh.api.post("/api/profiles/alice/follow", Some(&bob_token), json!({})).await;
+    assert_eq!(push.next().await.path, "/push/alice-laptop");
+    eventually(|| async {
+        mesh.strings(Role::Notification, "SELECT id FROM push_subscriptions").await.is_empty().then_some(())
+    })
+    .await;
+    stop.cancel();
+    mesh.shutdown().await;
+}
+
+async fn failed_deliveries_are_dead_lettered_and_replayed(backend: Backend) {
+    let mut mesh = Mesh::start(backend).await;
+    let (smtp, push, sms) = (SmtpServer::start().await, Endpoint::start(201).await, Endpoint::start(503).await);
+    let stop = start_worker(&mut mesh, channel_config(&smtp, &push, &sms).await).await;
+    let caller = caller(&mesh).await;
+    let (_, alice) = register(&mesh, "alice").await;
+
+    let request = SendSmsRequest { to: "+4915112345678".into(), text: "Code 654321".into(), user_id: Some(alice) };
+    let queued = caller.call::<notification::SendSms>(&CallContext::internal(), &request).await.unwrap();
+    // Three attempts (the configured N), then nothing more.
+    for _ in 0..3 {
+        sms.next().await;
+    }
+    assert!(sms.next_within(Duration::from_secs(2)).await.is_none(), "no fourth attempt");
+
+    let js = async_nats::jetstream::new(mesh.client().await);
+    let dead = eventually(|| async {
+        let info = js.get_stream(streams::DEAD_LETTER_STREAM).await.unwrap().info().await.unwrap().clone();
+        (info.state.messages == 1).then_some(info.state.last_sequence)
+    })
+    .await;
+    let dlq = js.get_stream(streams::DEAD_LETTER_STREAM).await.unwrap();
+    let dead = dlq.get_raw_message(dead).await.unwrap();
+    assert_eq!(dead.subject.as_str(), streams::dead_letter("sms"));
+    assert_eq!(dead.headers.get(ATTEMPTS_HEADER).unwrap().as_str(), "3");
+    let delivery: Delivery = Format::of(Some(&dead.headers)).decode(&dead.payload).unwrap();
+    assert_eq!(delivery.id, queued.delivery_id);
+    assert_eq!(delivery.text, "Code 654321");
+    // The work queue let go of it.
+    let queue = js.get_stream(streams::DELIVERIES_STREAM).await.unwrap().info().await.unwrap().state.messages;
+    assert_eq!(queue, 0);
+
+    // The provider is back; the operator replays the dead letter as it is.
+    sms.answer(200);
+    let mut replay = async_nats::HeaderMap::new();
+    replay.insert(headers::CONTENT_TYPE, dead.headers.get(headers::CONTENT_TYPE).unwrap().as_str());
+    js.publish_with_headers(streams::deliveries("sms"), replay, dead.payload.clone()).await.unwrap().await.unwrap();
+    let sent = sms.next().await;
+    assert_eq!(serde_json::from_slice::<Value>(&sent.body).unwrap()["text"], "Code 654321");
+    stop.cancel();
+    mesh.shutdown().await;
+}
+
+async fn preferences_and_mutes_are_honoured(backend: Backend) {
+    let mut mesh = Mesh::start(backend).await;
+    let (smtp, push, sms) = (SmtpServer::start().await, Endpoint::start(201).await, Endpoint::start(200).await);
+    let stop = start_worker(&mut mesh, channel_config(&smtp, &push, &sms).await).await;
+    let caller = caller(&mesh).await;
+    let (alice_token, alice) = register(&mesh, "alice").await;
+    let (bob_token, bob) = register(&mesh, "bob").await;
+    let (carol_token, _) = register(&mesh, "carol").await;
+
+    let defaults = caller.call::<notification::GetPreferences>(&as_user(&bob), &GetPreferencesRequest {}).await.unwrap();
+    assert_eq!((defaults.in_app, defaults.push, defaults.email, defaults.sms), (true, true, true, false));
+
+    // Email off: the follower notification is stored, no email goes out.
+    let prefs = Preferences { email: false, ..defaults.clone() };
+    caller.call::<notification::PutPreferences>(&as_user(&bob), &prefs).await.unwrap();
+    mesh.api.post("/api/profiles/bob/follow", Some(&alice_token), json!({})).await;
+    notification_of(&caller, &bob, "follower").await;
+    assert!(smtp.next_within(Duration::from_secs(2)).await.is_none(), "email was opted out");
+
+    // A direct message to an offline user notifies; once muted, it does not.
+    let r = mesh.api.post("/api/conversations/direct", Some(&alice_token), json!({"username": "bob"})).await;
+    assert!(r.status == 201 || r.status == 200, "{:?}", r.body);
+    let conversation = r.body["conversation"]["id"].as_str().unwrap().to_owned();
+    let send = |token: String, client_id: &'static str, content: &'static str| {
+        let api = &mesh.api;
+        let path = format!("/api/conversations/{conversation}/messages");
+        async move {
+            let r = api.post(&path, Some(&token), json!({"client_id": client_id, "content": content})).await;
+            assert_eq!(r.status, 201, "{:?}", r.body);
+        }
+    };
+    send(alice_token.clone(), "m1", "hello bob").await;
+    let message = notification_of(&caller, &bob, "message").await;
+    assert_eq!(message.body, "hello bob");
+    assert_eq!(message.data["conversation_id"], conversation);
+    assert_eq!(message.data["username"], "alice");
+
+    let muted = Preferences { muted_conversations: vec![conversation.clone()], ..prefs.clone() };
+    let stored = caller.call::<notification::PutPreferences>(&as_user(&bob), &muted).await.unwrap();
+    assert_eq!(stored.muted_conversations, vec![conversation.clone()]);
+    send(alice_token.clone(), "m2", "still there?").await;
+
+    // An online recipient is not notified either (the gateway's presence entry says so).
+    let js = async_nats::jetstream::new(mesh.client().await);
+    let presence = js.get_key_value(streams::PRESENCE_BUCKET).await.unwrap();
+    presence.put(&alice, json!({"status": "online", "last_seen_ms": 0}).to_string().into()).await.unwrap();
+    send(bob_token.clone(), "m3", "hi alice").await;
+
+    // In-app off: nothing stored for alice's new follower.
+    caller
+        .call::<notification::PutPreferences>(&as_user(&alice), &Preferences { in_app: false, ..defaults.clone() })
+        .await
+        .unwrap();
+    mesh.api.post("/api/profiles/alice/follow", Some(&carol_token), json!({})).await;
+    // Follow events are handled in order: once carol's follow of bob shows, alice's was handled.
+    mesh.api.post("/api/profiles/bob/follow", Some(&carol_token), json!({})).await;
+    eventually(|| async {
+        let followers = list(&caller, &bob, false).await.notifications.into_iter().filter(|n| n.kind == "follower");
+        (followers.count() == 2).then_some(())
+    })
+    .await;
+
+    // A group: carol is added by alice, and then mentioned.
+    let r = mesh
+        .api
+        .post("/api/conversations", Some(&alice_token), json!({"name": "Climbers", "description": "", "members": ["carol"]}))
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let group = r.body["conversation"]["id"].as_str().unwrap().to_owned();
+    let carol = user_id(&carol_token);
+    let added = notification_of(&caller, &carol, "added_to_group").await;
+    assert_eq!(added.body, "alice added you to Climbers");
+    let path = format!("/api/conversations/{group}/messages");
+    let r = mesh.api.post(&path, Some(&alice_token), json!({"client_id": "g1", "content": "ready @carol?"})).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let mention = notification_of(&caller, &carol, "mention").await;
+    assert_eq!(mention.title, "alice mentioned you");
+    assert_eq!(mention.body, "ready @carol?");
+
+    // By now every earlier event was handled (the chat consumer is ordered): none notified.
+    let bobs: Vec<String> = list(&caller, &bob, false).await.notifications.into_iter().map(|n| n.body).collect();
+    assert!(!bobs.contains(&"still there?".to_owned()), "muted: {bobs:?}");
+    let alices = list(&caller, &alice, false).await.notifications;
+    assert!(alices.iter().all(|n| n.kind != "message"), "online: {alices:?}");
+    assert!(alices.iter().all(|n| n.kind != "follower"), "in-app off: {alices:?}");
+    stop.cancel();
+    mesh.shutdown().await;
+}
+
+each_backend!(
+    in_app_list_and_read,
+    alerts_are_stored_once_and_broadcast,
+    push_email_and_sms_are_delivered,
+    failed_deliveries_are_dead_lettered_and_replayed,
+    preferences_and_mutes_are_honoured,
+);
