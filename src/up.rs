@@ -54,8 +54,9 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> anyhow:
 
 pub async fn gateway(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let config = settings.gateway(settings.jwt_secret()?);
-    let client = soulchat_subjects::connect::connect(&settings.nats_url(), "soulchat-gateway").await?;
-    let gateway = soulchat_gateway::Gateway::bind(config, client.clone(), shutdown.clone()).await?;
+    let (client, disruptions) =
+        soulchat_subjects::connect::connect_observed(&settings.nats_url(), "soulchat-gateway").await?;
+    let gateway = soulchat_gateway::Gateway::bind(config, client.clone(), disruptions, shutdown.clone()).await?;
     gateway.serve(shutdown).await?;
     client.drain().await.ok();
     Ok(())

@@ -55,6 +55,7 @@ impl Gateway {
     pub async fn bind(
         config: Config,
         client: async_nats::Client,
+        disruptions: soulchat_subjects::connect::Disruptions,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Gateway> {
         let js = async_nats::jetstream::new(client.clone());
@@ -63,7 +64,7 @@ impl Gateway {
         let limiter = limits::Limiter::connect(config.redis_url.as_deref()).await?;
         let caller = Caller::new(client.clone(), config.request_timeout);
         let state = state::AppState {
-            hub: ws::Hub::start(client, caller.clone(), config.socket_queue, shutdown.clone()).await?,
+            hub: ws::Hub::start(client, caller.clone(), config.socket_queue, disruptions, shutdown.clone()).await?,
             shutdown,
             tickets: ws::tickets(&js).await?,
             caller,

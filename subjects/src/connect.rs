@@ -10,6 +10,19 @@ pub const MIN_SERVER_VERSION: semver::Version = semver::Version::new(2, 10, 0);
 /// Connects with retry and backoff (also for the first connection, so a role may start before
 /// the server), keeps reconnecting forever, and refuses a server older than 2.10.
 pub async fn connect(url: &str, name: &str) -> anyhow::Result<async_nats::Client> {
+    Ok(connect_observed(url, name).await?.0)
+}
+
+/// Counts the moments core-NATS messages may have been lost: every reconnect and every
+/// slow-consumer drop. A holder of live state (the gateway's sockets) compares counts to know
+/// it must repair.
+pub type Disruptions = tokio::sync::watch::Receiver<u64>;
+
+/// [`connect`], also reporting [`Disruptions`].
+pub async fn connect_observed(url: &str, name: &str) -> anyhow::Result<(async_nats::Client, Disruptions)> {
+    let (disrupted, disruptions) = tokio::sync::watch::channel(0u64);
+    // The first `Connected` is the start, not a disruption.
+    let connected_before = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let client = async_nats::ConnectOptions::new()
         .name(name)
         .retry_on_initial_connect()
@@ -17,8 +30,24 @@ pub async fn connect(url: &str, name: &str) -> anyhow::Result<async_nats::Client
         .reconnect_delay_callback(|attempt| {
             Duration::from_millis((100 * 2u64.saturating_pow(attempt.min(6) as u32)).min(5_000))
         })
-        .event_callback(|event| async move {
-            tracing::debug!(%event, "nats connection event");
+        .event_callback(move |event| {
+            let disrupted = disrupted.clone();
+            let connected_before = connected_before.clone();
+            async move {
+                let reconnected = matches!(event, async_nats::Event::Connected)
+                    && connected_before.swap(true, std::sync::atomic::Ordering::SeqCst);
+                match event {
+                    _ if reconnected => {
+                        tracing::info!(%event, "nats connection event: live messages may have been lost");
+                        disrupted.send_modify(|n| *n += 1);
+                    }
+                    async_nats::Event::SlowConsumer(_) => {
+                        tracing::info!(%event, "nats connection event: live messages may have been lost");
+                        disrupted.send_modify(|n| *n += 1);
+                    }
+                    _ => tracing::debug!(%event, "nats connection event"),
+                }
+            }
         })
         .connect(url)
         .await
@@ -35,7 +64,7 @@ pub async fn connect(url: &str, name: &str) -> anyhow::Result<async_nats::Client
         waited += Duration::from_millis(50);
     }
     check_version(&client.server_info().version)?;
-    Ok(client)
+    Ok((client, disruptions))
 }
 
 pub fn check_version(version: &str) -> anyhow::Result<()> {

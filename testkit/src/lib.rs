@@ -201,7 +201,10 @@ impl Mesh {
         let token = shutdown.clone();
         let url = nats_url.unwrap_or_else(|| self.nats.url());
         let name = format!("test-{role:?}-{replica}").to_lowercase();
-        let connect = async move { soulchat_subjects::connect::connect(&url, &name).await };
+        let connect = {
+            let (url, name) = (url.clone(), name.clone());
+            async move { soulchat_subjects::connect::connect(&url, &name).await }
+        };
         let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
         let future: RoleFuture = match role {
             Role::Gateway => {
@@ -217,7 +220,8 @@ impl Mesh {
                     admin_user_ids: self.options.admin_user_ids.clone(),
                 };
                 Box::pin(async move {
-                    let gateway = soulchat_gateway::Gateway::bind(config, connect.await?, token.clone()).await?;
+                    let (client, disruptions) = soulchat_subjects::connect::connect_observed(&url, &name).await?;
+                    let gateway = soulchat_gateway::Gateway::bind(config, client, disruptions, token.clone()).await?;
                     let _ = bound_tx.send(gateway.local_addr());
                     gateway.serve(token).await
                 })

@@ -71,6 +71,8 @@ struct Inner {
     next_id: AtomicU64,
     /// Frames queued per socket before it counts as too slow.
     queue: usize,
+    /// Reconnects and slow-consumer drops of this gateway's NATS connection.
+    disruptions: soulchat_subjects::connect::Disruptions,
 }
 
 /// A registered socket: its queue and the token the hub cancels when the socket is too slow.
@@ -85,6 +87,7 @@ impl Hub {
         client: async_nats::Client,
         caller: Caller,
         queue: usize,
+        disruptions: soulchat_subjects::connect::Disruptions,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Hub> {
         let js = jetstream::new(client.clone());
@@ -98,12 +101,19 @@ impl Hub {
                 presence,
                 next_id: AtomicU64::new(1),
                 queue: queue.max(1),
+                disruptions,
             }),
         };
         tokio::spawn(hub.clone().follow_chat_stream(js, shutdown.clone()));
         tokio::spawn(hub.clone().forward_broadcasts(shutdown.clone()));
         tokio::spawn(hub.clone().refresh_presence(shutdown));
         Ok(hub)
+    }
+
+    /// How many times live messages may have been lost so far; a socket opened before a change
+    /// must resume.
+    pub fn disruptions(&self) -> u64 {
+        *self.inner.disruptions.borrow()
     }
 
     pub fn queue(&self) -> usize {

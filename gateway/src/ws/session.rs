@@ -81,7 +81,7 @@ pub async fn run(socket: WebSocket, state: AppState, auth: AuthUser) {
         }
     }
     let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut nats_state = session.state.caller.client().connection_state();
+    let disruptions = session.state.hub.disruptions();
 
     let end = loop {
         tokio::select! {
@@ -98,13 +98,10 @@ pub async fn run(socket: WebSocket, state: AppState, auth: AuthUser) {
                 if session.state.auth.revocations.is_revoked(&session.auth.claims.jti, &session.auth.claims.fam) {
                     break End::Close(CLOSE_UNAUTHORIZED, "token revoked");
                 }
-                // Live frames sent while the connection was down are gone: have the client resume.
-                let now = session.state.caller.client().connection_state();
-                let reconnected = nats_state != async_nats::connection::State::Connected
-                    && now == async_nats::connection::State::Connected;
-                nats_state = now;
-                if reconnected {
-                    break End::Close(CLOSE_RESUME, "reconnected: resume");
+                // Live frames sent while the connection was down, or dropped as a slow consumer,
+                // are gone: have the client resume.
+                if session.state.hub.disruptions() != disruptions {
+                    break End::Close(CLOSE_RESUME, "connection disrupted: resume");
                 }
             }
             outbound = registration.queue.recv() => match outbound {
