@@ -57,8 +57,14 @@ impl Options {
 pub fn describe(options: &Options) -> String {
     format!(
         "baseline: {} B payloads, {:.1} s per measurement, pipelined window {}; JetStream into a temporary \
-         stream BENCH_<random> with {:?} storage, deleted after",
-        options.payload, options.seconds, options.window, options.storage
+         stream BENCH_<random> with {} storage, deleted after",
+        options.payload,
+        options.seconds,
+        options.window,
+        match options.storage {
+            Storage::File => "file",
+            Storage::Memory => "memory",
+        }
     )
 }
 

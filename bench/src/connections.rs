@@ -51,8 +51,14 @@ pub async fn run(api: &str, options: &Options) -> anyhow::Result<Report> {
         None => listener(target.addr.port())?,
     };
     let mut report = Report::new("connections", serde_json::to_value(options)?);
-    let name = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-    report.notes.push(format!("gateway: process {pid} ({}), {}", name.trim(), open_files_limit(pid)));
+    let command = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default().replace('\0', " ");
+    report.notes.push(format!("gateway: process {pid} ({}), {}", command.trim(), open_files_limit(pid)));
+    // RSS grows only by pages the process had not touched yet: memory freed by earlier load is reused.
+    report.notes.push(
+        "RSS growth counts only memory the process had not used before: measure a freshly started gateway, best \
+         `soulchat gateway` as its own process (`soulchat up` also holds the workers and their argon2 memory)"
+            .into(),
+    );
 
     // Sockets are files: raise the soft limit to the hard one and stay under it.
     let limit = rlimit::increase_nofile_limit(u64::MAX).context("raising the open-files limit")?;

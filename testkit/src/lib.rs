@@ -5,7 +5,9 @@
 
 mod api;
 mod backend;
+mod endpoint;
 mod proxy;
+mod smtp;
 mod socket;
 
 use std::collections::HashMap;
@@ -19,8 +21,19 @@ use tokio_util::sync::CancellationToken;
 
 pub use api::{Api, Response};
 pub use backend::Backend;
+pub use endpoint::{Endpoint, Received};
 pub use proxy::Proxy;
+pub use smtp::{Mail, SmtpServer};
 pub use socket::{Closed, Socket};
+
+/// The user id inside an access token (its `sub`).
+pub fn user_id(token: &str) -> String {
+    use base64::Engine;
+    let claims = token.split('.').nth(1).expect("a JWT");
+    let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(claims).expect("base64url claims");
+    let claims: serde_json::Value = serde_json::from_slice(&claims).expect("JSON claims");
+    claims["sub"].as_str().expect("a sub claim").to_owned()
+}
 
 pub const JWT_SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
 

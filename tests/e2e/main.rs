@@ -1,6 +1,7 @@
 //! End-to-end tests: real HTTP through the gateway, real NATS (a private nats-server per test),
 //! real databases (SQLite, and MariaDB when SOULCHAT_TEST_MYSQL_URL is set).
 
+mod account_flows;
 mod accounts;
 mod cache;
 mod chat;

@@ -3,20 +3,12 @@
 
 use std::time::Duration;
 
-use base64::Engine;
 use serde_json::{Value, json};
-use soulchat_testkit::{Backend, Mesh, Role, Socket, each_backend};
+use soulchat_testkit::{Backend, Mesh, Role, Socket, each_backend, user_id};
 
 use crate::{PASSWORD, token};
 
 each_backend!(in_app_notifications_list_live_and_read, admins_broadcast_system_alerts);
-
-/// The user id in a token (its `sub`).
-fn user_id(token: &str) -> String {
-    let payload = token.split('.').nth(1).unwrap();
-    let claims: Value = serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
-    claims["sub"].as_str().unwrap().to_owned()
-}
 
 /// Waits until the user's list holds `count` notifications.
 async fn list_until(mesh: &Mesh, token: &str, query: &str, count: usize) -> Value {

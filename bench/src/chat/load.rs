@@ -5,7 +5,7 @@
 //! time is the scheduled one, so a stalled system cannot hide its queueing (coordinated omission).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,8 @@ struct Counters {
     errors: AtomicU64,
     closed: AtomicU64,
     first_error: Mutex<Option<String>>,
+    /// Set when the tool starts closing the sockets itself: closes from then on are its own.
+    closing: AtomicBool,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -296,6 +298,7 @@ impl Sockets {
 
     /// Closes every socket; what each user's socket received, in the order of the users.
     pub async fn close(mut self) -> Vec<Received> {
+        self.counters.closing.store(true, Ordering::Relaxed);
         for client in &mut self.clients {
             if let Some(sink) = &mut client.sink {
                 let _ = sink.send(Message::Close(None)).await;
@@ -410,6 +413,9 @@ impl Reader {
     }
 
     fn closed(&self, why: String) {
+        if self.counters.closing.load(Ordering::Relaxed) {
+            return;
+        }
         self.counters.closed.fetch_add(1, Ordering::Relaxed);
         self.received.lock().expect("not poisoned").closed = Some(why);
     }

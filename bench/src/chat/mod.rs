@@ -157,8 +157,8 @@ pub async fn run(api: &str, options: &Options) -> anyhow::Result<Report> {
     for layout in &layouts {
         for pace in options.paces() {
             let label = match pace {
-                Pace::Open { rate } => format!("{}, open loop at {rate:.0} msg/s", layout.name()),
-                Pace::Closed { window } => format!("{}, closed loop (window {window})", layout.name()),
+                Pace::Open { rate } => format!("{}, open {rate:.0}/s", layout.name()),
+                Pace::Closed { window } => format!("{}, closed (window {window})", layout.name()),
             };
             let phase = load::Phase {
                 index: phases.len(),

@@ -54,10 +54,9 @@ impl Presence {
         let contacts = contacts(caller, user_id).await;
         let mut known = Vec::new();
         for contact in contacts {
-            if let Ok(Some(value)) = self.bucket.get(&contact).await {
-                if let Ok(entry) = serde_json::from_slice::<Entry>(&value) {
-                    known.push((contact, entry));
-                }
+            let entry = self.bucket.get(&contact).await.ok().flatten();
+            if let Some(entry) = entry.and_then(|v| serde_json::from_slice::<Entry>(&v).ok()) {
+                known.push((contact, entry));
             }
         }
         let Ok(names) = names.names(caller, known.iter().map(|(id, _)| id.clone()).collect()).await else {

@@ -31,7 +31,11 @@ const PREVIEW_CHARS: usize = 200;
 /// Mentions looked up per message, at most.
 const MAX_MENTIONS: usize = 50;
 
-pub fn spawn(js: jetstream::Context, n: Arc<Notifications>, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+pub fn spawn(
+    js: jetstream::Context,
+    n: Arc<Notifications>,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -78,7 +82,10 @@ async fn consume(js: &jetstream::Context, n: &Notifications) -> anyhow::Result<(
             Ok(()) => message.ack().await.map_err(|e| anyhow::anyhow!("ack: {e}"))?,
             Err(e) => {
                 tracing::warn!(%id, "chat event not handled, will retry: {e:#}");
-                message.ack_with(AckKind::Nak(Some(Duration::from_secs(2)))).await.map_err(|e| anyhow::anyhow!("nak: {e}"))?;
+                message
+                    .ack_with(AckKind::Nak(Some(Duration::from_secs(2))))
+                    .await
+                    .map_err(|e| anyhow::anyhow!("nak: {e}"))?;
             }
         }
     }
@@ -134,7 +141,7 @@ async fn plan(n: &Notifications, event: &ChatEvent) -> anyhow::Result<Vec<Draft>
         }
         Some(Event::MemberAdded(member)) if event.conversation_kind == "group" && member.user_id != event.actor_id => {
             let name = group_name(n, &event.conversation_id, &member.user_id).await;
-            added_drafts(n, event, &[member.user_id.clone()], name).await
+            added_drafts(n, event, std::slice::from_ref(&member.user_id), name).await
         }
         Some(Event::ConversationCreated(conversation)) if conversation.kind == "group" => {
             let added: Vec<String> =
@@ -171,8 +178,11 @@ async fn message_drafts(n: &Notifications, event: &ChatEvent, message: &Message)
         if n.online(user).await {
             continue; // the message reaches the user's socket anyway
         }
-        let (kind, title) =
-            if direct { ("message", format!("New message from {sender}")) } else { ("mention", format!("{sender} mentioned you")) };
+        let (kind, title) = if direct {
+            ("message", format!("New message from {sender}"))
+        } else {
+            ("mention", format!("{sender} mentioned you"))
+        };
         drafts.push(Draft {
             user_id: user.to_owned(),
             kind,
@@ -228,7 +238,8 @@ async fn added_drafts(
 }
 
 async fn lookup(n: &Notifications, user_ids: Vec<String>, usernames: Vec<String>) -> anyhow::Result<Vec<Profile>> {
-    let reply = n.caller.call::<profile::Lookup>(&CallContext::internal(), &LookupRequest { user_ids, usernames }).await?;
+    let reply =
+        n.caller.call::<profile::Lookup>(&CallContext::internal(), &LookupRequest { user_ids, usernames }).await?;
     Ok(reply.profiles)
 }
 

@@ -69,7 +69,9 @@ impl Notifications {
         if let Some(address) = email.filter(|_| prefs.email && self.wants(Channel::Email)) {
             let job = self.job(Channel::Email, &user, &notification, address, self.email_text(&notification));
             let html = self.email_html(&notification);
-            self.outbox.record::<EmailJob>(conn, &Delivery { subject: notification.title.clone(), html, ..job }).await?;
+            self.outbox
+                .record::<EmailJob>(conn, &Delivery { subject: notification.title.clone(), html, ..job })
+                .await?;
         }
         if let Some(number) = phone.filter(|_| prefs.sms && self.wants(Channel::Sms)) {
             let text = format!("{}: {}", notification.title, notification.body);

@@ -54,7 +54,11 @@ impl RetryPolicy {
     }
 }
 
-pub fn spawn(js: jetstream::Context, n: Arc<Notifications>, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+pub fn spawn(
+    js: jetstream::Context,
+    n: Arc<Notifications>,
+    shutdown: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             tokio::select! {

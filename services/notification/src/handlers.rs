@@ -26,20 +26,31 @@ const TITLE_MAX: usize = 200;
 const BODY_MAX: usize = 2000;
 const ENDPOINT_MAX: usize = 2048;
 
-pub async fn welcome(n: Arc<Notifications>, _ctx: RequestContext, req: WelcomeRequest) -> Result<WelcomeReply, ServiceError> {
+pub async fn welcome(
+    n: Arc<Notifications>,
+    _ctx: RequestContext,
+    req: WelcomeRequest,
+) -> Result<WelcomeReply, ServiceError> {
     if req.user_id.is_empty() {
         return Err(ServiceError::invalid("user_id", "can't be blank"));
     }
     let body = format!("Hi {}, welcome to SoulChat!", req.username);
-    let (notification, stored) =
-        n.store.insert_once(&req.user_id, "welcome", "welcome", "Welcome to SoulChat", &body).await.map_err(internal)?;
+    let (notification, stored) = n
+        .store
+        .insert_once(&req.user_id, "welcome", "welcome", "Welcome to SoulChat", &body)
+        .await
+        .map_err(internal)?;
     if stored {
         n.published(vec![(req.user_id.clone(), notification.clone())]).await;
     }
     Ok(WelcomeReply { notification_id: notification.id })
 }
 
-pub async fn list(n: Arc<Notifications>, ctx: RequestContext, req: ListRequest) -> Result<NotificationList, ServiceError> {
+pub async fn list(
+    n: Arc<Notifications>,
+    ctx: RequestContext,
+    req: ListRequest,
+) -> Result<NotificationList, ServiceError> {
     let user = ctx.user_id()?;
     let limit = req.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
@@ -48,9 +59,8 @@ pub async fn list(n: Arc<Notifications>, ctx: RequestContext, req: ListRequest) 
     let cursor = if req.cursor.is_empty() { None } else { Some(parse_cursor(&req.cursor)?) };
     let mut conn = n.store.db().pool().acquire().await.map_err(internal)?;
     // One more than asked tells whether another page follows.
-    let mut page = Store::page(&mut conn, user, req.unread_only, cursor.as_ref(), i64::from(limit) + 1)
-        .await
-        .map_err(internal)?;
+    let mut page =
+        Store::page(&mut conn, user, req.unread_only, cursor.as_ref(), i64::from(limit) + 1).await.map_err(internal)?;
     let more = page.len() > limit as usize;
     page.truncate(limit as usize);
     let next_cursor = match page.last() {
@@ -69,7 +79,11 @@ fn parse_cursor(cursor: &str) -> Result<Cursor, ServiceError> {
         .ok_or_else(|| ServiceError::invalid("cursor", "is invalid"))
 }
 
-pub async fn mark_read(n: Arc<Notifications>, ctx: RequestContext, req: MarkReadRequest) -> Result<Empty, ServiceError> {
+pub async fn mark_read(
+    n: Arc<Notifications>,
+    ctx: RequestContext,
+    req: MarkReadRequest,
+) -> Result<Empty, ServiceError> {
     let user = ctx.user_id()?;
     if !req.all && req.ids.is_empty() {
         return Err(ServiceError::invalid("ids", "can't be blank"));
@@ -124,7 +138,8 @@ pub async fn subscribe_push(
 ) -> Result<SubscribePushReply, ServiceError> {
     let user = ctx.user_id()?;
     let mut v = Validation::new();
-    let scheme_ok = req.endpoint.starts_with("https://") || (n.allow_insecure_push && req.endpoint.starts_with("http://"));
+    let scheme_ok =
+        req.endpoint.starts_with("https://") || (n.allow_insecure_push && req.endpoint.starts_with("http://"));
     if !scheme_ok || req.endpoint.len() > ENDPOINT_MAX || req.endpoint.contains(char::is_whitespace) {
         v.problem("endpoint", "must be an https URL");
     }
@@ -156,7 +171,11 @@ pub async fn unsubscribe_push(
     Ok(Empty {})
 }
 
-pub async fn alert(n: Arc<Notifications>, _ctx: RequestContext, req: AlertRequest) -> Result<Notification, ServiceError> {
+pub async fn alert(
+    n: Arc<Notifications>,
+    _ctx: RequestContext,
+    req: AlertRequest,
+) -> Result<Notification, ServiceError> {
     let mut v = Validation::new();
     text_field(&mut v, "title", &req.title, TITLE_MAX);
     text_field(&mut v, "body", &req.body, BODY_MAX);
@@ -204,7 +223,11 @@ pub async fn send_email(
     queue_account_delivery(&n, Channel::Email, delivery).await
 }
 
-pub async fn send_sms(n: Arc<Notifications>, _ctx: RequestContext, req: SendSmsRequest) -> Result<DeliveryReply, ServiceError> {
+pub async fn send_sms(
+    n: Arc<Notifications>,
+    _ctx: RequestContext,
+    req: SendSmsRequest,
+) -> Result<DeliveryReply, ServiceError> {
     let mut v = Validation::new();
     let digits = req.to.strip_prefix('+').unwrap_or_default();
     if !(7..=15).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {

@@ -93,11 +93,12 @@ impl Store {
     }
 
     pub async fn exists(conn: &mut AnyConnection, user_id: &str, dedup_key: &str) -> sqlx::Result<bool> {
-        let found: Option<(String,)> = sqlx::query_as("SELECT id FROM notifications WHERE user_id = ? AND dedup_key = ?")
-            .bind(user_id)
-            .bind(dedup_key)
-            .fetch_optional(conn)
-            .await?;
+        let found: Option<(String,)> =
+            sqlx::query_as("SELECT id FROM notifications WHERE user_id = ? AND dedup_key = ?")
+                .bind(user_id)
+                .bind(dedup_key)
+                .fetch_optional(conn)
+                .await?;
         Ok(found.is_some())
     }
 
@@ -235,7 +236,8 @@ impl Store {
         .bind(user_id)
         .fetch_all(&mut *conn)
         .await?;
-        let (in_app, push, email, sms) = row.map_or((true, true, true, false), |(a, p, e, s)| (a != 0, p != 0, e != 0, s != 0));
+        let (in_app, push, email, sms) =
+            row.map_or((true, true, true, false), |(a, p, e, s)| (a != 0, p != 0, e != 0, s != 0));
         Ok(Preferences { in_app, push, email, sms, muted_conversations: muted.into_iter().map(|(c,)| c).collect() })
     }
 
@@ -331,18 +333,26 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Records the user's account email (from the user worker's events).
-    pub async fn set_email(conn: &mut AnyConnection, user_id: &str, email: &str) -> sqlx::Result<()> {
-        let updated = sqlx::query("UPDATE contacts SET email = ?, updated_at_ms = ? WHERE user_id = ?")
+    /// Records where the user may be reached (from the user worker's events): the email only
+    /// once verified, the phone only once verified (the user worker sends no other).
+    pub async fn set_contacts(
+        conn: &mut AnyConnection,
+        user_id: &str,
+        email: Option<&str>,
+        phone: Option<&str>,
+    ) -> sqlx::Result<()> {
+        let updated = sqlx::query("UPDATE contacts SET email = ?, phone = ?, updated_at_ms = ? WHERE user_id = ?")
             .bind(email)
+            .bind(phone)
             .bind(now_ms())
             .bind(user_id)
             .execute(&mut *conn)
             .await?;
         if updated.rows_affected() == 0 {
-            sqlx::query("INSERT INTO contacts (user_id, email, updated_at_ms) VALUES (?, ?, ?)")
+            sqlx::query("INSERT INTO contacts (user_id, email, phone, updated_at_ms) VALUES (?, ?, ?, ?)")
                 .bind(user_id)
                 .bind(email)
+                .bind(phone)
                 .bind(now_ms())
                 .execute(&mut *conn)
                 .await?;

@@ -13,28 +13,29 @@ use crate::Notifications;
 use crate::compose::{Draft, Stored};
 use crate::store::Store;
 
-/// `user.created`: where the user's notification emails go.
+/// `user.created`: where the user may be reached (nowhere outside the app until verified).
 impl EventHandler<user::Created> for Notifications {
     type Effect = ();
 
     async fn handle(&self, conn: &mut AnyConnection, event: UserEvent) -> anyhow::Result<()> {
-        if !event.email.is_empty() {
-            Store::set_email(conn, &event.user_id, &event.email).await?;
-        }
-        Ok(())
+        record_contacts(conn, &event).await
     }
 }
 
-/// `user.updated`: a changed email replaces the old one.
+/// `user.updated`: a changed email is unverified again; a verified one or a phone arrives here.
 impl EventHandler<user::Updated> for Notifications {
     type Effect = ();
 
     async fn handle(&self, conn: &mut AnyConnection, event: UserEvent) -> anyhow::Result<()> {
-        if !event.email.is_empty() {
-            Store::set_email(conn, &event.user_id, &event.email).await?;
-        }
-        Ok(())
+        record_contacts(conn, &event).await
     }
+}
+
+/// Contact points are used only once verified.
+async fn record_contacts(conn: &mut AnyConnection, event: &UserEvent) -> anyhow::Result<()> {
+    let email = Some(event.email.as_str()).filter(|e| event.email_verified && !e.is_empty());
+    Store::set_contacts(conn, &event.user_id, email, event.phone.as_deref()).await?;
+    Ok(())
 }
 
 /// `user.deleted`: everything kept about the user goes with the account.

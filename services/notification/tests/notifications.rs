@@ -6,15 +6,15 @@ mod support;
 
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::StreamExt;
 use serde_json::{Value, json};
 use soulchat_notification::{ATTEMPTS_HEADER, Config};
 use soulchat_subjects::notification::messages::*;
 use soulchat_subjects::notification::{self};
 use soulchat_subjects::{CallContext, Format, headers, streams};
-use soulchat_testkit::{Backend, Mesh, Role, each_backend};
-use support::http::Endpoint;
-use support::smtp::SmtpServer;
+use soulchat_testkit::{Backend, Endpoint, Mesh, Role, SmtpServer, each_backend};
 use support::*;
 
 /// The first frame on `subscriber` within 10 s, as JSON.
@@ -87,7 +87,10 @@ async fn in_app_list_and_read(backend: Backend) {
 
     // Alice marks one, then all.
     caller
-        .call::<notification::MarkRead>(&as_user(&alice), &MarkReadRequest { ids: vec![followed.id.clone()], all: false })
+        .call::<notification::MarkRead>(
+            &as_user(&alice),
+            &MarkReadRequest { ids: vec![followed.id.clone()], all: false },
+        )
         .await
         .unwrap();
     let unread = list(&caller, &alice, true).await;
@@ -177,7 +180,13 @@ async fn push_email_and_sms_are_delivered(backend: Backend) {
     let pushed = push.next().await;
     assert_eq!(pushed.path, "/push/alice-laptop");
     assert_eq!(pushed.headers["content-encoding"], "aes128gcm");
-    assert!(pushed.headers["authorization"].to_str().unwrap().starts_with("vapid t="));
+    // VAPID (RFC 8292): a token for the push service's origin, with our contact.
+    let vapid = pushed.headers["authorization"].to_str().unwrap();
+    let token = vapid.strip_prefix("vapid t=").unwrap().split(',').next().unwrap();
+    let claims: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    assert_eq!(claims["aud"], push.base);
+    assert_eq!(claims["sub"], "mailto:ops@soulchat.test");
     let payload: Value = serde_json::from_slice(&browser.decrypt(&pushed.body)).unwrap();
     assert_eq!(payload["kind"], "follower");
     assert_eq!(payload["title"], "New follower");
@@ -192,7 +201,10 @@ async fn push_email_and_sms_are_delivered(backend: Backend) {
     assert_eq!(mail.header("To").as_deref(), Some("alice@example.com"));
     assert!(mail.header("Content-Type").unwrap().starts_with("multipart/alternative"));
     let bodies = mail.bodies();
-    assert_eq!(bodies[0], ("text/plain".into(), "bob started following you\n\nOpen SoulChat: https://chat.soulchat.test".into()));
+    assert_eq!(
+        bodies[0],
+        ("text/plain".into(), "bob started following you\n\nOpen SoulChat: https://chat.soulchat.test".into())
+    );
     assert_eq!(bodies[1].0, "text/html");
     assert_eq!(
         bodies[1].1,
@@ -277,6 +289,25 @@ async fn failed_deliveries_are_dead_lettered_and_replayed(backend: Backend) {
     js.publish_with_headers(streams::deliveries("sms"), replay, dead.payload.clone()).await.unwrap().await.unwrap();
     let sent = sms.next().await;
     assert_eq!(serde_json::from_slice::<Value>(&sent.body).unwrap()["text"], "Code 654321");
+
+    // A relay's transient refusal is retried too, and the retry arrives.
+    smtp.refuse_next(1);
+    let request = SendEmailRequest {
+        to: "erin@example.com".into(),
+        subject: "Reset your password".into(),
+        text: "https://soulchat.test/reset?token=y".into(),
+        ..Default::default()
+    };
+    caller.call::<notification::SendEmail>(&CallContext::internal(), &request).await.unwrap();
+    let mail = smtp.next().await;
+    assert_eq!(mail.to, vec!["erin@example.com"]);
+    assert_eq!(mail.bodies(), vec![("text/plain".to_owned(), request.text.clone())]);
+    let js_stats = mesh.client().await.request("$SRV.STATS.soulchat-notification", "".into()).await.unwrap();
+    let stats: Value = serde_json::from_slice(&js_stats.payload).unwrap();
+    let data = &stats["endpoints"][0]["data"];
+    assert_eq!(data["email"]["retried"], 1, "{stats}");
+    assert_eq!(data["sms"]["dead_lettered"], 1, "{stats}");
+    assert_eq!(data["sms"]["retried"], 2, "{stats}");
     stop.cancel();
     mesh.shutdown().await;
 }
@@ -290,7 +321,8 @@ async fn preferences_and_mutes_are_honoured(backend: Backend) {
     let (bob_token, bob) = register(&mesh, "bob").await;
     let (carol_token, _) = register(&mesh, "carol").await;
 
-    let defaults = caller.call::<notification::GetPreferences>(&as_user(&bob), &GetPreferencesRequest {}).await.unwrap();
+    let defaults =
+        caller.call::<notification::GetPreferences>(&as_user(&bob), &GetPreferencesRequest {}).await.unwrap();
     assert_eq!((defaults.in_app, defaults.push, defaults.email, defaults.sms), (true, true, true, false));
 
     // Email off: the follower notification is stored, no email goes out.
@@ -346,7 +378,11 @@ async fn preferences_and_mutes_are_honoured(backend: Backend) {
     // A group: carol is added by alice, and then mentioned.
     let r = mesh
         .api
-        .post("/api/conversations", Some(&alice_token), json!({"name": "Climbers", "description": "", "members": ["carol"]}))
+        .post(
+            "/api/conversations",
+            Some(&alice_token),
+            json!({"name": "Climbers", "description": "", "members": ["carol"]}),
+        )
         .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     let group = r.body["conversation"]["id"].as_str().unwrap().to_owned();
@@ -370,7 +406,33 @@ async fn preferences_and_mutes_are_honoured(backend: Backend) {
     mesh.shutdown().await;
 }
 
+async fn unconfigured_channels_are_skipped_visibly(backend: Backend) {
+    let mesh = Mesh::start(backend).await;
+    let caller = caller(&mesh).await;
+    let request = SendEmailRequest {
+        to: "dave@example.com".into(),
+        subject: "Reset your password".into(),
+        text: "https://soulchat.test/reset?token=x".into(),
+        ..Default::default()
+    };
+    let skipped = caller.call::<notification::SendEmail>(&CallContext::internal(), &request).await.unwrap();
+    assert_eq!(skipped.delivery_id, "", "no SMTP configured: nothing queued");
+    let invalid = SendEmailRequest { to: "not an address".into(), ..request };
+    let refused = caller.call::<notification::SendEmail>(&CallContext::internal(), &invalid).await.unwrap_err();
+    assert!(refused.to_string().contains("to"), "{refused}");
+
+    let client = mesh.client().await;
+    let stats = client.request("$SRV.STATS.soulchat-notification", "".into()).await.unwrap();
+    let stats: Value = serde_json::from_slice(&stats.payload).unwrap();
+    let data = &stats["endpoints"][0]["data"];
+    assert_eq!(data["email"]["configured"], false, "{stats}");
+    assert_eq!(data["email"]["skipped_unconfigured"], 1, "{stats}");
+    assert_eq!(data["push"]["configured"], false);
+    mesh.shutdown().await;
+}
+
 each_backend!(
+    unconfigured_channels_are_skipped_visibly,
     in_app_list_and_read,
     alerts_are_stored_once_and_broadcast,
     push_email_and_sms_are_delivered,

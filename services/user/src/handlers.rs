@@ -170,13 +170,7 @@ pub async fn update(users: Arc<Users>, ctx: RequestContext, req: UpdateRequest) 
         ..before.clone()
     };
     if username.is_some() || email.is_some() || password_hash.is_some() {
-        let event = UserEvent {
-            user_id: after.id.clone(),
-            username: after.username.clone(),
-            email: after.email.clone(),
-            at_ms: now_ms(),
-            previous_username: username.map(|_| before.username.clone()),
-        };
+        let event = after.event(now_ms(), username.map(|_| before.username.clone()));
         users.outbox.record::<user::Updated>(&mut tx, &event).await.map_err(internal)?;
     }
     if let Some(saga) = &rename {
@@ -209,13 +203,7 @@ pub async fn delete(users: Arc<Users>, ctx: RequestContext, _req: DeleteRequest)
     let families = users.store.live_families(&row.id, "").await.map_err(internal)?;
     let mut tx = users.store.db().begin().await.map_err(internal)?;
     Store::delete_user(&mut tx, &row.id).await.map_err(internal)?;
-    let event = UserEvent {
-        user_id: row.id.clone(),
-        username: row.username.clone(),
-        email: row.email.clone(),
-        at_ms: now_ms(),
-        previous_username: None,
-    };
+    let event = row.event(now_ms(), None);
     users.outbox.record::<user::Deleted>(&mut tx, &event).await.map_err(internal)?;
     // The other workers finish this saga from the durable event; the log keeps the record.
     let data = sagas::Data { username: row.username.clone(), previous_username: None };

@@ -2,6 +2,7 @@
 //! MySQL/MariaDB run, through sqlx's `Any` driver.
 
 use soulchat_runtime::{Database, now_ms};
+use soulchat_subjects::user::messages::UserEvent;
 use sqlx::{AnyConnection, FromRow};
 
 #[derive(Debug, Clone, FromRow)]
@@ -14,6 +15,21 @@ pub struct UserRow {
     pub email_verified_at_ms: Option<i64>,
     /// Set only once verified.
     pub phone: Option<String>,
+}
+
+impl UserRow {
+    /// The account as its events describe it.
+    pub fn event(&self, at_ms: i64, previous_username: Option<String>) -> UserEvent {
+        UserEvent {
+            user_id: self.id.clone(),
+            username: self.username.clone(),
+            email: self.email.clone(),
+            at_ms,
+            previous_username,
+            email_verified: self.email_verified_at_ms.is_some(),
+            phone: self.phone.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, FromRow)]

@@ -13,7 +13,7 @@ use soulchat_runtime::{RequestContext, now_ms};
 use soulchat_subjects::error::Validation;
 use soulchat_subjects::notification::{self, messages::{SendEmailRequest, SendSmsRequest}};
 use soulchat_subjects::proto::common::v1::Empty;
-use soulchat_subjects::user::messages::*;
+use soulchat_subjects::user::{self, messages::*};
 use soulchat_subjects::{CallContext, ServiceError};
 
 use crate::Users;
@@ -79,8 +79,9 @@ pub async fn verify_email(users: Arc<Users>, ctx: RequestContext, req: VerifyEma
     if !Store::mark_email_verified(&mut tx, &token.user_id, &token.target).await.map_err(internal)? {
         return Err(invalid());
     }
+    let row = announce(&users, &mut tx, &token.user_id).await?.ok_or_else(invalid)?;
     tx.commit().await.map_err(internal)?;
-    let row = users.store.by_id(&token.user_id).await.map_err(internal)?.ok_or_else(invalid)?;
+    users.outbox.wake();
     Ok(UserReply { user: Some(with_profile(&users, &ctx.call, &row).await) })
 }
 
@@ -122,8 +123,9 @@ pub async fn verify_phone(users: Arc<Users>, ctx: RequestContext, req: VerifyPho
         return Err(wrong());
     };
     Store::set_verified_phone(&mut tx, &row.id, &token.target).await.map_err(internal)?;
+    let row = announce(&users, &mut tx, &row.id).await?.ok_or_else(ServiceError::internal)?;
     tx.commit().await.map_err(internal)?;
-    let row = current(&users, &ctx).await?;
+    users.outbox.wake();
     Ok(UserReply { user: Some(with_profile(&users, &ctx.call, &row).await) })
 }
 
@@ -189,6 +191,14 @@ pub async fn contact(users: Arc<Users>, _ctx: RequestContext, req: ContactReques
         phone: row.phone.clone(),
         username: row.username,
     })
+}
+
+/// A verified contact point is news for the notification worker: `user.updated` in the same
+/// transaction. Returns the account as it now stands.
+async fn announce(users: &Users, tx: &mut sqlx::AnyConnection, user_id: &str) -> Result<Option<crate::store::UserRow>, ServiceError> {
+    let Some(row) = Store::by_id_in(tx, user_id).await.map_err(internal)? else { return Ok(None) };
+    users.outbox.record::<user::Updated>(tx, &row.event(now_ms(), None)).await.map_err(internal)?;
+    Ok(Some(row))
 }
 
 async fn send_email(

@@ -90,7 +90,11 @@ impl Channels {
                     Channel::Email => "SOULCHAT_SMTP_URL, SOULCHAT_MAIL_FROM",
                     Channel::Sms => "SOULCHAT_SMS_URL",
                 };
-                tracing::warn!(channel = channel.name(), "{} not configured ({settings} unset): skipped", channel.name());
+                tracing::warn!(
+                    channel = channel.name(),
+                    "{} not configured ({settings} unset): skipped",
+                    channel.name()
+                );
             }
         }
         Ok(channels)

@@ -20,17 +20,22 @@ pub struct Push {
 
 impl Push {
     pub fn new(http: reqwest::Client, key: &str, subject: &str) -> anyhow::Result<Push> {
-        VapidSignatureBuilder::from_base64_no_sub(key).map_err(|e| {
-            anyhow::anyhow!("SOULCHAT_VAPID_PRIVATE_KEY is not a base64url raw P-256 private key: {e}")
-        })?;
+        VapidSignatureBuilder::from_base64_no_sub(key)
+            .map_err(|e| anyhow::anyhow!("SOULCHAT_VAPID_PRIVATE_KEY is not a base64url raw P-256 private key: {e}"))?;
         Ok(Push { http, key: key.to_owned(), subject: subject.to_owned() })
     }
 
     pub async fn send(&self, delivery: &Delivery) -> Result<(), Failure> {
+        let endpoint: reqwest::Url =
+            delivery.to.parse().map_err(|e| Failure::Permanent(format!("push endpoint {:?}: {e}", delivery.to)))?;
+        // The token's audience is the push service's origin. web-push would derive it without
+        // the port, which a push service on a non-default port rejects (RFC 8292, section 2).
+        let audience = endpoint.origin().ascii_serialization();
         let info = SubscriptionInfo::new(delivery.to.as_str(), delivery.p256dh.as_str(), delivery.auth.as_str());
         let build = || -> Result<_, web_push::WebPushError> {
             let mut signature = VapidSignatureBuilder::from_base64(&self.key, &info)?;
             signature.add_claim("sub", self.subject.as_str());
+            signature.add_claim("aud", audience.as_str());
             let mut message = WebPushMessageBuilder::new(&info);
             message.set_payload(ContentEncoding::Aes128Gcm, delivery.text.as_bytes());
             message.set_ttl(TTL_SECONDS);

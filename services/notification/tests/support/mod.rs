@@ -1,10 +1,6 @@
-//! Shared test support: the real SMTP receiver and HTTP endpoints, a browser's push keys, and
-//! starting this crate's worker with its channels configured against a testkit mesh.
+//! Test support: a browser's push keys, and starting this crate's worker with its channels
+//! configured against a testkit mesh (the SMTP receiver and HTTP endpoints are the testkit's).
 
-#![allow(dead_code)] // each test binary uses a different part
-
-pub mod http;
-pub mod smtp;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -18,12 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 pub const PASSWORD: &str = "correct horse battery";
 
-/// The user id inside a JWT (its `sub`).
-pub fn user_id(token: &str) -> String {
-    let claims = token.split('.').nth(1).expect("a JWT");
-    let claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap();
-    claims["sub"].as_str().unwrap().to_owned()
-}
+pub use soulchat_testkit::user_id;
 
 /// Registers `name`: its token and user id.
 pub async fn register(mesh: &Mesh, name: &str) -> (String, String) {
@@ -42,18 +33,12 @@ pub fn as_user(id: &str) -> CallContext {
 }
 
 pub async fn list(caller: &Caller, user: &str, unread_only: bool) -> NotificationList {
-    caller
-        .call::<notification::List>(&as_user(user), &ListRequest { unread_only, ..Default::default() })
-        .await
-        .unwrap()
+    caller.call::<notification::List>(&as_user(user), &ListRequest { unread_only, ..Default::default() }).await.unwrap()
 }
 
 /// Waits (up to 20 s) until the user has a notification of `kind`; returns it.
 pub async fn notification_of(caller: &Caller, user: &str, kind: &str) -> Notification {
-    eventually(|| async {
-        list(caller, user, false).await.notifications.into_iter().find(|n| n.kind == kind)
-    })
-    .await
+    eventually(|| async { list(caller, user, false).await.notifications.into_iter().find(|n| n.kind == kind) }).await
 }
 
 /// Polls `check` until it yields something, for up to 20 s.
@@ -76,8 +61,7 @@ where
 /// (its database and NATS are the mesh's). Stops with the returned token.
 pub async fn start_worker(mesh: &mut Mesh, config: soulchat_notification::Config) -> CancellationToken {
     mesh.stop_role(Role::Notification).await;
-    let config =
-        soulchat_notification::Config { database_url: mesh.database_url(Role::Notification), ..config };
+    let config = soulchat_notification::Config { database_url: mesh.database_url(Role::Notification), ..config };
     let client = mesh.client().await;
     let token = CancellationToken::new();
     let stop = token.clone();
@@ -87,10 +71,7 @@ pub async fn start_worker(mesh: &mut Mesh, config: soulchat_notification::Config
         }
     });
     let probe = mesh.client().await;
-    eventually(|| async {
-        probe.request("soulchat.notification.v1.health", "".into()).await.ok().map(|_| ())
-    })
-    .await;
+    eventually(|| async { probe.request("soulchat.notification.v1.health", "".into()).await.ok().map(|_| ()) }).await;
     token
 }
 

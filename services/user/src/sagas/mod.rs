@@ -23,7 +23,7 @@ use soulchat_runtime::database::internal;
 use soulchat_runtime::now_ms;
 use soulchat_subjects::notification::{self, messages::WelcomeRequest};
 use soulchat_subjects::profile::{self, messages as pm};
-use soulchat_subjects::user::{self, messages::UserEvent};
+use soulchat_subjects::user;
 use soulchat_subjects::{CallContext, CallError, ServiceError};
 use tokio_util::sync::CancellationToken;
 
@@ -67,13 +67,7 @@ async fn activate(users: &Users, saga: &str, user_id: &str) -> Result<(), Servic
     let mut tx = users.store.db().begin().await.map_err(internal)?;
     Store::activate(&mut tx, user_id).await.map_err(internal)?;
     if let Some(row) = Store::by_id_in(&mut tx, user_id).await.map_err(internal)? {
-        let event = UserEvent {
-            user_id: row.id.clone(),
-            username: row.username.clone(),
-            email: row.email.clone(),
-            at_ms: row.created_at_ms,
-            previous_username: None,
-        };
+        let event = row.event(row.created_at_ms, None);
         users.outbox.record::<user::Created>(&mut tx, &event).await.map_err(internal)?;
     }
     Store::advance_saga(&mut tx, saga, STEP_WELCOME, State::Running).await.map_err(internal)?;
@@ -240,13 +234,8 @@ async fn complete_rename(users: &Users, saga: &Saga, current: &str) -> Result<()
     let Some(row) = users.store.by_id(&saga.user_id).await.map_err(internal)? else {
         return finish(users, &saga.id, State::Done).await;
     };
-    let event = UserEvent {
-        user_id: row.id.clone(),
-        username: current.to_owned(),
-        email: row.email.clone(),
-        at_ms: now_ms(),
-        previous_username: saga.data.previous_username.clone(),
-    };
+    let mut event = row.event(now_ms(), saga.data.previous_username.clone());
+    event.username = current.to_owned();
     let mut tx = users.store.db().begin().await.map_err(internal)?;
     users.outbox.record::<user::Updated>(&mut tx, &event).await.map_err(internal)?;
     Store::advance_saga(&mut tx, &saga.id, STEP_NONE, State::Done).await.map_err(internal)?;

@@ -1,7 +1,6 @@
 //! Local HTTP endpoints playing the push service and the SMS provider: they record what they
 //! receive and answer with the status a test sets.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,9 +19,7 @@ pub struct Received {
 }
 
 struct Shared {
-    /// Statuses to answer, in order; when empty, `default`.
-    script: Mutex<VecDeque<u16>>,
-    default: Mutex<u16>,
+    status: Mutex<u16>,
     tx: mpsc::UnboundedSender<Received>,
 }
 
@@ -33,10 +30,10 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Serves every POST path on a free local port, answering `default` unless scripted.
+    /// Serves every POST path on a free local port, answering `default`.
     pub async fn start(default: u16) -> Endpoint {
         let (tx, rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared { script: Mutex::new(VecDeque::new()), default: Mutex::new(default), tx });
+        let shared = Arc::new(Shared { status: Mutex::new(default), tx });
         let app = axum::Router::new().route("/{*path}", post(receive)).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -46,12 +43,7 @@ impl Endpoint {
 
     /// Answers `status` from now on.
     pub fn answer(&self, status: u16) {
-        *self.shared.default.lock().unwrap() = status;
-    }
-
-    /// Answers these statuses first, in order.
-    pub fn script(&self, statuses: &[u16]) {
-        self.shared.script.lock().unwrap().extend(statuses);
+        *self.shared.status.lock().unwrap() = status;
     }
 
     pub async fn next(&self) -> Received {
@@ -71,6 +63,5 @@ async fn receive(
     body: Bytes,
 ) -> StatusCode {
     let _ = shared.tx.send(Received { path: uri.path().to_owned(), headers, body });
-    let status = shared.script.lock().unwrap().pop_front().unwrap_or(*shared.default.lock().unwrap());
-    StatusCode::from_u16(status).unwrap()
+    StatusCode::from_u16(*shared.status.lock().unwrap()).unwrap()
 }

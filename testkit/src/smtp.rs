@@ -3,6 +3,7 @@
 //! to a server over TCP exactly as it would to a relay.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -53,7 +54,9 @@ impl Mail {
                     .split(boundary.as_str())
                     .skip(1)
                     .filter(|part| !part.starts_with("--"))
-                    .filter_map(|part| Mail { data: part.trim_start_matches("\r\n").to_owned(), ..self.clone() }.single())
+                    .filter_map(|part| {
+                        Mail { data: part.trim_start_matches("\r\n").to_owned(), ..self.clone() }.single()
+                    })
                     .collect()
             }
             None => self.single().into_iter().collect(),
@@ -101,6 +104,8 @@ fn quoted_printable(text: &str) -> String {
 
 pub struct SmtpServer {
     pub port: u16,
+    /// Messages still to refuse with a transient 451 after their data.
+    refuse: Arc<AtomicU32>,
     received: tokio::sync::Mutex<mpsc::UnboundedReceiver<Mail>>,
 }
 
@@ -109,12 +114,19 @@ impl SmtpServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (tx, rx) = mpsc::unbounded_channel();
+        let refuse = Arc::new(AtomicU32::new(0));
+        let refusing = refuse.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(session(stream, tx.clone()));
+                tokio::spawn(session(stream, tx.clone(), refusing.clone()));
             }
         });
-        Arc::new(SmtpServer { port, received: tokio::sync::Mutex::new(rx) })
+        Arc::new(SmtpServer { port, refuse, received: tokio::sync::Mutex::new(rx) })
+    }
+
+    /// Refuses the next `n` messages with `451` (try again later), as a busy relay does.
+    pub fn refuse_next(&self, n: u32) {
+        self.refuse.store(n, Ordering::SeqCst);
     }
 
     pub fn url(&self) -> String {
@@ -137,7 +149,7 @@ impl SmtpServer {
     }
 }
 
-async fn session(stream: TcpStream, tx: mpsc::UnboundedSender<Mail>) {
+async fn session(stream: TcpStream, tx: mpsc::UnboundedSender<Mail>, refuse: Arc<AtomicU32>) {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
     let _ = write.write_all(b"220 localhost ESMTP test\r\n").await;
@@ -178,8 +190,13 @@ async fn session(stream: TcpStream, tx: mpsc::UnboundedSender<Mail>) {
                     }
                     data.push_str(line.strip_prefix('.').unwrap_or(&line));
                 }
-                let _ = tx.send(Mail { from: std::mem::take(&mut from), to: std::mem::take(&mut to), data });
-                b"250 OK queued\r\n"
+                let mail = Mail { from: std::mem::take(&mut from), to: std::mem::take(&mut to), data };
+                if refuse.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+                    b"451 4.3.0 Try again later\r\n"
+                } else {
+                    let _ = tx.send(mail);
+                    b"250 OK queued\r\n"
+                }
             }
             "QUIT" => {
                 let _ = write.write_all(b"221 Bye\r\n").await;
