@@ -51,7 +51,11 @@ pub async fn run(api: &str, options: &Options) -> anyhow::Result<Report> {
         None => listener(target.addr.port())?,
     };
     let mut report = Report::new("connections", serde_json::to_value(options)?);
-    let command = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default().replace('\0', " ");
+    // The program and its subcommand only: later arguments may carry secrets (--jwt-secret).
+    let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    let mut args = cmdline.split('\0');
+    let program = args.next().unwrap_or_default().rsplit('/').next().unwrap_or_default();
+    let command = format!("{program} {}", args.next().unwrap_or_default());
     report.notes.push(format!("gateway: process {pid} ({}), {}", command.trim(), open_files_limit(pid)));
     // RSS grows only by pages the process had not touched yet: memory freed by earlier load is reused.
     report.notes.push(

@@ -41,3 +41,13 @@ crate::service! {
     /// The events the caller missed, per conversation, for a WebSocket resume.
     Resume = "resume": ResumeRequest => ResumeReply;
 }
+
+/// Every committed conversation event, as the chat worker publishes it (one subject per
+/// conversation, [`crate::streams::chat_events`]), for consumers of the whole stream.
+pub struct Committed;
+
+impl crate::Event for Committed {
+    const SUBJECT: &'static str = crate::streams::CHAT_SUBJECTS;
+    const STREAM: &'static str = crate::streams::CHAT_STREAM;
+    type Payload = ChatEvent;
+}

@@ -29,6 +29,7 @@ crate::service! {
 }
 
 crate::events! {
+    STREAM = crate::streams::DELIVERIES_STREAM;
     /// A queued Web Push delivery ([`crate::streams::DELIVERIES_STREAM`]).
     PushJob = "soulchat.notification.deliveries.push": Delivery;
     /// A queued email.

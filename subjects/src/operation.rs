@@ -27,9 +27,12 @@ pub trait Operation: Send + Sync + 'static {
     type Response: Payload;
 }
 
-/// One kind of domain event published to JetStream.
+/// One kind of event published to JetStream.
 pub trait Event: Send + Sync + 'static {
+    /// The subject (or, for a family of subjects, the filter) it is published on.
     const SUBJECT: &'static str;
+    /// The stream that keeps it.
+    const STREAM: &'static str;
     type Payload: Payload;
 }
 
@@ -78,17 +81,22 @@ macro_rules! service {
     };
 }
 
-/// Declares domain events: `Created = "soulchat.events.user.created": UserEvent;`.
+/// Declares events: `Created = "soulchat.events.user.created": UserEvent;`, on `SOULCHAT_EVENTS`
+/// unless a first line `STREAM = <const>;` names another stream.
 #[macro_export]
 macro_rules! events {
-    ( $( $(#[$doc:meta])* $event:ident = $subject:literal : $payload:ty; )* ) => {
+    ( STREAM = $stream:path; $( $(#[$doc:meta])* $event:ident = $subject:literal : $payload:ty; )* ) => {
         $(
             $(#[$doc])*
             pub struct $event;
             impl $crate::Event for $event {
                 const SUBJECT: &'static str = $subject;
+                const STREAM: &'static str = $stream;
                 type Payload = $payload;
             }
         )*
+    };
+    ( $( $(#[$doc:meta])* $event:ident = $subject:literal : $payload:ty; )* ) => {
+        $crate::events! { STREAM = $crate::streams::EVENTS_STREAM; $( $(#[$doc])* $event = $subject : $payload; )* }
     };
 }

@@ -170,10 +170,10 @@ impl Sockets {
                 ws.send(Message::Text(json!({"type": "ping"}).to_string().into())).await?;
                 tokio::time::timeout(Duration::from_secs(10), async {
                     while let Some(frame) = ws.next().await {
-                        if let Message::Text(text) = frame? {
-                            if text.contains("\"pong\"") {
-                                return Ok(());
-                            }
+                        if let Message::Text(text) = frame?
+                            && text.contains("\"pong\"")
+                        {
+                            return Ok(());
                         }
                     }
                     anyhow::bail!("the socket closed before its pong")

@@ -64,7 +64,7 @@ pub async fn check(
             }
             for &member in conversation.members.iter().filter(|&&m| m != sender) {
                 let got = delivered[member].get(conversation.id.as_str());
-                if !got.is_some_and(|seqs| seqs.binary_search(&seq).is_ok()) {
+                if got.is_none_or(|seqs| seqs.binary_search(&seq).is_err()) {
                     missing += 1;
                 }
             }

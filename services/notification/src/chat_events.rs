@@ -2,135 +2,54 @@
 //! conversation or an `@username` mention in a group, for recipients with no live socket, and
 //! being added to a group by someone else.
 //!
-//! The runtime's consumer reads only the events stream, and its handler runs inside the
-//! database transaction; these events need NATS look-ups first (presence, usernames, the group's
-//! name), which must not hold SQLite's write lock. So this is its own small durable consumer:
-//! look up, then record the event id in `processed_events` and apply the drafts in one
-//! transaction, exactly as the runtime's does. (A `prepare` step in the runtime's
-//! `EventHandler`, and a stream parameter, would let it serve both; see the README.)
+//! Consumed with the runtime's durable consumer (`notification-chat`).
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Duration;
 
-use async_nats::jetstream::{self, AckKind, consumer::DeliverPolicy, consumer::pull};
-use futures::StreamExt;
-use soulchat_runtime::{Database, now_ms};
+use soulchat_runtime::consumer::EventHandler;
 use soulchat_subjects::chat::messages::chat_event::Event;
 use soulchat_subjects::chat::messages::{ChatEvent, GetRequest, Message};
 use soulchat_subjects::profile::messages::{LookupRequest, Profile};
-use soulchat_subjects::{CallContext, chat, headers, profile, streams};
-use tokio_util::sync::CancellationToken;
+use soulchat_subjects::{CallContext, chat, profile};
+use sqlx::AnyConnection;
 
 use crate::Notifications;
-use crate::compose::Draft;
+use crate::compose::{Draft, Stored};
 
-const DURABLE: &str = "notification-chat";
 /// How much of a message a notification quotes.
 const PREVIEW_CHARS: usize = 200;
 /// Mentions looked up per message, at most.
 const MAX_MENTIONS: usize = 50;
 
-pub fn spawn(
-    js: jetstream::Context,
-    n: Arc<Notifications>,
-    shutdown: CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                result = consume(&js, &n) => {
-                    if let Err(e) = result {
-                        tracing::warn!(durable = DURABLE, "chat event consumer stopped: {e:#}; restarting");
-                    }
-                }
-                _ = shutdown.cancelled() => return,
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = shutdown.cancelled() => return,
-            }
-        }
-    })
-}
+/// Look-ups (presence, usernames, the group's name) happen in `prepare`, outside the
+/// transaction; the drafts are applied with the event's id in one transaction.
+impl EventHandler<chat::Committed> for Notifications {
+    type Prepared = Vec<Draft>;
+    type Effect = Vec<Stored>;
 
-async fn consume(js: &jetstream::Context, n: &Notifications) -> anyhow::Result<()> {
-    let consumer = js
-        .get_stream(streams::CHAT_STREAM)
-        .await?
-        .get_or_create_consumer(
-            DURABLE,
-            pull::Config {
-                durable_name: Some(DURABLE.to_owned()),
-                filter_subject: streams::CHAT_SUBJECTS.to_owned(),
-                // Created once: the chat history before the notification worker existed
-                // notifies nobody.
-                deliver_policy: DeliverPolicy::New,
-                ack_wait: Duration::from_secs(30),
-                ..Default::default()
-            },
-        )
-        .await?;
-    let mut messages = consumer.messages().await?;
-    while let Some(message) = messages.next().await {
-        let message = message?;
-        let id = match message.headers.as_ref().and_then(|h| h.get(headers::MSG_ID)) {
-            Some(id) => format!("chat:{}", id.as_str()),
-            None => format!("chat:seq:{}", message.info().map_or(0, |i| i.stream_sequence)),
-        };
-        match handle(n, &id, &message.payload).await {
-            Ok(()) => message.ack().await.map_err(|e| anyhow::anyhow!("ack: {e}"))?,
-            Err(e) => {
-                tracing::warn!(%id, "chat event not handled, will retry: {e:#}");
-                message
-                    .ack_with(AckKind::Nak(Some(Duration::from_secs(2))))
-                    .await
-                    .map_err(|e| anyhow::anyhow!("nak: {e}"))?;
-            }
-        }
-    }
-    Ok(())
-}
+    /// The chat history from before this consumer existed notifies nobody.
+    const FROM_NOW: bool = true;
 
-async fn handle(n: &Notifications, id: &str, payload: &[u8]) -> anyhow::Result<()> {
-    let event = match <ChatEvent as prost::Message>::decode(payload) {
-        Ok(event) => event,
-        Err(e) => {
-            tracing::error!(%id, "undecodable chat event dropped: {e}");
-            return Ok(());
-        }
-    };
-    let db = n.store.db();
-    let seen: Option<(String,)> = sqlx::query_as("SELECT event_id FROM processed_events WHERE event_id = ?")
-        .bind(id)
-        .fetch_optional(db.pool())
-        .await?;
-    if seen.is_some() {
-        return Ok(());
+    async fn prepare(&self, event: &ChatEvent) -> anyhow::Result<Vec<Draft>> {
+        plan(self, event).await
     }
-    let drafts = plan(n, &event).await?;
-    apply(n, db, id, drafts).await
-}
 
-async fn apply(n: &Notifications, db: &Database, id: &str, drafts: Vec<Draft>) -> anyhow::Result<()> {
-    let mut tx = db.begin().await?;
-    let first = sqlx::query("INSERT INTO processed_events (event_id, processed_at_ms) VALUES (?, ?)")
-        .bind(id)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await;
-    match first {
-        Err(e) if Database::is_unique_violation(&e) => return Ok(()), // another replica did it
-        Err(e) => return Err(e.into()),
-        Ok(_) => {}
+    async fn handle(
+        &self,
+        conn: &mut AnyConnection,
+        _event: ChatEvent,
+        drafts: Vec<Draft>,
+    ) -> anyhow::Result<Vec<Stored>> {
+        let mut stored = Vec::new();
+        for draft in drafts {
+            stored.extend(self.notify(conn, draft).await?);
+        }
+        Ok(stored)
     }
-    let mut stored = Vec::new();
-    for draft in drafts {
-        stored.extend(n.notify(&mut tx, draft).await?);
+
+    async fn committed(&self, stored: Vec<Stored>) {
+        self.published(stored).await;
     }
-    tx.commit().await?;
-    n.published(stored).await;
-    Ok(())
 }
 
 /// What the event should notify, with the look-ups it takes.

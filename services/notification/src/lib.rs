@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::kv;
 use soulchat_runtime::{Database, Migrations, Outbox, WorkerBuilder, consumer};
-use soulchat_subjects::{Caller, notification, profile, streams, user};
+use soulchat_subjects::{Caller, chat, notification, profile, streams, user};
 use tokio_util::sync::CancellationToken;
 
 pub use deliveries::{ATTEMPTS_HEADER, ERROR_HEADER};
@@ -171,7 +171,13 @@ pub async fn run(config: Config, client: async_nats::Client, shutdown: Cancellat
             state.clone(),
             shutdown.clone(),
         ),
-        chat_events::spawn(js.clone(), state.clone(), shutdown.clone()),
+        consumer::spawn::<chat::Committed, _>(
+            js.clone(),
+            db.clone(),
+            "notification-chat",
+            state.clone(),
+            shutdown.clone(),
+        ),
         deliveries::spawn(js, state.clone(), shutdown.clone()),
     ];
     let stats_source = state.clone();

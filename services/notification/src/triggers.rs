@@ -15,18 +15,20 @@ use crate::store::Store;
 
 /// `user.created`: where the user may be reached (nowhere outside the app until verified).
 impl EventHandler<user::Created> for Notifications {
+    type Prepared = ();
     type Effect = ();
 
-    async fn handle(&self, conn: &mut AnyConnection, event: UserEvent) -> anyhow::Result<()> {
+    async fn handle(&self, conn: &mut AnyConnection, event: UserEvent, _: ()) -> anyhow::Result<()> {
         record_contacts(conn, &event).await
     }
 }
 
 /// `user.updated`: a changed email is unverified again; a verified one or a phone arrives here.
 impl EventHandler<user::Updated> for Notifications {
+    type Prepared = ();
     type Effect = ();
 
-    async fn handle(&self, conn: &mut AnyConnection, event: UserEvent) -> anyhow::Result<()> {
+    async fn handle(&self, conn: &mut AnyConnection, event: UserEvent, _: ()) -> anyhow::Result<()> {
         record_contacts(conn, &event).await
     }
 }
@@ -40,9 +42,10 @@ async fn record_contacts(conn: &mut AnyConnection, event: &UserEvent) -> anyhow:
 
 /// `user.deleted`: everything kept about the user goes with the account.
 impl EventHandler<user::Deleted> for Notifications {
+    type Prepared = ();
     type Effect = ();
 
-    async fn handle(&self, conn: &mut AnyConnection, event: UserEvent) -> anyhow::Result<()> {
+    async fn handle(&self, conn: &mut AnyConnection, event: UserEvent, _: ()) -> anyhow::Result<()> {
         Store::delete_for_user(conn, &event.user_id).await?;
         Ok(())
     }
@@ -50,9 +53,10 @@ impl EventHandler<user::Deleted> for Notifications {
 
 /// `profile.followed`: the followee hears about the new follower.
 impl EventHandler<profile::Followed> for Notifications {
+    type Prepared = ();
     type Effect = Option<Stored>;
 
-    async fn handle(&self, conn: &mut AnyConnection, event: FollowEvent) -> anyhow::Result<Self::Effect> {
+    async fn handle(&self, conn: &mut AnyConnection, event: FollowEvent, _: ()) -> anyhow::Result<Self::Effect> {
         let draft = Draft {
             user_id: event.followee_id.clone(),
             kind: "follower",

@@ -156,6 +156,33 @@ async fn channel_config(smtp: &SmtpServer, push: &Endpoint, sms: &Endpoint) -> C
     }
 }
 
+/// Verifies the user's email through the user worker (only verified addresses get notification
+/// email) and waits until this worker has heard of it.
+async fn verify_email(mesh: &Mesh, caller: &soulchat_subjects::Caller, smtp: &SmtpServer, user_id: &str) {
+    use soulchat_subjects::user::{
+        self,
+        messages::{RequestEmailVerificationRequest, VerifyEmailRequest},
+    };
+    caller
+        .call::<user::RequestEmailVerification>(&as_user(user_id), &RequestEmailVerificationRequest {})
+        .await
+        .unwrap();
+    let mail = smtp.next().await;
+    let text = &mail.bodies()[0].1;
+    let start = text.find("token=").unwrap() + "token=".len();
+    let token: String =
+        text[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect();
+    caller.call::<user::VerifyEmail>(&CallContext::internal(), &VerifyEmailRequest { token }).await.unwrap();
+    let query = format!("SELECT email FROM contacts WHERE user_id = '{user_id}' AND email IS NOT NULL");
+    for _ in 0..100 {
+        if !mesh.strings(Role::Notification, &query).await.is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the notification worker never learned the verified email");
+}
+
 async fn push_email_and_sms_are_delivered(backend: Backend) {
     let mut mesh = Mesh::start(backend).await;
     let (smtp, push, sms) = (SmtpServer::start().await, Endpoint::start(201).await, Endpoint::start(200).await);
@@ -163,6 +190,7 @@ async fn push_email_and_sms_are_delivered(backend: Backend) {
     let caller = caller(&mesh).await;
     let (_, alice) = register(&mesh, "alice").await;
     let (bob_token, _) = register(&mesh, "bob").await;
+    verify_email(&mesh, &caller, &smtp, &alice).await;
 
     let browser = Browser::new();
     let endpoint = format!("{}/push/alice-laptop", push.base);

@@ -9,9 +9,10 @@ use crate::store::{ProfileRow, Store};
 
 /// `user.deleted`: the profile and every follow edge go; the counts of those it touched follow.
 impl EventHandler<user::Deleted> for Profiles {
+    type Prepared = ();
     type Effect = Option<(ProfileRow, Vec<String>)>;
 
-    async fn handle(&self, conn: &mut AnyConnection, event: UserEvent) -> anyhow::Result<Self::Effect> {
+    async fn handle(&self, conn: &mut AnyConnection, event: UserEvent, _: ()) -> anyhow::Result<Self::Effect> {
         Ok(Store::remove(conn, &event.user_id).await?)
     }
 

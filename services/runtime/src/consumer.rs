@@ -1,14 +1,17 @@
-//! Durable, at-least-once consumption of domain events with exactly-once effects: each event's
-//! id (`Nats-Msg-Id`) is recorded in `processed_events` in the same transaction as the handler's
+//! Durable, at-least-once consumption of events with exactly-once effects: each event's id
+//! (`Nats-Msg-Id`) is recorded in `processed_events` in the same transaction as the handler's
 //! changes, so a redelivered event finds its id and changes nothing.
+//!
+//! A handler may first `prepare` what it needs from elsewhere (other workers, NATS look-ups)
+//! outside the transaction, so no remote call ever holds the database's write lock.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, AckKind, consumer::pull};
+use async_nats::jetstream::{self, AckKind, consumer::DeliverPolicy, consumer::pull};
 use futures::StreamExt;
-use soulchat_subjects::{Event, headers, streams};
+use soulchat_subjects::{Event, headers};
 use sqlx::AnyConnection;
 use tokio_util::sync::CancellationToken;
 
@@ -16,13 +19,25 @@ use crate::{Database, now_ms};
 
 /// Applies one kind of event inside the consumer's transaction.
 pub trait EventHandler<E: Event>: Send + Sync + 'static {
-    /// What `committed` needs to know (caches to refresh, say).
+    /// What [`EventHandler::prepare`] learns before the transaction.
+    type Prepared: Send + Default;
+    /// What `committed` needs to know (caches to refresh, frames to send, say).
     type Effect: Send;
+
+    /// Whether a newly created consumer starts at the stream's next event rather than its first
+    /// retained one (for reactions to live traffic, where old history should not act again).
+    const FROM_NOW: bool = false;
+
+    /// Look-ups outside the transaction; not called for an event already processed.
+    fn prepare(&self, _event: &E::Payload) -> impl Future<Output = anyhow::Result<Self::Prepared>> + Send {
+        async { Ok(Self::Prepared::default()) }
+    }
 
     fn handle(
         &self,
         conn: &mut AnyConnection,
         event: E::Payload,
+        prepared: Self::Prepared,
     ) -> impl Future<Output = anyhow::Result<Self::Effect>> + Send;
 
     /// Runs after the transaction committed; not again on redelivery.
@@ -31,7 +46,7 @@ pub trait EventHandler<E: Event>: Send + Sync + 'static {
     }
 }
 
-/// Consumes `E` from the events stream under the durable name `durable` until `shutdown`.
+/// Consumes `E` from its stream under the durable name `durable` until `shutdown`.
 pub fn spawn<E: Event, H: EventHandler<E>>(
     js: jetstream::Context,
     db: Database,
@@ -63,13 +78,14 @@ async fn consume<E: Event, H: EventHandler<E>>(
     durable: &str,
     handler: &H,
 ) -> anyhow::Result<()> {
-    let stream = js.get_stream(streams::EVENTS_STREAM).await?;
+    let stream = js.get_stream(E::STREAM).await?;
     let consumer = stream
         .get_or_create_consumer(
             durable,
             pull::Config {
                 durable_name: Some(durable.to_owned()),
                 filter_subject: E::SUBJECT.to_owned(),
+                deliver_policy: if H::FROM_NOW { DeliverPolicy::New } else { DeliverPolicy::All },
                 ack_wait: Duration::from_secs(30),
                 ..Default::default()
             },
@@ -83,7 +99,7 @@ async fn consume<E: Event, H: EventHandler<E>>(
             .as_ref()
             .and_then(|h| h.get(headers::MSG_ID))
             .map(|v| v.as_str().to_owned())
-            .unwrap_or_else(|| format!("{}:{}", E::SUBJECT, message.info().map_or(0, |i| i.stream_sequence)));
+            .unwrap_or_else(|| format!("{}:{}", E::STREAM, message.info().map_or(0, |i| i.stream_sequence)));
         match apply::<E, H>(db, handler, &id, &message.payload).await {
             Ok(()) => message.ack().await.map_err(|e| anyhow::anyhow!("ack: {e}"))?,
             Err(e) => {
@@ -112,6 +128,14 @@ async fn apply<E: Event, H: EventHandler<E>>(
             return Ok(());
         }
     };
+    let seen: Option<(String,)> = sqlx::query_as("SELECT event_id FROM processed_events WHERE event_id = ?")
+        .bind(id)
+        .fetch_optional(db.pool())
+        .await?;
+    if seen.is_some() {
+        return Ok(());
+    }
+    let prepared = handler.prepare(&event).await?;
     let mut tx = db.begin().await?;
     let first = sqlx::query("INSERT INTO processed_events (event_id, processed_at_ms) VALUES (?, ?)")
         .bind(id)
@@ -119,11 +143,11 @@ async fn apply<E: Event, H: EventHandler<E>>(
         .execute(&mut *tx)
         .await;
     match first {
-        Err(e) if Database::is_unique_violation(&e) => return Ok(()), // seen before: done
+        Err(e) if Database::is_unique_violation(&e) => return Ok(()), // another replica did it
         Err(e) => return Err(e.into()),
         Ok(_) => {}
     }
-    let effect = handler.handle(&mut tx, event).await?;
+    let effect = handler.handle(&mut tx, event, prepared).await?;
     tx.commit().await?;
     handler.committed(effect).await;
     Ok(())

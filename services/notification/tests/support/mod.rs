@@ -1,7 +1,6 @@
 //! Test support: a browser's push keys, and starting this crate's worker with its channels
 //! configured against a testkit mesh (the SMTP receiver and HTTP endpoints are the testkit's).
 
-
 use std::future::Future;
 use std::time::{Duration, Instant};
 
