@@ -172,7 +172,12 @@ impl Mesh {
                 .unwrap_or_else(|_| panic!("only {} of {count} events on {filter} within 10 s", seen.len()))
                 .expect("the stream goes on")
                 .expect("a message");
-            let id = message.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id")).map(|v| v.as_str().to_owned()).unwrap_or_default();
+            let id = message
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("Nats-Msg-Id"))
+                .map(|v| v.as_str().to_owned())
+                .unwrap_or_default();
             seen.push((message.subject.to_string(), message.payload.clone(), id));
         }
         seen

@@ -120,7 +120,10 @@ async fn password_reset_ends_every_session(backend: Backend) {
     assert_eq!(unknown.status, 204, "the same answer for an unknown address");
     assert!(smtp.next_within(Duration::from_millis(500)).await.is_none());
 
-    assert_eq!(mesh.api.post("/api/users/password/forgot", None, json!({"email": "RITA@example.com"})).await.status, 204);
+    assert_eq!(
+        mesh.api.post("/api/users/password/forgot", None, json!({"email": "RITA@example.com"})).await.status,
+        204
+    );
     let mail = smtp.next().await;
     assert!(mail.header("Subject").is_some_and(|s| s.contains("Reset")));
     let (text, html) = bodies(&mail);
@@ -129,12 +132,18 @@ async fn password_reset_ends_every_session(backend: Backend) {
 
     let short = mesh.api.post("/api/users/password/reset", None, json!({"token": reset, "password": "short"})).await;
     assert_eq!(short.status, 422);
-    let done = mesh.api.post("/api/users/password/reset", None, json!({"token": reset, "password": "a brand new secret"})).await;
+    let done = mesh
+        .api
+        .post("/api/users/password/reset", None, json!({"token": reset, "password": "a brand new secret"}))
+        .await;
     assert_eq!(done.status, 204, "{:?}", done.body);
     assert_eq!(mesh.api.get_as("/api/user", &old).await.status, 401, "every session ended");
     assert_eq!(mesh.api.login("rita@example.com", PASSWORD).await.status, 401);
     assert_eq!(mesh.api.login("rita@example.com", "a brand new secret").await.status, 200);
-    let reused = mesh.api.post("/api/users/password/reset", None, json!({"token": reset, "password": "another new secret"})).await;
+    let reused = mesh
+        .api
+        .post("/api/users/password/reset", None, json!({"token": reset, "password": "another new secret"}))
+        .await;
     assert_eq!(reused.status, 422, "a reset link works once");
     mesh.shutdown().await;
 }

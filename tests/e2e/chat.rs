@@ -286,7 +286,11 @@ async fn presence_and_typing_reach_the_members() {
     let online = bob_ws.next_of("presence").await;
     assert_eq!((online["user"].as_str(), online["status"].as_str()), (Some("alice"), Some("online")));
     let snapshot = alice_ws.next_of("presence").await;
-    assert_eq!((snapshot["user"].as_str(), snapshot["status"].as_str()), (Some("bob"), Some("online")), "a new socket learns its contacts' presence");
+    assert_eq!(
+        (snapshot["user"].as_str(), snapshot["status"].as_str()),
+        (Some("bob"), Some("online")),
+        "a new socket learns its contacts' presence"
+    );
 
     alice_ws.send(json!({"type": "typing", "conversation_id": id})).await;
     let typing = bob_ws.next_of("typing").await;

@@ -80,10 +80,14 @@ async fn admins_broadcast_system_alerts(backend: Backend) {
     let mut watching = Socket::connect(&mesh.api.base, &user).await;
     let refused = mesh.api.post("/api/admin/alerts", Some(&user), json!({"title": "Hi", "body": "no"})).await;
     assert_eq!(refused.status, 403);
-    let sent = mesh.api.post("/api/admin/alerts", Some(&admin), json!({"title": "Maintenance", "body": "at noon"})).await;
+    let sent =
+        mesh.api.post("/api/admin/alerts", Some(&admin), json!({"title": "Maintenance", "body": "at noon"})).await;
     assert_eq!(sent.status, 201, "{:?}", sent.body);
     let live = watching.next_of("notification").await;
-    assert_eq!((live["notification"]["kind"].as_str(), live["notification"]["title"].as_str()), (Some("alert"), Some("Maintenance")));
+    assert_eq!(
+        (live["notification"]["kind"].as_str(), live["notification"]["title"].as_str()),
+        (Some("alert"), Some("Maintenance"))
+    );
     for t in [&admin, &user] {
         let list = list_until(&mesh, t, "", 2).await;
         assert!(list["notifications"].as_array().unwrap().iter().any(|n| n["kind"] == "alert"), "{list}");

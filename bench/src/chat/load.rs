@@ -455,7 +455,12 @@ impl Reader {
             }
             Some("error") => {
                 if frame["code"].as_u64() == Some(429) {
-                    self.counters.refused.fetch_add(1, Ordering::Relaxed);
+                    if self.counters.refused.fetch_add(1, Ordering::Relaxed) == 0 {
+                        eprintln!(
+                            "warning: the gateway refuses sends with 429 (SOULCHAT_SEND_LIMIT, default 50 per user per \
+                             second): restart the system with e.g. SOULCHAT_SEND_LIMIT=100000 for a benchmark"
+                        );
+                    }
                 } else {
                     self.counters.error(format!("an error frame: {frame}"));
                 }

@@ -14,7 +14,12 @@ use crate::state::AppState;
 use crate::views::notifications::*;
 
 /// `GET /api/notifications?unread=true&cursor=&limit=`.
-pub async fn list(State(state): State<AppState>, auth: AuthUser, Meta(ctx): Meta, paging: Paging) -> ApiResult<Json<NotificationList>> {
+pub async fn list(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Meta(ctx): Meta,
+    paging: Paging,
+) -> ApiResult<Json<NotificationList>> {
     let unread_only = match paging.param("unread").as_deref() {
         None | Some("false") | Some("0") => false,
         Some("true") | Some("1") => true,
@@ -44,8 +49,13 @@ pub async fn mark_read(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn preferences(State(state): State<AppState>, auth: AuthUser, Meta(ctx): Meta) -> ApiResult<Json<PreferencesEnvelope>> {
-    let reply = state.caller.call::<notification::GetPreferences>(&ctx.with_user(auth.id()), &Default::default()).await?;
+pub async fn preferences(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Meta(ctx): Meta,
+) -> ApiResult<Json<PreferencesEnvelope>> {
+    let reply =
+        state.caller.call::<notification::GetPreferences>(&ctx.with_user(auth.id()), &Default::default()).await?;
     Ok(Json(PreferencesEnvelope { preferences: reply.into() }))
 }
 

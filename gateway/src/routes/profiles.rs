@@ -26,11 +26,21 @@ pub async fn get(
 }
 
 /// The body RealWorld clients send with a follow is ignored: the path says whom.
-pub async fn follow(state: State<AppState>, auth: AuthUser, meta: Meta, path: Path<String>) -> ApiResult<Json<ProfileEnvelope>> {
+pub async fn follow(
+    state: State<AppState>,
+    auth: AuthUser,
+    meta: Meta,
+    path: Path<String>,
+) -> ApiResult<Json<ProfileEnvelope>> {
     change_follow::<profile::Follow>(state, auth, meta, path).await
 }
 
-pub async fn unfollow(state: State<AppState>, auth: AuthUser, meta: Meta, path: Path<String>) -> ApiResult<Json<ProfileEnvelope>> {
+pub async fn unfollow(
+    state: State<AppState>,
+    auth: AuthUser,
+    meta: Meta,
+    path: Path<String>,
+) -> ApiResult<Json<ProfileEnvelope>> {
     change_follow::<profile::Unfollow>(state, auth, meta, path).await
 }
 

@@ -13,8 +13,8 @@ use crate::error::ApiResult;
 use crate::extract::{JsonBody, Meta, Paging};
 use crate::state::AppState;
 use crate::views::{
-    CodeBody, EmailBody, LoginBody, PhoneBody, RefreshBody, RegisterBody, ResetBody, UpdateBody, UserEnvelope, UserView,
-    Wrapped,
+    CodeBody, EmailBody, LoginBody, PhoneBody, RefreshBody, RegisterBody, ResetBody, UpdateBody, UserEnvelope,
+    UserView, Wrapped,
 };
 
 pub async fn register(
@@ -129,17 +129,30 @@ fn auth_envelope(reply: AuthReply) -> Result<UserEnvelope, ServiceError> {
 }
 
 /// `POST /api/user/email/verify`: emails the caller a verification link.
-pub async fn request_email_verification(State(state): State<AppState>, auth: AuthUser, Meta(ctx): Meta) -> ApiResult<StatusCode> {
-    state.caller.call::<user::RequestEmailVerification>(&ctx.with_user(auth.id()), &RequestEmailVerificationRequest {}).await?;
+pub async fn request_email_verification(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Meta(ctx): Meta,
+) -> ApiResult<StatusCode> {
+    state
+        .caller
+        .call::<user::RequestEmailVerification>(&ctx.with_user(auth.id()), &RequestEmailVerificationRequest {})
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /api/user/email/verify?token=`: the link in the email (opened without a session).
-pub async fn verify_email(State(state): State<AppState>, Meta(ctx): Meta, paging: Paging) -> ApiResult<Json<serde_json::Value>> {
+pub async fn verify_email(
+    State(state): State<AppState>,
+    Meta(ctx): Meta,
+    paging: Paging,
+) -> ApiResult<Json<serde_json::Value>> {
     let token = paging.param("token").unwrap_or_default();
     let reply = state.caller.call::<user::VerifyEmail>(&ctx, &VerifyEmailRequest { token }).await?;
     let user = reply.user.ok_or_else(ServiceError::internal)?;
-    Ok(Json(serde_json::json!({ "user": { "username": user.username, "email": user.email, "email_verified": user.email_verified } })))
+    Ok(Json(
+        serde_json::json!({ "user": { "username": user.username, "email": user.email, "email_verified": user.email_verified } }),
+    ))
 }
 
 /// `PUT /api/user/phone {phone}`: sends a code to the new number.
@@ -160,7 +173,10 @@ pub async fn verify_phone(
     Meta(ctx): Meta,
     JsonBody(body): JsonBody<CodeBody>,
 ) -> ApiResult<Json<UserEnvelope>> {
-    let reply = state.caller.call::<user::VerifyPhone>(&ctx.with_user(auth.id()), &VerifyPhoneRequest { code: body.code }).await?;
+    let reply = state
+        .caller
+        .call::<user::VerifyPhone>(&ctx.with_user(auth.id()), &VerifyPhoneRequest { code: body.code })
+        .await?;
     let user = reply.user.ok_or_else(ServiceError::internal)?;
     Ok(Json(UserEnvelope { user: UserView::new(user, auth.token, None) }))
 }

@@ -65,13 +65,25 @@ pub struct PreferencesView {
 
 impl From<Preferences> for PreferencesView {
     fn from(p: Preferences) -> Self {
-        PreferencesView { in_app: p.in_app, push: p.push, email: p.email, sms: p.sms, muted_conversations: p.muted_conversations }
+        PreferencesView {
+            in_app: p.in_app,
+            push: p.push,
+            email: p.email,
+            sms: p.sms,
+            muted_conversations: p.muted_conversations,
+        }
     }
 }
 
 impl From<PreferencesView> for Preferences {
     fn from(p: PreferencesView) -> Self {
-        Preferences { in_app: p.in_app, push: p.push, email: p.email, sms: p.sms, muted_conversations: p.muted_conversations }
+        Preferences {
+            in_app: p.in_app,
+            push: p.push,
+            email: p.email,
+            sms: p.sms,
+            muted_conversations: p.muted_conversations,
+        }
     }
 }
 

@@ -29,7 +29,8 @@ impl Presence {
     }
 
     pub async fn record(&self, user_id: &str, online: bool) {
-        let entry = Entry { status: if online { "online" } else { "offline" }.to_owned(), last_seen_ms: crate::now_ms() };
+        let entry =
+            Entry { status: if online { "online" } else { "offline" }.to_owned(), last_seen_ms: crate::now_ms() };
         let value = Bytes::from(serde_json::to_vec(&entry).unwrap_or_default());
         if let Err(e) = self.bucket.put(user_id, value).await {
             tracing::warn!(user = %user_id, "presence: {e}");
@@ -37,7 +38,13 @@ impl Presence {
     }
 
     /// The user's contacts and the `presence` frame that tells them about the user.
-    pub async fn announcement(&self, caller: &Caller, names: &NameCache, user_id: &str, online: bool) -> (Vec<String>, Option<Bytes>) {
+    pub async fn announcement(
+        &self,
+        caller: &Caller,
+        names: &NameCache,
+        user_id: &str,
+        online: bool,
+    ) -> (Vec<String>, Option<Bytes>) {
         let contacts = contacts(caller, user_id).await;
         if contacts.is_empty() {
             return (contacts, None);

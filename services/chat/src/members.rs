@@ -24,7 +24,11 @@ fn member_not_found() -> ServiceError {
 }
 
 /// Whom the caller's presence concerns. Capped: presence is a courtesy, not a guarantee.
-pub async fn contacts(chat: Arc<Chat>, ctx: RequestContext, _req: ContactsRequest) -> Result<ContactsReply, ServiceError> {
+pub async fn contacts(
+    chat: Arc<Chat>,
+    ctx: RequestContext,
+    _req: ContactsRequest,
+) -> Result<ContactsReply, ServiceError> {
     const MAX_CONTACTS: i64 = 5000;
     let me = ctx.user_id()?;
     let user_ids = chat.store.contacts(me, MAX_CONTACTS).await.map_err(internal)?;

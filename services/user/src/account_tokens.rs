@@ -47,12 +47,14 @@ impl Store {
         expires_at_ms: i64,
     ) -> sqlx::Result<()> {
         let now = now_ms();
-        sqlx::query("UPDATE account_tokens SET used_at_ms = ? WHERE user_id = ? AND purpose = ? AND used_at_ms IS NULL")
-            .bind(now)
-            .bind(user_id)
-            .bind(purpose.as_str())
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "UPDATE account_tokens SET used_at_ms = ? WHERE user_id = ? AND purpose = ? AND used_at_ms IS NULL",
+        )
+        .bind(now)
+        .bind(user_id)
+        .bind(purpose.as_str())
+        .execute(&mut *conn)
+        .await?;
         sqlx::query(
             "INSERT INTO account_tokens (token_hash, user_id, purpose, target, expires_at_ms, created_at_ms) \
              VALUES (?, ?, ?, ?, ?, ?)",
@@ -69,7 +71,11 @@ impl Store {
     }
 
     /// Spends a live token: `Some` only for the one caller whose statement marked it used.
-    pub async fn spend_token(conn: &mut AnyConnection, token_hash: &str, purpose: Purpose) -> sqlx::Result<Option<TokenRow>> {
+    pub async fn spend_token(
+        conn: &mut AnyConnection,
+        token_hash: &str,
+        purpose: Purpose,
+    ) -> sqlx::Result<Option<TokenRow>> {
         let row: Option<TokenRow> = sqlx::query_as(
             "SELECT token_hash, user_id, target FROM account_tokens \
              WHERE token_hash = ? AND purpose = ? AND used_at_ms IS NULL AND expires_at_ms > ?",
@@ -89,7 +95,11 @@ impl Store {
     }
 
     /// The user's live token of `purpose`, for counting wrong codes against it.
-    pub async fn live_token(conn: &mut AnyConnection, user_id: &str, purpose: Purpose) -> sqlx::Result<Option<TokenRow>> {
+    pub async fn live_token(
+        conn: &mut AnyConnection,
+        user_id: &str,
+        purpose: Purpose,
+    ) -> sqlx::Result<Option<TokenRow>> {
         sqlx::query_as(
             "SELECT token_hash, user_id, target FROM account_tokens \
              WHERE user_id = ? AND purpose = ? AND used_at_ms IS NULL AND expires_at_ms > ?",

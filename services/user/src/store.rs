@@ -65,31 +65,25 @@ impl Store {
     }
 
     pub async fn by_id(&self, id: &str) -> sqlx::Result<Option<UserRow>> {
-        sqlx::query_as(
-            sqlx::AssertSqlSafe(format!("{USER} WHERE id = ? AND pending = 0")),
-        )
-        .bind(id)
-        .fetch_optional(self.db.pool())
-        .await
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("{USER} WHERE id = ? AND pending = 0")))
+            .bind(id)
+            .fetch_optional(self.db.pool())
+            .await
     }
 
     /// [`Store::by_id`] inside a transaction.
     pub async fn by_id_in(conn: &mut AnyConnection, id: &str) -> sqlx::Result<Option<UserRow>> {
-        sqlx::query_as(
-            sqlx::AssertSqlSafe(format!("{USER} WHERE id = ? AND pending = 0")),
-        )
-        .bind(id)
-        .fetch_optional(conn)
-        .await
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("{USER} WHERE id = ? AND pending = 0")))
+            .bind(id)
+            .fetch_optional(conn)
+            .await
     }
 
     pub async fn by_email(&self, email_norm: &str) -> sqlx::Result<Option<UserRow>> {
-        sqlx::query_as(
-            sqlx::AssertSqlSafe(format!("{USER} WHERE email_norm = ? AND pending = 0")),
-        )
-        .bind(email_norm)
-        .fetch_optional(self.db.pool())
-        .await
+        sqlx::query_as(sqlx::AssertSqlSafe(format!("{USER} WHERE email_norm = ? AND pending = 0")))
+            .bind(email_norm)
+            .fetch_optional(self.db.pool())
+            .await
     }
 
     /// Whether `username_norm` or `email_norm` is taken by a user other than `except`.

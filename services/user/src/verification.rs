@@ -11,7 +11,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use soulchat_runtime::database::internal;
 use soulchat_runtime::{RequestContext, now_ms};
 use soulchat_subjects::error::Validation;
-use soulchat_subjects::notification::{self, messages::{SendEmailRequest, SendSmsRequest}};
+use soulchat_subjects::notification::{
+    self,
+    messages::{SendEmailRequest, SendSmsRequest},
+};
 use soulchat_subjects::proto::common::v1::Empty;
 use soulchat_subjects::user::{self, messages::*};
 use soulchat_subjects::{CallContext, ServiceError};
@@ -47,9 +50,16 @@ pub async fn request_email_verification(
     }
     let token = secret();
     let mut tx = users.store.db().begin().await.map_err(internal)?;
-    Store::issue_token(&mut tx, &row.id, Purpose::VerifyEmail, &hash(&token), &norm(&row.email), expires(EMAIL_LINK_TTL))
-        .await
-        .map_err(internal)?;
+    Store::issue_token(
+        &mut tx,
+        &row.id,
+        Purpose::VerifyEmail,
+        &hash(&token),
+        &norm(&row.email),
+        expires(EMAIL_LINK_TTL),
+    )
+    .await
+    .map_err(internal)?;
     tx.commit().await.map_err(internal)?;
     let link = format!("{}/api/user/email/verify?token={token}", users.public_url);
     let text = format!(
@@ -67,7 +77,11 @@ pub async fn request_email_verification(
     Ok(Empty {})
 }
 
-pub async fn verify_email(users: Arc<Users>, ctx: RequestContext, req: VerifyEmailRequest) -> Result<UserReply, ServiceError> {
+pub async fn verify_email(
+    users: Arc<Users>,
+    ctx: RequestContext,
+    req: VerifyEmailRequest,
+) -> Result<UserReply, ServiceError> {
     let invalid = || ServiceError::invalid("token", "is invalid or expired");
     if req.token.trim().is_empty() {
         return Err(ServiceError::invalid("token", BLANK));
@@ -93,9 +107,16 @@ pub async fn set_phone(users: Arc<Users>, ctx: RequestContext, req: SetPhoneRequ
     v.finish()?;
     let code = format!("{:06}", rand::random::<u32>() % 1_000_000);
     let mut tx = users.store.db().begin().await.map_err(internal)?;
-    Store::issue_token(&mut tx, &row.id, Purpose::VerifyPhone, &hash(&format!("{}:{code}", row.id)), &phone, expires(PHONE_CODE_TTL))
-        .await
-        .map_err(internal)?;
+    Store::issue_token(
+        &mut tx,
+        &row.id,
+        Purpose::VerifyPhone,
+        &hash(&format!("{}:{code}", row.id)),
+        &phone,
+        expires(PHONE_CODE_TTL),
+    )
+    .await
+    .map_err(internal)?;
     tx.commit().await.map_err(internal)?;
     let request = SendSmsRequest {
         to: phone,
@@ -109,7 +130,11 @@ pub async fn set_phone(users: Arc<Users>, ctx: RequestContext, req: SetPhoneRequ
     Ok(Empty {})
 }
 
-pub async fn verify_phone(users: Arc<Users>, ctx: RequestContext, req: VerifyPhoneRequest) -> Result<UserReply, ServiceError> {
+pub async fn verify_phone(
+    users: Arc<Users>,
+    ctx: RequestContext,
+    req: VerifyPhoneRequest,
+) -> Result<UserReply, ServiceError> {
     let row = current(&users, &ctx).await?;
     let wrong = || ServiceError::invalid("code", "is invalid or expired");
     let mut tx = users.store.db().begin().await.map_err(internal)?;
@@ -143,9 +168,16 @@ pub async fn request_password_reset(
     };
     let token = secret();
     let mut tx = users.store.db().begin().await.map_err(internal)?;
-    Store::issue_token(&mut tx, &row.id, Purpose::ResetPassword, &hash(&token), &norm(&row.email), expires(RESET_LINK_TTL))
-        .await
-        .map_err(internal)?;
+    Store::issue_token(
+        &mut tx,
+        &row.id,
+        Purpose::ResetPassword,
+        &hash(&token),
+        &norm(&row.email),
+        expires(RESET_LINK_TTL),
+    )
+    .await
+    .map_err(internal)?;
     tx.commit().await.map_err(internal)?;
     let link = format!("{}/reset-password?token={token}", users.public_url);
     let text = format!(
@@ -164,7 +196,11 @@ pub async fn request_password_reset(
     Ok(Empty {})
 }
 
-pub async fn reset_password(users: Arc<Users>, _ctx: RequestContext, req: ResetPasswordRequest) -> Result<Empty, ServiceError> {
+pub async fn reset_password(
+    users: Arc<Users>,
+    _ctx: RequestContext,
+    req: ResetPasswordRequest,
+) -> Result<Empty, ServiceError> {
     let mut v = Validation::new();
     if req.token.trim().is_empty() {
         v.problem("token", BLANK);
@@ -184,8 +220,13 @@ pub async fn reset_password(users: Arc<Users>, _ctx: RequestContext, req: ResetP
 }
 
 /// Verified contact points only: an unverified address is never written to.
-pub async fn contact(users: Arc<Users>, _ctx: RequestContext, req: ContactRequest) -> Result<ContactReply, ServiceError> {
-    let row = users.store.by_id(&req.user_id).await.map_err(internal)?.ok_or_else(|| ServiceError::not_found("user"))?;
+pub async fn contact(
+    users: Arc<Users>,
+    _ctx: RequestContext,
+    req: ContactRequest,
+) -> Result<ContactReply, ServiceError> {
+    let row =
+        users.store.by_id(&req.user_id).await.map_err(internal)?.ok_or_else(|| ServiceError::not_found("user"))?;
     Ok(ContactReply {
         email: row.email_verified_at_ms.map(|_| row.email.clone()),
         phone: row.phone.clone(),
@@ -195,7 +236,11 @@ pub async fn contact(users: Arc<Users>, _ctx: RequestContext, req: ContactReques
 
 /// A verified contact point is news for the notification worker: `user.updated` in the same
 /// transaction. Returns the account as it now stands.
-async fn announce(users: &Users, tx: &mut sqlx::AnyConnection, user_id: &str) -> Result<Option<crate::store::UserRow>, ServiceError> {
+async fn announce(
+    users: &Users,
+    tx: &mut sqlx::AnyConnection,
+    user_id: &str,
+) -> Result<Option<crate::store::UserRow>, ServiceError> {
     let Some(row) = Store::by_id_in(tx, user_id).await.map_err(internal)? else { return Ok(None) };
     users.outbox.record::<user::Updated>(tx, &row.event(now_ms(), None)).await.map_err(internal)?;
     Ok(Some(row))
@@ -210,8 +255,13 @@ async fn send_email(
     text: String,
     html: String,
 ) -> Result<(), ServiceError> {
-    let request =
-        SendEmailRequest { to: to.to_owned(), subject: subject.to_owned(), text, html, user_id: Some(user_id.to_owned()) };
+    let request = SendEmailRequest {
+        to: to.to_owned(),
+        subject: subject.to_owned(),
+        text,
+        html,
+        user_id: Some(user_id.to_owned()),
+    };
     let reply = users.caller.call::<notification::SendEmail>(ctx, &request).await?;
     if reply.delivery_id.is_empty() {
         return Err(ServiceError::new(503, "email", "is not configured on this server"));
