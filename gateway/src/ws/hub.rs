@@ -33,16 +33,20 @@ use crate::ws::presence::Presence;
 /// What the hub hands a socket.
 #[derive(Debug, Clone)]
 pub enum Outbound {
-    /// A committed conversation event, in `seq` order per conversation.
-    Chat {
-        conversation_id: Arc<str>,
-        seq: i64,
-        /// Set when the event ends someone's membership (or the whole conversation: `*`).
-        ends_membership_of: Option<Arc<str>>,
-        frame: Bytes,
-    },
+    /// A committed conversation event, in `seq` order per conversation; shared by every socket
+    /// it goes to (one pointer per queued slot keeps idle queues small).
+    Chat(Arc<ChatFrame>),
     /// A live frame with no order to keep.
     Frame(Bytes),
+}
+
+#[derive(Debug)]
+pub struct ChatFrame {
+    pub conversation_id: String,
+    pub seq: i64,
+    /// Set when the event ends someone's membership (or the whole conversation: `*`).
+    pub ends_membership_of: Option<String>,
+    pub frame: Bytes,
 }
 
 struct Slot {
@@ -139,8 +143,16 @@ impl Hub {
             sockets.slots.push(Slot { id, queue, too_slow: too_slow.clone() });
             first.then(|| sockets.subscription.clone())
         };
-        if let Some(subscription) = first {
-            tokio::spawn(self.clone().forward_deliveries(user_id.to_owned(), subscription));
+        if let Some(stop) = first {
+            // Subscribed (and the server told) before the socket is served, so that nothing
+            // published for the user after this point is missed.
+            match self.inner.client.subscribe(streams::deliver(user_id)).await {
+                Ok(subscription) => {
+                    let _ = self.inner.client.flush().await;
+                    tokio::spawn(self.clone().forward_deliveries(user_id.to_owned(), subscription, stop));
+                }
+                Err(e) => tracing::warn!(user = %user_id, "subscribing to deliveries: {e}"),
+            }
             self.presence_changed(user_id, true).await;
         }
         Registration { id, queue: receiver, too_slow }
@@ -198,14 +210,12 @@ impl Hub {
         self.deliver(&read.recipients, frame).await;
     }
 
-    async fn forward_deliveries(self, user_id: String, stop: CancellationToken) {
-        let mut subscription = match self.inner.client.subscribe(streams::deliver(&user_id)).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(user = %user_id, "subscribing to deliveries: {e}");
-                return;
-            }
-        };
+    async fn forward_deliveries(
+        self,
+        user_id: String,
+        mut subscription: async_nats::Subscriber,
+        stop: CancellationToken,
+    ) {
         loop {
             tokio::select! {
                 message = subscription.next() => match message {
@@ -304,14 +314,13 @@ impl Hub {
             }
         };
         let ends_membership_of = match &event.event {
-            Some(Event::MemberRemoved(m)) => Some(Arc::from(m.user_id.as_str())),
-            Some(Event::ConversationDeleted(_)) => Some(Arc::from("*")),
+            Some(Event::MemberRemoved(m)) => Some(m.user_id.clone()),
+            Some(Event::ConversationDeleted(_)) => Some("*".to_owned()),
             _ => None,
         };
-        let conversation_id: Arc<str> = Arc::from(event.conversation_id.as_str());
-        let seq = event.seq;
-        let outbound =
-            Outbound::Chat { conversation_id, seq, ends_membership_of, frame: frames::chat_event(event, &names) };
+        let (conversation_id, seq) = (event.conversation_id.clone(), event.seq);
+        let frame = frames::chat_event(event, &names);
+        let outbound = Outbound::Chat(Arc::new(ChatFrame { conversation_id, seq, ends_membership_of, frame }));
         for user_id in &local {
             self.dispatch(user_id, &outbound);
         }

@@ -124,7 +124,12 @@ pub async fn run(socket: WebSocket, state: AppState, auth: AuthUser) {
                         break end;
                     }
                 }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break End::Client,
+                // The client's close is answered with its own code, completing the handshake.
+                Some(Ok(Message::Close(frame))) => {
+                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.socket.send(Message::Close(frame))).await;
+                    break End::Client;
+                }
+                None | Some(Err(_)) => break End::Client,
                 Some(Ok(_)) => {} // ping and pong are answered by the WebSocket layer
             },
         }
@@ -163,7 +168,7 @@ impl Session {
     }
 
     async fn deliver(&mut self, outbound: Outbound) -> Result<(), End> {
-        if let (Some(held), Outbound::Chat { .. }) = (&mut self.held, &outbound) {
+        if let (Some(held), Outbound::Chat(_)) = (&mut self.held, &outbound) {
             if held.len() < self.state.hub.queue() {
                 held.push(outbound);
                 return Ok(());
@@ -171,13 +176,11 @@ impl Session {
             // A client that has not resumed by now gets live events from here on.
             Box::pin(self.sync()).await?;
         }
-        let (conversation_id, seq, ends, frame) = match outbound {
+        let chat = match outbound {
             Outbound::Frame(frame) => return self.write(frame).await,
-            Outbound::Chat { conversation_id, seq, ends_membership_of, frame } => {
-                (conversation_id, seq, ends_membership_of, frame)
-            }
+            Outbound::Chat(chat) => chat,
         };
-        let key = conversation_id.to_string();
+        let (key, seq) = (chat.conversation_id.clone(), chat.seq);
         let last = self.cursors.get(&key).copied();
         match last {
             Some(last) if seq <= last => return Ok(()), // seen already (resume overlap, redelivery)
@@ -185,9 +188,9 @@ impl Session {
             _ => {}
         }
         if !self.own.remove(&(key.clone(), seq)) {
-            self.write(frame).await?;
+            self.write(chat.frame.clone()).await?;
         }
-        match ends.as_deref() {
+        match chat.ends_membership_of.as_deref() {
             Some(user) if user == "*" || user == self.auth.id() => {
                 self.cursors.remove(&key);
             }
