@@ -219,6 +219,7 @@ async fn resume_replays_what_was_missed(backend: Backend) {
         let frame = ws.next().await;
         match frame["type"].as_str().unwrap() {
             "resumed" => break,
+            "notification" | "presence" => {} // live, not part of any conversation's order
             _ if frame["conversation_id"] == direct_id.as_str() => direct_seqs.push(frame["seq"].as_i64().unwrap()),
             _ if frame["conversation_id"] == group_id.as_str() => {
                 group_frames.push(frame["type"].as_str().unwrap().to_owned())

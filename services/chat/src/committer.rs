@@ -5,8 +5,10 @@
 //! the commit. Under load the queue fills while the previous commit is on disk, so batches grow
 //! with the load and a lone send waits for nothing.
 //!
-//! Within a batch each conversation's last seq is read (and on MySQL locked) once and written
-//! once, and the messages, log entries and outbox rows go out as one statement per table.
+//! Within a batch the senders' memberships and the conversations' last seqs are read (and on
+//! MySQL locked) in one statement each, the last seqs written in one, and the messages, log
+//! entries and outbox rows go out as one statement per table: a batch costs a handful of
+//! statements whatever its size.
 //!
 //! A refused send (not a member, unknown `reply_to`) is refused before it writes anything and
 //! does not disturb the batch. If the transaction itself fails (a lost unique-key race with
@@ -145,10 +147,12 @@ fn finish(relay: &Relay, batch: Vec<Job>, answers: Vec<Answer>) {
 struct Batch {
     messages: Vec<Message>,
     events: Vec<ChatEvent>,
-    /// Conversation -> the last seq taken in this batch.
+    /// Conversation -> the last seq taken (read before the batch, raised by each message).
     seqs: HashMap<String, i64>,
-    /// (conversation, sender) -> whether the sender is a member.
-    members: HashMap<(String, String), bool>,
+    /// Conversations whose last seq this batch raised.
+    raised: Vec<String>,
+    /// (conversation, sender) pairs that are memberships.
+    members: std::collections::HashSet<(String, String)>,
     /// (sender, client id) -> index in `messages`: a retry inside the same batch.
     clients: HashMap<(String, String), usize>,
     /// (sender, client id) -> the message stored before: a retry of an earlier send.
@@ -165,26 +169,33 @@ async fn apply(store: &Store, jobs: &[Job]) -> sqlx::Result<Vec<Answer>> {
             batch.stored.insert((original.sender_id.clone(), original.client_id.clone()), original);
         }
     }
+    let mut conversations: Vec<&str> = jobs.iter().map(|j| j.request.conversation_id.as_str()).collect();
+    conversations.sort_unstable();
+    conversations.dedup();
+    let mut senders: Vec<&str> = jobs.iter().map(|j| j.sender.as_str()).collect();
+    senders.sort_unstable();
+    senders.dedup();
+    for chunk in conversations.chunks(LOOKUP_CHUNK) {
+        batch.seqs.extend(store.lock_last_seqs(&mut tx, chunk).await?);
+        for senders in senders.chunks(LOOKUP_CHUNK) {
+            batch.members.extend(Store::members_among(&mut tx, chunk, senders).await?);
+        }
+    }
     let mut answers = Vec::with_capacity(jobs.len());
     for job in jobs {
-        answers.push(take(store, &mut tx, &mut batch, &job.sender, &job.request).await?);
+        answers.push(take(&mut tx, &mut batch, &job.sender, &job.request).await?);
     }
     Store::insert_messages(&mut tx, &batch.messages).await?;
     Store::record(&mut tx, &batch.events).await?;
-    for (conversation_id, last_seq) in &batch.seqs {
-        Store::set_last_seq(&mut tx, conversation_id, *last_seq).await?;
+    let raised: Vec<(&str, i64)> = batch.raised.iter().map(|c| (c.as_str(), batch.seqs[c])).collect();
+    for chunk in raised.chunks(LOOKUP_CHUNK) {
+        Store::set_last_seqs(&mut tx, chunk).await?;
     }
     tx.commit().await?;
     Ok(answers)
 }
 
-async fn take(
-    store: &Store,
-    conn: &mut AnyConnection,
-    batch: &mut Batch,
-    sender: &str,
-    req: &SendRequest,
-) -> sqlx::Result<Answer> {
+async fn take(conn: &mut AnyConnection, batch: &mut Batch, sender: &str, req: &SendRequest) -> sqlx::Result<Answer> {
     let client = (sender.to_owned(), req.client_id.clone());
     if let Some(&i) = batch.clients.get(&client) {
         return Ok(Ok(MessageReply { message: Some(batch.messages[i].clone()), duplicate: true }));
@@ -193,16 +204,7 @@ async fn take(
         return Ok(Ok(MessageReply { message: Some(original.to_proto()), duplicate: true }));
     }
     let conversation_id = &req.conversation_id;
-    let membership = (conversation_id.clone(), sender.to_owned());
-    let member = match batch.members.get(&membership) {
-        Some(member) => *member,
-        None => {
-            let member = Store::member(conn, conversation_id, sender).await?.is_some();
-            batch.members.insert(membership, member);
-            member
-        }
-    };
-    if !member {
+    if !batch.members.contains(&(conversation_id.clone(), sender.to_owned())) {
         return Ok(Err(access::not_found()));
     }
     if let Some(reply_to) = req.reply_to {
@@ -211,19 +213,15 @@ async fn take(
             return Ok(Err(ServiceError::invalid("reply_to", "is not a message of this conversation")));
         }
     }
-    let seq = match batch.seqs.get_mut(conversation_id) {
-        Some(last) => {
-            *last += 1;
-            *last
-        }
-        None => {
-            let Some(last) = store.lock_last_seq(conn, conversation_id).await? else {
-                return Ok(Err(access::not_found()));
-            };
-            batch.seqs.insert(conversation_id.clone(), last + 1);
-            last + 1
-        }
+    // A deleted conversation has no last seq here.
+    let Some(last) = batch.seqs.get_mut(conversation_id) else {
+        return Ok(Err(access::not_found()));
     };
+    *last += 1;
+    let seq = *last;
+    if !batch.raised.contains(conversation_id) {
+        batch.raised.push(conversation_id.clone());
+    }
     let message = Message {
         conversation_id: conversation_id.clone(),
         seq,

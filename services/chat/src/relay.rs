@@ -6,8 +6,14 @@
 //! `events` log (resume reads it too); the transaction that records it also adds its key to
 //! `event_outbox`. This relay publishes what the outbox names, in commit order, pipelined
 //! (`send_publish` for the whole batch, then the acks), and deletes the rows JetStream
-//! acknowledged. A crash between commit and publish loses nothing; publishing twice (a crash
-//! before the delete, two replicas relaying at once) is absorbed by the de-duplication window.
+//! acknowledged. On SQLite, where writers are serialised and so outbox ids are in commit order,
+//! it only remembers how far it got and deletes at most once per [`PRUNE_EVERY`], in one
+//! statement: under load every delete is another fsync contending with the committer for the
+//! single writer. (On MySQL a transaction may commit after one with a higher id, so there it
+//! deletes exactly the rows it published.) A crash between commit and publish loses nothing;
+//! publishing again what was acknowledged but not yet deleted (after a restart, or with two
+//! replicas relaying) is absorbed by the stream's de-duplication window, which outlasts
+//! [`PRUNE_EVERY`] by far.
 //!
 //! Recipients are added here rather than stored with every event: the members at the event's
 //! seq (those whose `joined_seq` is not later) who are still members when it is published, plus
@@ -21,11 +27,10 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, message::PublishMessage};
 use prost::Message as _;
-use soulchat_runtime::Database;
+use soulchat_runtime::{Backend, Database};
 use soulchat_subjects::chat::messages::ChatEvent;
 use soulchat_subjects::chat::messages::chat_event::Event;
 use soulchat_subjects::{headers, streams, wire};
-use sqlx::{Any, QueryBuilder};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +39,17 @@ use crate::store::Store;
 const BATCH: i64 = 512;
 /// How often the relay looks for rows written by another replica (this one wakes at once).
 const POLL: Duration = Duration::from_secs(1);
+/// How often acknowledged rows are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(1);
+
+/// How far this relay got: rows up to `acknowledged` are on the stream, rows up to `pruned` are
+/// deleted.
+#[derive(Default)]
+struct Progress {
+    acknowledged: i64,
+    pruned: i64,
+    last_prune: Option<tokio::time::Instant>,
+}
 
 #[derive(Clone, Default)]
 pub struct Relay {
@@ -51,8 +67,9 @@ impl Relay {
         let relay = self.clone();
         tokio::spawn(async move {
             let mut failures = 0u32;
+            let mut progress = Progress::default();
             loop {
-                match relay_batch(&db, &js).await {
+                match relay_batch(&db, &js, &mut progress).await {
                     Ok(n) => {
                         failures = 0;
                         if n == BATCH as usize {
@@ -70,15 +87,19 @@ impl Relay {
                     _ = tokio::time::sleep(wait) => {}
                     _ = stop.cancelled() => {
                         loop {
-                            match relay_batch(&db, &js).await {
+                            match relay_batch(&db, &js, &mut progress).await {
                                 Ok(n) if n == BATCH as usize => continue,
-                                Ok(_) => return,
+                                Ok(_) => break,
                                 Err(e) => {
                                     tracing::warn!("chat event relay at shutdown: {e:#}");
-                                    return;
+                                    break;
                                 }
                             }
                         }
+                        if let Err(e) = prune(&db, &mut progress).await {
+                            tracing::warn!("chat event relay pruning at shutdown: {e:#}");
+                        }
+                        return;
                     }
                 }
             }
@@ -88,17 +109,21 @@ impl Relay {
 
 type OutboxRow = (i64, String, i64, Option<Vec<u8>>);
 
-/// Publishes up to one batch and deletes the rows JetStream acknowledged.
-async fn relay_batch(db: &Database, js: &jetstream::Context) -> anyhow::Result<usize> {
+/// Publishes up to one batch after what was acknowledged, and prunes when it is time.
+async fn relay_batch(db: &Database, js: &jetstream::Context, progress: &mut Progress) -> anyhow::Result<usize> {
     let rows: Vec<OutboxRow> = sqlx::query_as(
         "SELECT o.id, o.conversation_id, o.seq, e.payload FROM event_outbox o \
          LEFT JOIN events e ON e.conversation_id = o.conversation_id AND e.seq = o.seq \
-         ORDER BY o.id LIMIT ?",
+         WHERE o.id > ? ORDER BY o.id LIMIT ?",
     )
+    .bind(if ordered(db) { progress.acknowledged } else { 0 })
     .bind(BATCH)
     .fetch_all(db.pool())
     .await?;
     if rows.is_empty() {
+        if progress.pruned < progress.acknowledged {
+            prune(db, progress).await?;
+        }
         return Ok(0);
     }
     let mut members: HashMap<String, Vec<(String, i64)>> = HashMap::new();
@@ -138,13 +163,35 @@ async fn relay_batch(db: &Database, js: &jetstream::Context) -> anyhow::Result<u
         ack.await?;
         done.push(id);
     }
-    let mut delete = QueryBuilder::<Any>::new("DELETE FROM event_outbox WHERE id IN (");
-    let mut ids = delete.separated(", ");
-    for id in &done {
-        ids.push_bind(*id);
+    if !ordered(db) {
+        let mut delete = sqlx::QueryBuilder::<sqlx::Any>::new("DELETE FROM event_outbox WHERE id IN (");
+        let mut ids = delete.separated(", ");
+        for id in &done {
+            ids.push_bind(*id);
+        }
+        delete.push(")").build().execute(db.pool()).await?;
+        return Ok(done.len());
     }
-    delete.push(")").build().execute(db.pool()).await?;
+    // Rows come in id order and each one was acknowledged (or skipped) above, so the highest is
+    // how far the stream has everything.
+    progress.acknowledged = done.iter().copied().max().unwrap_or(progress.acknowledged).max(progress.acknowledged);
+    if progress.last_prune.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+        prune(db, progress).await?;
+    }
     Ok(done.len())
+}
+
+/// Whether outbox ids are in commit order (one writer at a time), so a cursor is safe.
+fn ordered(db: &Database) -> bool {
+    db.backend() == Backend::Sqlite
+}
+
+/// Deletes every acknowledged row in one statement.
+async fn prune(db: &Database, progress: &mut Progress) -> anyhow::Result<()> {
+    sqlx::query("DELETE FROM event_outbox WHERE id <= ?").bind(progress.acknowledged).execute(db.pool()).await?;
+    progress.pruned = progress.acknowledged;
+    progress.last_prune = Some(tokio::time::Instant::now());
+    Ok(())
 }
 
 fn recipients(event: &ChatEvent, members: &[(String, i64)]) -> Vec<String> {

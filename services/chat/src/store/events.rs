@@ -1,6 +1,8 @@
 //! The per-conversation event log (what resume replays), its outbox (what the relay
 //! publishes), and the seq counter both hang on.
 
+use std::collections::HashMap;
+
 use prost::Message as _;
 use soulchat_runtime::{Backend, now_ms};
 use soulchat_subjects::chat::messages::ChatEvent;
@@ -24,25 +26,41 @@ impl Store {
         Ok(seq)
     }
 
-    /// The conversation's last seq, locked until the commit, for a writer that takes many
-    /// seqs at once and stores the last with [`Store::set_last_seq`]. SQLite needs no row lock:
-    /// the writer holds the database's write lock (see [`soulchat_runtime::Database::begin`]).
-    pub async fn lock_last_seq(&self, conn: &mut AnyConnection, conversation_id: &str) -> sqlx::Result<Option<i64>> {
-        let query = match self.db.backend() {
-            Backend::Sqlite => "SELECT last_seq FROM conversations WHERE id = ? AND deleted = 0",
-            Backend::MySql => "SELECT last_seq FROM conversations WHERE id = ? AND deleted = 0 FOR UPDATE",
-        };
-        let row: Option<(i64,)> = sqlx::query_as(query).bind(conversation_id).fetch_optional(conn).await?;
-        Ok(row.map(|(seq,)| seq))
+    /// The last seq of each live conversation among `ids`, in one statement (locked on MySQL,
+    /// like [`Store::next_seq`]).
+    pub async fn lock_last_seqs(&self, conn: &mut AnyConnection, ids: &[&str]) -> sqlx::Result<HashMap<String, i64>> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut q = QueryBuilder::<Any>::new("SELECT id, last_seq FROM conversations WHERE deleted = 0 AND id IN (");
+        let mut list = q.separated(", ");
+        for id in ids {
+            list.push_bind(id.to_string());
+        }
+        q.push(")");
+        if self.db.backend() == Backend::MySql {
+            q.push(" FOR UPDATE");
+        }
+        let rows: Vec<(String, i64)> = q.build_query_as().fetch_all(conn).await?;
+        Ok(rows.into_iter().collect())
     }
 
-    pub async fn set_last_seq(conn: &mut AnyConnection, conversation_id: &str, last_seq: i64) -> sqlx::Result<()> {
-        sqlx::query("UPDATE conversations SET last_seq = ?, last_activity_ms = ? WHERE id = ?")
-            .bind(last_seq)
-            .bind(now_ms())
-            .bind(conversation_id)
-            .execute(conn)
-            .await?;
+    /// Sets several conversations' last seq (and activity time) in one statement.
+    pub async fn set_last_seqs(conn: &mut AnyConnection, seqs: &[(&str, i64)]) -> sqlx::Result<()> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let mut q = QueryBuilder::<Any>::new("UPDATE conversations SET last_seq = CASE id");
+        for (id, seq) in seqs {
+            q.push(" WHEN ").push_bind(id.to_string()).push(" THEN ").push_bind(*seq);
+        }
+        q.push(" ELSE last_seq END, last_activity_ms = ").push_bind(now_ms()).push(" WHERE id IN (");
+        let mut list = q.separated(", ");
+        for (id, _) in seqs {
+            list.push_bind(id.to_string());
+        }
+        q.push(")");
+        q.build().execute(conn).await?;
         Ok(())
     }
 

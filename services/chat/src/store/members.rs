@@ -57,6 +57,31 @@ impl Store {
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
+    /// Which of `users` are members of which of `conversations`, in one statement.
+    pub async fn members_among(
+        conn: &mut AnyConnection,
+        conversations: &[&str],
+        users: &[&str],
+    ) -> sqlx::Result<Vec<(String, String)>> {
+        if conversations.is_empty() || users.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = sqlx::QueryBuilder::<sqlx::Any>::new(
+            "SELECT conversation_id, user_id FROM members WHERE conversation_id IN (",
+        );
+        let mut list = q.separated(", ");
+        for c in conversations {
+            list.push_bind(c.to_string());
+        }
+        q.push(") AND user_id IN (");
+        let mut list = q.separated(", ");
+        for u in users {
+            list.push_bind(u.to_string());
+        }
+        q.push(")");
+        q.build_query_as().fetch_all(conn).await
+    }
+
     /// Members in joining order (oldest first).
     pub async fn members(conn: &mut AnyConnection, conversation_id: &str) -> sqlx::Result<Vec<MemberRow>> {
         sqlx::query_as(sql(&[MEMBER, " WHERE conversation_id = ? ORDER BY joined_seq, user_id"]))
