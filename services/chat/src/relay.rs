@@ -126,11 +126,22 @@ async fn relay_batch(db: &Database, js: &jetstream::Context, progress: &mut Prog
         }
         return Ok(0);
     }
-    let mut members: HashMap<String, Vec<(String, i64)>> = HashMap::new();
-    let mut kinds: HashMap<String, String> = HashMap::new();
+    let mut conversations: Vec<&str> = rows.iter().map(|(_, c, _, _)| c.as_str()).collect();
+    conversations.sort_unstable();
+    conversations.dedup();
+    // Gone with a deletion: its last event (conversation_deleted) goes out kindless.
+    let mut audiences = HashMap::new();
+    {
+        let mut conn = db.pool().acquire().await?;
+        for chunk in conversations.chunks(128) {
+            audiences.extend(Store::audiences(&mut conn, chunk).await?);
+        }
+    }
+    let nobody = (String::new(), Vec::new());
     let mut pending = Vec::with_capacity(rows.len());
     let mut done = Vec::with_capacity(rows.len());
-    for (id, conversation_id, seq, payload) in rows {
+    for (id, conversation_id, seq, payload) in &rows {
+        let (id, seq) = (*id, *seq);
         // No payload: the conversation was deleted before its earlier events left; the
         // deletion event (kept) tells the members.
         let Some(payload) = payload else {
@@ -138,26 +149,14 @@ async fn relay_batch(db: &Database, js: &jetstream::Context, progress: &mut Prog
             continue;
         };
         let mut event = ChatEvent::decode(payload.as_slice())?;
-        if !members.contains_key(&conversation_id) {
-            let mut conn = db.pool().acquire().await?;
-            let current = Store::members(&mut conn, &conversation_id).await?;
-            members.insert(conversation_id.clone(), current.into_iter().map(|m| (m.user_id, m.joined_seq)).collect());
-        }
-        event.recipients = recipients(&event, &members[&conversation_id]);
-        if !kinds.contains_key(&conversation_id) {
-            // Gone with a deletion: its last event (conversation_deleted) goes out kindless.
-            let kind: Option<(String,)> = sqlx::query_as("SELECT kind FROM conversations WHERE id = ?")
-                .bind(&conversation_id)
-                .fetch_optional(db.pool())
-                .await?;
-            kinds.insert(conversation_id.clone(), kind.map(|(k,)| k).unwrap_or_default());
-        }
-        event.conversation_kind = kinds[&conversation_id].clone();
+        let (kind, members) = audiences.get(conversation_id).unwrap_or(&nobody);
+        event.recipients = recipients(&event, members);
+        event.conversation_kind = kind.clone();
         let message = PublishMessage::build()
             .payload(event.encode_to_vec().into())
             .message_id(format!("{conversation_id}:{seq}"))
             .header(headers::CONTENT_TYPE, wire::PROTOBUF);
-        pending.push((id, js.send_publish(streams::chat_events(&conversation_id), message).await?));
+        pending.push((id, js.send_publish(streams::chat_events(conversation_id), message).await?));
     }
     for (id, ack) in pending {
         ack.await?;

@@ -1,5 +1,7 @@
 //! Members, their roles and read positions.
 
+use std::collections::HashMap;
+
 use soulchat_runtime::now_ms;
 use soulchat_subjects::chat::messages::Member;
 use sqlx::{AnyConnection, FromRow};
@@ -80,6 +82,41 @@ impl Store {
         }
         q.push(")");
         q.build_query_as().fetch_all(conn).await
+    }
+
+    /// The members (id, joined seq) and kind of each of `conversations`, in two statements: what
+    /// the relay needs to address a batch of events.
+    pub async fn audiences(
+        conn: &mut AnyConnection,
+        conversations: &[&str],
+    ) -> sqlx::Result<HashMap<String, (String, Vec<(String, i64)>)>> {
+        let mut audiences: HashMap<String, (String, Vec<(String, i64)>)> = HashMap::new();
+        if conversations.is_empty() {
+            return Ok(audiences);
+        }
+        let mut q = sqlx::QueryBuilder::<sqlx::Any>::new("SELECT id, kind FROM conversations WHERE id IN (");
+        let mut list = q.separated(", ");
+        for c in conversations {
+            list.push_bind(c.to_string());
+        }
+        q.push(")");
+        let kinds: Vec<(String, String)> = q.build_query_as().fetch_all(&mut *conn).await?;
+        for (id, kind) in kinds {
+            audiences.entry(id).or_default().0 = kind;
+        }
+        let mut q = sqlx::QueryBuilder::<sqlx::Any>::new(
+            "SELECT conversation_id, user_id, joined_seq FROM members WHERE conversation_id IN (",
+        );
+        let mut list = q.separated(", ");
+        for c in conversations {
+            list.push_bind(c.to_string());
+        }
+        q.push(")");
+        let members: Vec<(String, String, i64)> = q.build_query_as().fetch_all(conn).await?;
+        for (conversation, user, joined) in members {
+            audiences.entry(conversation).or_default().1.push((user, joined));
+        }
+        Ok(audiences)
     }
 
     /// Members in joining order (oldest first).
