@@ -5,6 +5,12 @@
 mod settings;
 mod up;
 
+/// Every role holds many small, long-lived allocations (sockets, sessions, queues) beside
+/// short-lived request buffers; mimalloc keeps the two from fragmenting each other, so idle
+/// sockets cost less resident memory than with the system allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use settings::{Domain, Settings};
 use tokio_util::sync::CancellationToken;

@@ -29,8 +29,9 @@ pub use hub::Hub;
 /// The largest frame the socket reads; frames over the API's 64 KiB limit still arrive whole and
 /// get an `error` frame, where a lower transport limit would drop the connection.
 const MAX_FRAME_BYTES: usize = 256 * 1024;
-/// Read buffer per socket (the library's default is 128 KiB, zero-filled on first read).
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Read buffer per socket (the library's default is 128 KiB, zero-filled on first read). Client
+/// frames are small; a large one is read in several chunks.
+const READ_BUFFER_BYTES: usize = 2 * 1024;
 
 #[derive(Debug, Deserialize)]
 pub struct TicketQuery {

@@ -59,7 +59,7 @@ enum End {
 
 pub async fn run(socket: WebSocket, state: AppState, auth: AuthUser) {
     let user_id = auth.id().to_owned();
-    let mut registration = state.hub.register(&user_id).await;
+    let mut registration = Box::pin(state.hub.register(&user_id)).await;
     metrics::gauge!("soulchat_gateway_sockets").increment(1.0);
     let expires = tokio::time::Instant::now()
         + Duration::from_secs(auth.claims.exp.saturating_sub(crate::now_ms() as u64 / 1000));
@@ -75,7 +75,7 @@ pub async fn run(socket: WebSocket, state: AppState, auth: AuthUser) {
     };
     let sync_by = tokio::time::sleep(SYNC_WAIT);
     tokio::pin!(sync_by);
-    for frame in session.state.hub.presence_snapshot(&user_id).await {
+    for frame in Box::pin(session.state.hub.presence_snapshot(&user_id)).await {
         if session.write(frame).await.is_err() {
             break;
         }
@@ -90,7 +90,7 @@ pub async fn run(socket: WebSocket, state: AppState, auth: AuthUser) {
             _ = session.state.shutdown.cancelled() => break End::Close(1001, "server shutting down"),
             _ = tokio::time::sleep_until(expires) => break End::Close(CLOSE_UNAUTHORIZED, "token expired"),
             _ = &mut sync_by, if session.held.is_some() => {
-                if let Err(end) = session.sync().await {
+                if let Err(end) = Box::pin(session.sync()).await {
                     break end;
                 }
             }
@@ -114,7 +114,9 @@ pub async fn run(socket: WebSocket, state: AppState, auth: AuthUser) {
             },
             incoming = session.socket.next() => match incoming {
                 Some(Ok(Message::Text(text))) => {
-                    if let Err(end) = session.handle(text.as_bytes()).await {
+                    // Boxed: answering a frame awaits calls to workers, whose futures are large;
+                    // inline they would make every idle socket's task as large as the largest.
+                    if let Err(end) = Box::pin(session.handle(text.as_bytes())).await {
                         break end;
                     }
                 }
@@ -138,7 +140,7 @@ pub async fn run(socket: WebSocket, state: AppState, auth: AuthUser) {
         let close = Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }));
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.socket.send(close)).await;
     }
-    session.state.hub.unregister(&user_id, registration.id).await;
+    Box::pin(session.state.hub.unregister(&user_id, registration.id)).await;
     metrics::gauge!("soulchat_gateway_sockets").decrement(1.0);
 }
 
