@@ -303,3 +303,33 @@ async fn presence_and_typing_reach_the_members() {
     assert!(offline["last_seen"].is_string());
     mesh.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_and_file_messages_carry_a_url_and_metadata() {
+    let mesh = Mesh::start(Backend::Sqlite).await;
+    let alice = token(&mesh.api.register("alice", PASSWORD).await);
+    token(&mesh.api.register("bob", PASSWORD).await);
+    let (_, direct) = open_direct(&mesh, &alice, "bob").await;
+    let path = format!("/api/conversations/{}/messages", direct["id"].as_str().unwrap());
+
+    let image = json!({"client_id": "img", "kind": "image", "content": "our cat", "url": "https://cdn.example/cat.png",
+                       "metadata": {"name": "cat.png", "size": "48213", "type": "image/png", "width": "640"}});
+    let sent = mesh.api.post(&path, Some(&alice), image).await;
+    assert_eq!(sent.status, 201, "{:?}", sent.body);
+    assert_eq!(sent.body["message"]["url"], "https://cdn.example/cat.png");
+    assert_eq!(sent.body["message"]["metadata"]["type"], "image/png");
+    let history = mesh.api.get_as(&path, &alice).await;
+    assert_eq!(history.body["messages"][0]["metadata"]["name"], "cat.png");
+
+    for (body, field) in [
+        (json!({"client_id": "f1", "kind": "file", "url": "http://insecure.example/a.pdf"}), "url"),
+        (json!({"client_id": "f2", "kind": "file"}), "url"),
+        (json!({"client_id": "f3", "kind": "text", "content": "hi", "metadata": {"a": "b"}}), "metadata"),
+        (json!({"client_id": "f4", "kind": "video", "url": "https://x.example/v"}), "kind"),
+    ] {
+        let refused = mesh.api.post(&path, Some(&alice), body.clone()).await;
+        assert_eq!(refused.status, 422, "{body}: {:?}", refused.body);
+        assert!(refused.error(field).is_some(), "{body}: {:?}", refused.body);
+    }
+    mesh.shutdown().await;
+}

@@ -181,6 +181,7 @@ pub fn send_request(conversation_id: String, body: SendBody) -> cm::SendRequest 
         kind: body.kind,
         reply_to: body.reply_to,
         url: body.url,
+        metadata: body.metadata,
     }
 }
 

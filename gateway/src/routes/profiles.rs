@@ -58,27 +58,38 @@ where
 }
 
 pub async fn followers(
-    State(state): State<AppState>,
-    MaybeUser(viewer): MaybeUser,
-    Meta(ctx): Meta,
-    Path(username): Path<String>,
+    state: State<AppState>,
+    viewer: MaybeUser,
+    meta: Meta,
+    path: Path<String>,
     paging: Paging,
 ) -> ApiResult<Json<ProfileList>> {
-    let ctx = with_viewer(ctx, &viewer);
-    let request = ListRequest { username, cursor: paging.cursor, limit: paging.limit };
-    Ok(Json(state.caller.call::<profile::Followers>(&ctx, &request).await?.into()))
+    list_edges::<profile::Followers>(state, viewer, meta, path, paging).await
 }
 
 pub async fn following(
+    state: State<AppState>,
+    viewer: MaybeUser,
+    meta: Meta,
+    path: Path<String>,
+    paging: Paging,
+) -> ApiResult<Json<ProfileList>> {
+    list_edges::<profile::Following>(state, viewer, meta, path, paging).await
+}
+
+async fn list_edges<O>(
     State(state): State<AppState>,
     MaybeUser(viewer): MaybeUser,
     Meta(ctx): Meta,
     Path(username): Path<String>,
     paging: Paging,
-) -> ApiResult<Json<ProfileList>> {
+) -> ApiResult<Json<ProfileList>>
+where
+    O: Operation<Request = ListRequest, Response = soulchat_subjects::profile::messages::ProfileList>,
+{
     let ctx = with_viewer(ctx, &viewer);
     let request = ListRequest { username, cursor: paging.cursor, limit: paging.limit };
-    Ok(Json(state.caller.call::<profile::Following>(&ctx, &request).await?.into()))
+    Ok(Json(state.caller.call::<O>(&ctx, &request).await?.into()))
 }
 
 /// `GET /api/profiles?q=<prefix>`.

@@ -27,6 +27,8 @@ pub struct MessageView {
     pub created_at: String,
     pub edited_at: Option<String>,
     pub deleted: bool,
+    /// Image and file messages: name, size, type... as the sender gave them.
+    pub metadata: std::collections::HashMap<String, String>,
 }
 
 impl MessageView {
@@ -43,6 +45,7 @@ impl MessageView {
             created_at: time(m.created_at_ms),
             edited_at: m.edited_at_ms.map(time),
             deleted: m.deleted,
+            metadata: m.metadata,
         }
     }
 }
@@ -176,6 +179,8 @@ pub struct SendBody {
     pub kind: String,
     pub reply_to: Option<i64>,
     pub url: Option<String>,
+    #[serde(default)]
+    pub metadata: std::collections::HashMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]

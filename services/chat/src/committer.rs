@@ -234,6 +234,7 @@ async fn take(conn: &mut AnyConnection, batch: &mut Batch, sender: &str, req: &S
         created_at_ms: now_ms(),
         edited_at_ms: None,
         deleted: false,
+        metadata: req.metadata.clone(),
     };
     batch.events.push(log::event(conversation_id, seq, sender, Event::MessageCreated(message.clone())));
     batch.clients.insert(client, batch.messages.len());

@@ -52,6 +52,10 @@ pub fn content(v: &mut Validation, content: &str, required: bool) {
     }
 }
 
+const METADATA_ENTRIES_MAX: usize = 16;
+const METADATA_KEY_MAX: usize = 64;
+const METADATA_VALUE_MAX: usize = 256;
+
 /// Normalises `kind` (empty means text) and checks the whole message.
 pub fn send(req: &mut SendRequest) -> Result<(), ServiceError> {
     let mut v = Validation::new();
@@ -70,6 +74,9 @@ pub fn send(req: &mut SendRequest) -> Result<(), ServiceError> {
             if req.url.is_some() {
                 v.problem("url", "is only for image and file messages");
             }
+            if !req.metadata.is_empty() {
+                v.problem("metadata", "is only for image and file messages");
+            }
         }
         "image" | "file" => {
             content(&mut v, &req.content, false);
@@ -77,6 +84,17 @@ pub fn send(req: &mut SendRequest) -> Result<(), ServiceError> {
                 None | Some("") => v.problem("url", "can't be blank"),
                 Some(url) if !is_https(url) => v.problem("url", "must be an https URL"),
                 Some(_) => {}
+            }
+            let fits = |(k, val): (&String, &String)| {
+                (1..=METADATA_KEY_MAX).contains(&k.chars().count()) && val.chars().count() <= METADATA_VALUE_MAX
+            };
+            if req.metadata.len() > METADATA_ENTRIES_MAX || !req.metadata.iter().all(fits) {
+                v.problem(
+                    "metadata",
+                    &format!(
+                        "is invalid (at most {METADATA_ENTRIES_MAX} entries, keys 1-{METADATA_KEY_MAX} characters, values at most {METADATA_VALUE_MAX})"
+                    ),
+                );
             }
         }
         _ => v.problem("kind", "must be text, image or file"),

@@ -20,6 +20,8 @@ pub struct MessageRow {
     pub created_at_ms: i64,
     pub edited_at_ms: Option<i64>,
     pub deleted: i64,
+    /// A JSON object of strings, for image and file messages.
+    pub metadata: Option<String>,
 }
 
 impl MessageRow {
@@ -37,12 +39,16 @@ impl MessageRow {
             created_at_ms: self.created_at_ms,
             edited_at_ms: self.edited_at_ms,
             deleted,
+            metadata: match (&self.metadata, deleted) {
+                (Some(json), false) => serde_json::from_str(json).unwrap_or_default(),
+                _ => Default::default(),
+            },
         }
     }
 }
 
 const MESSAGE: &str = "SELECT conversation_id, seq, sender_id, client_id, kind, content, url, reply_to, \
-     created_at_ms, edited_at_ms, deleted FROM messages";
+     created_at_ms, edited_at_ms, deleted, metadata FROM messages";
 
 impl Store {
     pub async fn message(
@@ -100,7 +106,7 @@ impl Store {
         }
         let mut insert = QueryBuilder::<Any>::new(
             "INSERT INTO messages (conversation_id, seq, sender_id, client_id, kind, content, url, reply_to, \
-             created_at_ms, edited_at_ms, deleted) ",
+             created_at_ms, edited_at_ms, deleted, metadata) ",
         );
         insert.push_values(messages, |mut row, m| {
             row.push_bind(m.conversation_id.clone())
@@ -112,7 +118,8 @@ impl Store {
                 .push_bind(m.url.clone())
                 .push_bind(m.reply_to)
                 .push_bind(m.created_at_ms)
-                .push("NULL, 0");
+                .push("NULL, 0")
+                .push_bind((!m.metadata.is_empty()).then(|| serde_json::to_string(&m.metadata).unwrap_or_default()));
         });
         insert.build().execute(conn).await?;
         Ok(())
@@ -137,7 +144,9 @@ impl Store {
 
     /// Keeps the row (its seq and client id stay taken) but not the content.
     pub async fn delete_message(conn: &mut AnyConnection, conversation_id: &str, seq: i64) -> sqlx::Result<()> {
-        sqlx::query("UPDATE messages SET deleted = 1, content = '', url = NULL WHERE conversation_id = ? AND seq = ?")
+        sqlx::query(
+            "UPDATE messages SET deleted = 1, content = '', url = NULL, metadata = NULL WHERE conversation_id = ? AND seq = ?",
+        )
             .bind(conversation_id)
             .bind(seq)
             .execute(conn)
