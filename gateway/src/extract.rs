@@ -114,9 +114,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Paging {
         let find = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
         let limit = match find("limit") {
             None => None,
-            Some(limit) => Some(
-                limit.trim().parse::<u32>().map_err(|_| ServiceError::invalid("limit", "must be between 1 and 100"))?,
-            ),
+            Some(limit) => Some(limit.trim().parse::<u32>().map_err(|_| soulchat_subjects::paging::out_of_range())?),
         };
         Ok(Paging { cursor: find("cursor").unwrap_or_default(), limit, params })
     }

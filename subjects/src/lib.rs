@@ -13,6 +13,7 @@ pub mod connect;
 pub mod error;
 pub mod headers;
 pub mod operation;
+pub mod paging;
 pub mod proto;
 pub mod streams;
 pub mod wire;

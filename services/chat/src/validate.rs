@@ -11,15 +11,10 @@ const NAME_MAX: usize = 100;
 const DESCRIPTION_MAX: usize = 1000;
 const CLIENT_ID_MAX: usize = 64;
 const URL_MAX: usize = 2000;
-const DEFAULT_LIMIT: u32 = 50;
-const MAX_LIMIT: u32 = 100;
 
-/// A page size: absent means 50, otherwise 1-100.
+/// A page size, as SQL binds it.
 pub fn limit(limit: Option<u32>) -> Result<i64, ServiceError> {
-    match limit.unwrap_or(DEFAULT_LIMIT) {
-        n @ 1..=MAX_LIMIT => Ok(i64::from(n)),
-        _ => Err(ServiceError::invalid("limit", &format!("must be between 1 and {MAX_LIMIT}"))),
-    }
+    soulchat_subjects::paging::page_size(limit).map(i64::from)
 }
 
 pub fn user_id(v: &mut Validation, field: &str, id: &str) {

@@ -18,8 +18,6 @@ use crate::channels::Channel;
 use crate::store::{Cursor, Store};
 use crate::{Notifications, live};
 
-const DEFAULT_LIMIT: u32 = 50;
-const MAX_LIMIT: u32 = 100;
 const MAX_IDS: usize = 1000;
 const MAX_MUTED: usize = 1000;
 const TITLE_MAX: usize = 200;
@@ -52,10 +50,7 @@ pub async fn list(
     req: ListRequest,
 ) -> Result<NotificationList, ServiceError> {
     let user = ctx.user_id()?;
-    let limit = req.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ServiceError::invalid("limit", &format!("must be between 1 and {MAX_LIMIT}")));
-    }
+    let limit = soulchat_subjects::paging::page_size(req.limit)?;
     let cursor = if req.cursor.is_empty() { None } else { Some(parse_cursor(&req.cursor)?) };
     let mut conn = n.store.db().pool().acquire().await.map_err(internal)?;
     // One more than asked tells whether another page follows.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use soulchat_runtime::database::internal;
 use soulchat_runtime::{Database, RequestContext, now_ms};
 use soulchat_subjects::ServiceError;
+use soulchat_subjects::paging::page_size;
 use soulchat_subjects::profile::{self, messages::*};
 use soulchat_subjects::proto::common::v1::Empty;
 
@@ -12,8 +13,6 @@ use crate::Profiles;
 use crate::cache::Cached;
 use crate::store::{Page, ProfileRow, Store};
 
-const DEFAULT_LIMIT: u32 = 50;
-const MAX_LIMIT: u32 = 100;
 const BIO_MAX: usize = 1000;
 const IMAGE_MAX: usize = 2000;
 
@@ -170,7 +169,7 @@ async fn list_edges(
     req: ListRequest,
     followers: bool,
 ) -> Result<ProfileList, ServiceError> {
-    let limit = limit(req.limit)?;
+    let limit = page_size(req.limit)?;
     let after = if req.cursor.is_empty() {
         0
     } else {
@@ -192,7 +191,7 @@ pub async fn lookup(p: Arc<Profiles>, ctx: RequestContext, req: LookupRequest) -
 }
 
 pub async fn search(p: Arc<Profiles>, ctx: RequestContext, req: SearchRequest) -> Result<ProfileList, ServiceError> {
-    let limit = limit(req.limit)?;
+    let limit = page_size(req.limit)?;
     let query = req.query.trim();
     if query.is_empty() {
         return Err(ServiceError::invalid("q", "can't be blank"));
@@ -236,14 +235,6 @@ pub async fn after_removal(p: &Profiles, removed: &ProfileRow, touched: &[String
         if let Ok(Some(row)) = Store::by_user(&mut conn, user_id).await {
             p.cache.put(&row).await;
         }
-    }
-}
-
-fn limit(requested: Option<u32>) -> Result<u32, ServiceError> {
-    match requested {
-        None => Ok(DEFAULT_LIMIT),
-        Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(_) => Err(ServiceError::invalid("limit", &format!("must be between 1 and {MAX_LIMIT}"))),
     }
 }
 
