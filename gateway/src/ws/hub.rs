@@ -30,14 +30,14 @@ use crate::people::{NameCache, Names};
 use crate::ws::frames;
 use crate::ws::presence::Presence;
 
-/// What the hub hands a socket.
+/// What the hub hands a socket: one pointer, shared by every socket it goes to. Each socket's
+/// queue allocates its first block of slots up front, so the slot's size counts per idle socket.
 #[derive(Debug, Clone)]
 pub enum Outbound {
-    /// A committed conversation event, in `seq` order per conversation; shared by every socket
-    /// it goes to (one pointer per queued slot keeps idle queues small).
+    /// A committed conversation event, in `seq` order per conversation.
     Chat(Arc<ChatFrame>),
     /// A live frame with no order to keep.
-    Frame(Bytes),
+    Frame(Arc<Bytes>),
 }
 
 #[derive(Debug)]
@@ -219,7 +219,7 @@ impl Hub {
         loop {
             tokio::select! {
                 message = subscription.next() => match message {
-                    Some(message) => self.dispatch(&user_id, &Outbound::Frame(message.payload)),
+                    Some(message) => self.dispatch(&user_id, &Outbound::Frame(Arc::new(message.payload))),
                     None => return,
                 },
                 _ = stop.cancelled() => return,
@@ -240,7 +240,7 @@ impl Hub {
             tokio::select! {
                 message = subscription.next() => match message {
                     Some(message) => {
-                        let frame = Outbound::Frame(message.payload);
+                        let frame = Outbound::Frame(Arc::new(message.payload));
                         let users: Vec<String> = self.inner.users.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
                         for user_id in users {
                             self.dispatch(&user_id, &frame);
@@ -360,5 +360,16 @@ impl Hub {
                 self.inner.presence.record(&user_id, true).await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Outbound;
+
+    /// Every socket's queue holds a block of 32 of these from the start.
+    #[test]
+    fn queue_slots_stay_small() {
+        assert!(size_of::<Outbound>() <= 16, "Outbound is {} bytes", size_of::<Outbound>());
     }
 }

@@ -179,7 +179,7 @@ impl Session {
             Box::pin(self.sync()).await?;
         }
         let chat = match outbound {
-            Outbound::Frame(frame) => return self.write(frame).await,
+            Outbound::Frame(frame) => return self.write(Bytes::clone(&frame)).await,
             Outbound::Chat(chat) => chat,
         };
         let (key, seq) = (chat.conversation_id.clone(), chat.seq);

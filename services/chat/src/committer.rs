@@ -5,10 +5,13 @@
 //! the commit. Under load the queue fills while the previous commit is on disk, so batches grow
 //! with the load and a lone send waits for nothing.
 //!
-//! Within a batch the senders' memberships and the conversations' last seqs are read (and on
-//! MySQL locked) in one statement each, the last seqs written in one, and the messages, log
-//! entries and outbox rows go out as one statement per table: a batch costs a handful of
-//! statements whatever its size.
+//! A batch costs a fixed handful of round trips to the database whatever its size (see
+//! `store::sends`): the senders' memberships and the conversations' last seqs in one look-up
+//! (locked on MySQL), then the messages, log entries, outbox rows and new last seqs, in one
+//! round trip on SQLite. Retries of earlier sends are rare, so the batch does not look for them
+//! first: the unique (sender, client id) key refuses such an insert, and only then is the batch
+//! run again with a look-up of the originals. The committer keeps one connection, so its SQLite
+//! page cache stays warm, and runs on a thread of its own.
 //!
 //! A refused send (not a member, unknown `reply_to`) is refused before it writes anything and
 //! does not disturb the batch. If the transaction itself fails (a lost unique-key race with
@@ -19,10 +22,12 @@ use std::slice;
 
 use soulchat_runtime::database::internal;
 use soulchat_runtime::now_ms;
+use soulchat_runtime::{Database, dedicated};
 use soulchat_subjects::ServiceError;
 use soulchat_subjects::chat::messages::chat_event::Event;
 use soulchat_subjects::chat::messages::{ChatEvent, Message, MessageReply, SendRequest};
-use sqlx::AnyConnection;
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -54,13 +59,13 @@ pub struct Committer {
 }
 
 impl Committer {
-    /// Starts the committing task. It runs until [`Committer::close`], then commits what is
-    /// still queued and ends.
-    pub fn spawn(store: Store, relay: Relay) -> (Committer, JoinHandle<()>) {
+    /// Starts the committing loop, on a thread of its own (every send waits for it). It runs
+    /// until [`Committer::close`], then commits what is still queued and ends.
+    pub fn spawn(store: Store, relay: Relay) -> std::io::Result<(Committer, JoinHandle<()>)> {
         let (jobs, queue) = mpsc::channel(QUEUE);
         let closing = CancellationToken::new();
-        let task = tokio::spawn(run(store, relay, queue, closing.clone()));
-        (Committer { jobs, closing }, task)
+        let task = dedicated::spawn("chat-committer", run(store, relay, queue, closing.clone()))?;
+        Ok((Committer { jobs, closing }, task))
     }
 
     /// Stores the message (or finds the original of a retry) and answers after the commit.
@@ -77,6 +82,7 @@ impl Committer {
 }
 
 async fn run(store: Store, relay: Relay, mut queue: mpsc::Receiver<Job>, closing: CancellationToken) {
+    let mut writer = Writer::default();
     loop {
         let first = tokio::select! {
             biased;
@@ -91,18 +97,18 @@ async fn run(store: Store, relay: Relay, mut queue: mpsc::Receiver<Job>, closing
             tokio::task::yield_now().await;
             fill(&mut queue, &mut batch);
         }
-        commit(&store, &relay, batch).await;
+        writer.commit(&store, &relay, batch).await;
     }
     queue.close();
     let mut rest = Vec::new();
     while let Some(job) = queue.recv().await {
         rest.push(job);
         if rest.len() == MAX_BATCH {
-            commit(&store, &relay, std::mem::take(&mut rest)).await;
+            writer.commit(&store, &relay, std::mem::take(&mut rest)).await;
         }
     }
     if !rest.is_empty() {
-        commit(&store, &relay, rest).await;
+        writer.commit(&store, &relay, rest).await;
     }
 }
 
@@ -115,20 +121,44 @@ fn fill(queue: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>) {
     }
 }
 
-async fn commit(store: &Store, relay: &Relay, batch: Vec<Job>) {
-    match apply(store, &batch).await {
-        Ok(answers) => finish(relay, batch, answers),
-        Err(e) if batch.len() > 1 => {
-            tracing::warn!(sends = batch.len(), "group commit failed, retrying each send alone: {e}");
-            for job in batch {
-                let answer = match apply(store, slice::from_ref(&job)).await {
-                    Ok(mut answers) => answers.pop().unwrap_or_else(|| Err(ServiceError::internal())),
-                    Err(e) => Err(internal(e)),
-                };
-                finish(relay, vec![job], vec![answer]);
+/// The committer's own connection, kept across batches so that its page cache stays warm;
+/// replaced after a failure, in case the connection is what failed.
+#[derive(Default)]
+struct Writer {
+    conn: Option<PoolConnection<Any>>,
+}
+
+impl Writer {
+    async fn commit(&mut self, store: &Store, relay: &Relay, batch: Vec<Job>) {
+        match self.apply(store, &batch).await {
+            Ok(answers) => finish(relay, batch, answers),
+            Err(e) if batch.len() > 1 => {
+                tracing::warn!(sends = batch.len(), "group commit failed, retrying each send alone: {e}");
+                for job in batch {
+                    let answer = match self.apply(store, slice::from_ref(&job)).await {
+                        Ok(mut answers) => answers.pop().unwrap_or_else(|| Err(ServiceError::internal())),
+                        Err(e) => Err(internal(e)),
+                    };
+                    finish(relay, vec![job], vec![answer]);
+                }
             }
+            Err(e) => finish(relay, batch, vec![Err(internal(e))]),
         }
-        Err(e) => finish(relay, batch, vec![Err(internal(e))]),
+    }
+
+    async fn apply(&mut self, store: &Store, jobs: &[Job]) -> sqlx::Result<Vec<Answer>> {
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            None => self.conn.insert(store.db().pool().acquire().await?),
+        };
+        let result = match apply(store, conn, jobs, false).await {
+            Err(e) if Database::is_unique_violation(&e) => apply(store, conn, jobs, true).await,
+            other => other,
+        };
+        if result.as_ref().is_err_and(|e| !Database::is_unique_violation(e)) {
+            self.conn = None;
+        }
+        result
     }
 }
 
@@ -160,37 +190,35 @@ struct Batch {
 }
 
 /// One transaction for the whole batch; a refused send is an `Err` answer, not a failure.
-async fn apply(store: &Store, jobs: &[Job]) -> sqlx::Result<Vec<Answer>> {
-    let mut tx = store.db().begin().await?;
+/// Unless `retries` says the batch may hold retries of earlier sends, it does not look for
+/// them: the unique (sender, client id) key refuses a retry's insert, and the caller runs the
+/// batch again with `retries`.
+async fn apply(store: &Store, conn: &mut AnyConnection, jobs: &[Job], retries: bool) -> sqlx::Result<Vec<Answer>> {
+    let mut tx = store.db().begin_on(conn).await?;
     let mut batch = Batch::default();
-    let pairs: Vec<(&str, &str)> = jobs.iter().map(|j| (j.sender.as_str(), j.request.client_id.as_str())).collect();
-    for chunk in pairs.chunks(LOOKUP_CHUNK) {
-        for original in Store::messages_by_clients(&mut tx, chunk).await? {
-            batch.stored.insert((original.sender_id.clone(), original.client_id.clone()), original);
+    if retries {
+        let pairs: Vec<(&str, &str)> = jobs.iter().map(|j| (j.sender.as_str(), j.request.client_id.as_str())).collect();
+        for chunk in pairs.chunks(LOOKUP_CHUNK) {
+            for original in Store::messages_by_clients(&mut tx, chunk).await? {
+                batch.stored.insert((original.sender_id.clone(), original.client_id.clone()), original);
+            }
         }
     }
-    let mut conversations: Vec<&str> = jobs.iter().map(|j| j.request.conversation_id.as_str()).collect();
-    conversations.sort_unstable();
-    conversations.dedup();
-    let mut senders: Vec<&str> = jobs.iter().map(|j| j.sender.as_str()).collect();
+    let mut senders: Vec<(&str, &str)> =
+        jobs.iter().map(|j| (j.request.conversation_id.as_str(), j.sender.as_str())).collect();
     senders.sort_unstable();
     senders.dedup();
-    for chunk in conversations.chunks(LOOKUP_CHUNK) {
-        batch.seqs.extend(store.lock_last_seqs(&mut tx, chunk).await?);
-        for senders in senders.chunks(LOOKUP_CHUNK) {
-            batch.members.extend(Store::members_among(&mut tx, chunk, senders).await?);
-        }
+    for chunk in senders.chunks(LOOKUP_CHUNK) {
+        let context = store.send_context(&mut tx, chunk).await?;
+        batch.seqs.extend(context.seqs);
+        batch.members.extend(context.members);
     }
     let mut answers = Vec::with_capacity(jobs.len());
     for job in jobs {
         answers.push(take(&mut tx, &mut batch, &job.sender, &job.request).await?);
     }
-    Store::insert_messages(&mut tx, &batch.messages).await?;
-    Store::record(&mut tx, &batch.events).await?;
     let raised: Vec<(&str, i64)> = batch.raised.iter().map(|c| (c.as_str(), batch.seqs[c])).collect();
-    for chunk in raised.chunks(LOOKUP_CHUNK) {
-        Store::set_last_seqs(&mut tx, chunk).await?;
-    }
+    store.write_sends(&mut tx, &batch.messages, &batch.events, &raised).await?;
     tx.commit().await?;
     Ok(answers)
 }

@@ -52,8 +52,8 @@ pub async fn run(config: Config, client: async_nats::Client, shutdown: Cancellat
     let relay = relay::Relay::default();
     // The relay outlives the worker's shutdown: it stops after the last send was committed.
     let relay_stop = CancellationToken::new();
-    let relaying = relay.spawn(db.clone(), js.clone(), relay_stop.clone());
-    let (committer, committing) = committer::Committer::spawn(store.clone(), relay.clone());
+    let relaying = relay.spawn(db.clone(), js.clone(), relay_stop.clone())?;
+    let (committer, committing) = committer::Committer::spawn(store.clone(), relay.clone())?;
     let chat = Arc::new(Chat { store, committer, relay });
     let deletions =
         consumer::spawn::<user::Deleted, _>(js, db.clone(), "chat-user-deleted", chat.clone(), shutdown.clone());

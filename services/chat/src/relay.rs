@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, message::PublishMessage};
 use prost::Message as _;
-use soulchat_runtime::{Backend, Database};
+use soulchat_runtime::{Backend, Database, dedicated};
 use soulchat_subjects::chat::messages::ChatEvent;
 use soulchat_subjects::chat::messages::chat_event::Event;
 use soulchat_subjects::{headers, streams, wire};
@@ -62,10 +62,16 @@ impl Relay {
         self.wake.notify_one();
     }
 
-    /// Relays until `stop`, then makes one last pass so committed events leave promptly.
-    pub fn spawn(&self, db: Database, js: jetstream::Context, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+    /// Relays until `stop`, then makes one last pass so committed events leave promptly. Runs on
+    /// a thread of its own: every delivery waits for it.
+    pub fn spawn(
+        &self,
+        db: Database,
+        js: jetstream::Context,
+        stop: CancellationToken,
+    ) -> std::io::Result<tokio::task::JoinHandle<()>> {
         let relay = self.clone();
-        tokio::spawn(async move {
+        dedicated::spawn("chat-relay", async move {
             let mut failures = 0u32;
             let mut progress = Progress::default();
             loop {
@@ -168,7 +174,9 @@ async fn relay_batch(db: &Database, js: &jetstream::Context, progress: &mut Prog
         for id in &done {
             ids.push_bind(*id);
         }
-        delete.push(")").build().execute(db.pool()).await?;
+        let mut tx = db.begin().await?;
+        delete.push(")").build().execute(&mut *tx).await?;
+        tx.commit().await?;
         return Ok(done.len());
     }
     // Rows come in id order and each one was acknowledged (or skipped) above, so the highest is
@@ -187,7 +195,9 @@ fn ordered(db: &Database) -> bool {
 
 /// Deletes every acknowledged row in one statement.
 async fn prune(db: &Database, progress: &mut Progress) -> anyhow::Result<()> {
-    sqlx::query("DELETE FROM event_outbox WHERE id <= ?").bind(progress.acknowledged).execute(db.pool()).await?;
+    let mut tx = db.begin().await?;
+    sqlx::query("DELETE FROM event_outbox WHERE id <= ?").bind(progress.acknowledged).execute(&mut *tx).await?;
+    tx.commit().await?;
     progress.pruned = progress.acknowledged;
     progress.last_prune = Some(tokio::time::Instant::now());
     Ok(())

@@ -34,6 +34,10 @@ impl EventHandler<chat::Committed> for Notifications {
         plan(self, event).await
     }
 
+    fn changes_nothing(drafts: &Vec<Draft>) -> bool {
+        drafts.is_empty()
+    }
+
     async fn handle(
         &self,
         conn: &mut AnyConnection,
@@ -73,37 +77,39 @@ async fn plan(n: &Notifications, event: &ChatEvent) -> anyhow::Result<Vec<Draft>
 
 async fn message_drafts(n: &Notifications, event: &ChatEvent, message: &Message) -> anyhow::Result<Vec<Draft>> {
     let direct = event.conversation_kind == "direct";
-    let mentioned = if direct { Vec::new() } else { mentions(&message.content) };
-    if !direct && mentioned.is_empty() {
-        return Ok(Vec::new());
-    }
-    let profiles = lookup(n, vec![message.sender_id.clone()], mentioned).await?;
-    let sender = profiles.iter().find(|p| p.user_id == message.sender_id).map_or("Someone", |p| p.username.as_str());
-    let mut candidates: Vec<&str> = if direct {
-        event.recipients.iter().map(String::as_str).filter(|u| *u != message.sender_id).collect()
+    // A message reaches an online recipient's socket anyway, so most messages notify nobody, and
+    // a direct one to an online user costs no look-up at all.
+    let offline = |u: &String| *u != message.sender_id && !n.online(u);
+    let (mut candidates, profiles) = if direct {
+        let candidates: Vec<String> = event.recipients.iter().filter(|u| offline(u)).cloned().collect();
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        (candidates, lookup(n, vec![message.sender_id.clone()], Vec::new()).await?)
     } else {
+        let mentioned = mentions(&message.content);
+        if mentioned.is_empty() {
+            return Ok(Vec::new());
+        }
+        let profiles = lookup(n, vec![message.sender_id.clone()], mentioned).await?;
         // Only members are told: a mention of an outsider reveals nothing to them.
-        profiles
-            .iter()
-            .map(|p| p.user_id.as_str())
-            .filter(|u| *u != message.sender_id && event.recipients.iter().any(|r| r == u))
-            .collect()
+        let candidates =
+            profiles.iter().map(|p| p.user_id.clone()).filter(|u| event.recipients.contains(u) && offline(u)).collect();
+        (candidates, profiles)
     };
+    let sender = profiles.iter().find(|p| p.user_id == message.sender_id).map_or("Someone", |p| p.username.as_str());
     candidates.sort_unstable();
     candidates.dedup();
     let preview: String = message.content.chars().take(PREVIEW_CHARS).collect();
     let mut drafts = Vec::new();
     for user in candidates {
-        if n.online(user).await {
-            continue; // the message reaches the user's socket anyway
-        }
         let (kind, title) = if direct {
             ("message", format!("New message from {sender}"))
         } else {
             ("mention", format!("{sender} mentioned you"))
         };
         drafts.push(Draft {
-            user_id: user.to_owned(),
+            user_id: user,
             kind,
             dedup_key: format!("chat:{}:{}", event.conversation_id, event.seq),
             title,

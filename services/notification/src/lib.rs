@@ -16,6 +16,7 @@ mod compose;
 mod deliveries;
 mod handlers;
 mod live;
+mod presence;
 mod stats;
 mod store;
 mod triggers;
@@ -24,7 +25,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::kv;
 use soulchat_runtime::{Database, Migrations, Outbox, WorkerBuilder, consumer};
 use soulchat_subjects::{Caller, chat, notification, profile, streams, user};
 use tokio_util::sync::CancellationToken;
@@ -92,7 +92,7 @@ pub(crate) struct Notifications {
     outbox: Outbox,
     client: async_nats::Client,
     caller: Caller,
-    presence: kv::Store,
+    online: presence::OnlineUsers,
     channels: channels::Channels,
     stats: stats::Stats,
     retry: deliveries::RetryPolicy,
@@ -101,19 +101,9 @@ pub(crate) struct Notifications {
 }
 
 impl Notifications {
-    /// Whether the user has a live socket (the gateways keep `soulchat_presence`). When
-    /// presence cannot be read, the user counts as offline: a notification too many beats
-    /// a missed one.
-    async fn online(&self, user_id: &str) -> bool {
-        match self.presence.get(user_id).await {
-            Ok(Some(entry)) => serde_json::from_slice::<serde_json::Value>(&entry)
-                .is_ok_and(|v| v.get("status").and_then(|s| s.as_str()) == Some("online")),
-            Ok(None) => false,
-            Err(e) => {
-                tracing::debug!(%user_id, "presence unreadable: {e}");
-                false
-            }
-        }
+    /// Whether the user has a live socket (the gateways keep `soulchat_presence`).
+    fn online(&self, user_id: &str) -> bool {
+        self.online.is_online(user_id)
     }
 }
 
@@ -124,7 +114,8 @@ pub async fn run(config: Config, client: async_nats::Client, shutdown: Cancellat
     let js = async_nats::jetstream::new(client.clone());
     streams::declare(&js).await?;
     streams::declare_deliveries(&js).await?;
-    let presence = js.get_key_value(streams::PRESENCE_BUCKET).await?;
+    let (online, presence_watch) =
+        presence::OnlineUsers::watch(js.get_key_value(streams::PRESENCE_BUCKET).await?, shutdown.clone());
     let outbox = Outbox::new("notification");
     let relay = outbox.spawn_relay(db.clone(), js.clone(), shutdown.clone());
     let state = Arc::new(Notifications {
@@ -132,7 +123,7 @@ pub async fn run(config: Config, client: async_nats::Client, shutdown: Cancellat
         outbox,
         client: client.clone(),
         caller: Caller::new(client.clone(), Duration::from_secs(5)),
-        presence,
+        online,
         channels,
         stats: stats::Stats::default(),
         retry: deliveries::RetryPolicy {
@@ -179,6 +170,7 @@ pub async fn run(config: Config, client: async_nats::Client, shutdown: Cancellat
             shutdown.clone(),
         ),
         deliveries::spawn(js, state.clone(), shutdown.clone()),
+        presence_watch,
     ];
     let stats_source = state.clone();
     let worker = WorkerBuilder::new(notification::SERVICE, env!("CARGO_PKG_VERSION"), state)

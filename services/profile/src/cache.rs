@@ -5,9 +5,17 @@
 //! cannot put it back after the update's own cache write, and after an update returns every
 //! reader sees it or something newer. A rename leaves a versioned tombstone under the old name.
 //! `following` depends on the viewer and is never cached.
+//!
+//! In front of Redis (or of the database, without Redis) each process keeps the answers of the
+//! last [`NEAR_TTL`]: a popular profile is read far more often than it changes, and a read
+//! from memory costs no round trip at all. The same version rule applies there, and this
+//! process's own writes replace its copies at once; another replica's write shows here within
+//! [`NEAR_TTL`].
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use prost::Message;
@@ -17,6 +25,10 @@ use soulchat_subjects::profile::messages::Profile;
 use crate::store::ProfileRow;
 
 const TTL: Duration = Duration::from_secs(600);
+/// How long this process answers from its own copy.
+pub const NEAR_TTL: Duration = Duration::from_secs(1);
+/// Copies kept at most; beyond it the expired ones go.
+const NEAR_MAX: usize = 50_000;
 
 const SET_IF_NEWER: &str = r"
 local current = redis.call('HGET', KEYS[1], 'v')
@@ -27,10 +39,15 @@ return 1";
 
 pub struct Cache {
     redis: Option<ConnectionManager>,
+    /// Lowercased username -> this process's copy.
+    near: Mutex<HashMap<String, NearCopy>>,
     script: redis::Script,
     hits: AtomicU64,
     misses: AtomicU64,
 }
+
+/// (version, the row or `None` for a tombstone, when it was stored).
+type NearCopy = (i64, Option<ProfileRow>, Instant);
 
 /// What the cache knows about a name.
 pub enum Cached {
@@ -41,7 +58,11 @@ pub enum Cached {
 }
 
 fn key(username: &str) -> String {
-    format!("soulchat:profile:{}", username.trim().to_lowercase())
+    format!("soulchat:profile:{}", near_key(username))
+}
+
+fn near_key(username: &str) -> String {
+    username.trim().to_lowercase()
 }
 
 impl Cache {
@@ -55,6 +76,7 @@ impl Cache {
         };
         Ok(Cache {
             redis,
+            near: Mutex::default(),
             script: redis::Script::new(SET_IF_NEWER),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -70,25 +92,33 @@ impl Cache {
     }
 
     pub async fn get(&self, username: &str) -> Cached {
+        if let Some(cached) = self.near_get(username) {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+            return cached;
+        }
         let Some(redis) = &self.redis else { return Cached::Unknown };
         let mut conn = redis.clone();
         let found: redis::RedisResult<(Option<i64>, Option<Vec<u8>>)> =
             redis::cmd("HMGET").arg(key(username)).arg("v").arg("d").query_async(&mut conn).await;
         let cached = match found {
             Ok((Some(version), Some(data))) if data.is_empty() => {
-                let _ = version;
+                self.near_set(username, version, None);
                 Cached::Gone
             }
             Ok((Some(version), Some(data))) => match Profile::decode(data.as_slice()) {
-                Ok(p) => Cached::Found(ProfileRow {
-                    user_id: p.user_id,
-                    username: p.username,
-                    bio: p.bio,
-                    image: p.image,
-                    followers_count: p.followers_count,
-                    following_count: p.following_count,
-                    version,
-                }),
+                Ok(p) => {
+                    let row = ProfileRow {
+                        user_id: p.user_id,
+                        username: p.username,
+                        bio: p.bio,
+                        image: p.image,
+                        followers_count: p.followers_count,
+                        following_count: p.following_count,
+                        version,
+                    };
+                    self.near_set(username, version, Some(row.clone()));
+                    Cached::Found(row)
+                }
                 Err(_) => Cached::Unknown,
             },
             Ok(_) => Cached::Unknown,
@@ -104,12 +134,35 @@ impl Cache {
 
     /// Stores a committed row unless the cache already holds this version or a newer one.
     pub async fn put(&self, row: &ProfileRow) {
+        self.near_set(&row.username, row.version, Some(row.clone()));
         self.set(&row.username, row.version, row.to_profile(false).encode_to_vec()).await;
     }
 
     /// Marks `username` as no longer pointing at the profile of `version`.
     pub async fn tombstone(&self, username: &str, version: i64) {
+        self.near_set(username, version, None);
         self.set(username, version, Vec::new()).await;
+    }
+
+    fn near_get(&self, username: &str) -> Option<Cached> {
+        let near = self.near.lock().unwrap_or_else(|p| p.into_inner());
+        match near.get(&near_key(username)) {
+            Some((_, row, at)) if at.elapsed() < NEAR_TTL => Some(row.clone().map_or(Cached::Gone, Cached::Found)),
+            _ => None,
+        }
+    }
+
+    /// Keeps a copy unless a newer version is already here.
+    fn near_set(&self, username: &str, version: i64, row: Option<ProfileRow>) {
+        let mut near = self.near.lock().unwrap_or_else(|p| p.into_inner());
+        if near.len() >= NEAR_MAX {
+            near.retain(|_, (_, _, at)| at.elapsed() < NEAR_TTL);
+        }
+        let key = near_key(username);
+        if near.get(&key).is_some_and(|(newest, _, at)| *newest > version && at.elapsed() < NEAR_TTL) {
+            return;
+        }
+        near.insert(key, (version, row, Instant::now()));
     }
 
     async fn set(&self, username: &str, version: i64, data: Vec<u8>) {

@@ -4,6 +4,13 @@
 //!
 //! A handler may first `prepare` what it needs from elsewhere (other workers, NATS look-ups)
 //! outside the transaction, so no remote call ever holds the database's write lock.
+//!
+//! Events are taken in batches of what has arrived (up to [`BATCH`]): one look-up of the ids
+//! already processed and one transaction per batch, as the chat committer does for sends,
+//! because a transaction per event costs an fsync per event on SQLite and a busy stream (every
+//! chat message) would outrun it. An event whose preparation finds nothing to change is acked
+//! without a transaction. If a batch's transaction fails, each of its events is retried alone,
+//! so that one bad event cannot hold up the others.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,6 +23,9 @@ use sqlx::AnyConnection;
 use tokio_util::sync::CancellationToken;
 
 use crate::{Database, now_ms};
+
+/// Events per transaction at most.
+const BATCH: usize = 256;
 
 /// Applies one kind of event inside the consumer's transaction.
 pub trait EventHandler<E: Event>: Send + Sync + 'static {
@@ -39,6 +49,12 @@ pub trait EventHandler<E: Event>: Send + Sync + 'static {
         event: E::Payload,
         prepared: Self::Prepared,
     ) -> impl Future<Output = anyhow::Result<Self::Effect>> + Send;
+
+    /// Whether `prepared` changes nothing, so that the event needs no transaction (nor a record:
+    /// a redelivery prepares it again).
+    fn changes_nothing(_prepared: &Self::Prepared) -> bool {
+        false
+    }
 
     /// Runs after the transaction committed; not again on redelivery.
     fn committed(&self, _effect: Self::Effect) -> impl Future<Output = ()> + Send {
@@ -91,43 +107,167 @@ async fn consume<E: Event, H: EventHandler<E>>(
             },
         )
         .await?;
-    let mut messages = consumer.messages().await?;
-    while let Some(message) = messages.next().await {
-        let message = message?;
-        let id = message
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(headers::MSG_ID))
-            .map(|v| v.as_str().to_owned())
-            .unwrap_or_else(|| format!("{}:{}", E::STREAM, message.info().map_or(0, |i| i.stream_sequence)));
-        match apply::<E, H>(db, handler, &id, &message.payload).await {
-            Ok(()) => message.ack().await.map_err(|e| anyhow::anyhow!("ack: {e}"))?,
+    let mut batches = consumer.messages().await?.ready_chunks(BATCH);
+    while let Some(batch) = batches.next().await {
+        let mut received = Vec::with_capacity(batch.len());
+        let mut broken = None;
+        for message in batch {
+            match message {
+                Ok(message) => received.push(message),
+                Err(e) => broken = Some(e),
+            }
+        }
+        apply_batch::<E, H>(db, handler, received).await?;
+        if let Some(e) = broken {
+            return Err(e.into());
+        }
+    }
+    Ok(())
+}
+
+/// An event taken from the stream, decoded.
+struct Received<P> {
+    message: jetstream::Message,
+    id: String,
+    event: P,
+}
+
+fn event_id<E: Event>(message: &jetstream::Message) -> String {
+    message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(headers::MSG_ID))
+        .map(|v| v.as_str().to_owned())
+        .unwrap_or_else(|| format!("{}:{}", E::STREAM, message.info().map_or(0, |i| i.stream_sequence)))
+}
+
+async fn apply_batch<E: Event, H: EventHandler<E>>(
+    db: &Database,
+    handler: &H,
+    messages: Vec<jetstream::Message>,
+) -> anyhow::Result<()> {
+    let mut received = Vec::with_capacity(messages.len());
+    for message in messages {
+        let id = event_id::<E>(&message);
+        match <E::Payload as prost::Message>::decode(message.payload.as_ref()) {
+            Ok(event) => received.push(Received { message, id, event }),
             Err(e) => {
-                tracing::warn!(%id, subject = E::SUBJECT, "handling event failed, will retry: {e:#}");
-                message
-                    .ack_with(AckKind::Nak(Some(Duration::from_secs(2))))
-                    .await
-                    .map_err(|e| anyhow::anyhow!("nak: {e}"))?;
+                // Retrying cannot help a message that does not decode; keep it out of the way.
+                tracing::error!(%id, subject = E::SUBJECT, "undecodable event dropped: {e}");
+                ack(&message).await?;
+            }
+        }
+    }
+    let seen = processed_among(db, received.iter().map(|r| r.id.as_str())).await?;
+    let prepared = futures::future::join_all(
+        received
+            .iter()
+            .map(|r| async { if seen.contains(&r.id) { None } else { Some(handler.prepare(&r.event).await) } }),
+    )
+    .await;
+    let mut work = Vec::with_capacity(received.len());
+    for (r, prepared) in received.into_iter().zip(prepared) {
+        match prepared {
+            None => ack(&r.message).await?,
+            Some(Ok(prepared)) if H::changes_nothing(&prepared) => ack(&r.message).await?,
+            Some(Ok(prepared)) => work.push((r, prepared)),
+            Some(Err(e)) => retry_later::<E>(&r.message, &r.id, e).await?,
+        }
+    }
+    if work.is_empty() {
+        return Ok(());
+    }
+    let mut taken = Vec::with_capacity(work.len());
+    let (mut events, mut prepared) = (Vec::with_capacity(work.len()), Vec::with_capacity(work.len()));
+    for (r, p) in work {
+        taken.push((r.message, r.id));
+        events.push(r.event);
+        prepared.push(p);
+    }
+    let ids: Vec<&str> = taken.iter().map(|(_, id)| id.as_str()).collect();
+    match commit_batch::<E, H>(db, handler, &ids, events, prepared).await {
+        Ok(effects) => {
+            for effect in effects {
+                handler.committed(effect).await;
+            }
+            for (message, _) in &taken {
+                ack(message).await?;
+            }
+        }
+        Err(e) => {
+            tracing::warn!(events = taken.len(), "batch of events failed, applying each alone: {e:#}");
+            for (message, id) in &taken {
+                match apply::<E, H>(db, handler, id, &message.payload).await {
+                    Ok(()) => ack(message).await?,
+                    Err(e) => retry_later::<E>(message, id, e).await?,
+                }
             }
         }
     }
     Ok(())
 }
 
+/// Records the batch's ids and applies its events in one transaction.
+async fn commit_batch<E: Event, H: EventHandler<E>>(
+    db: &Database,
+    handler: &H,
+    ids: &[&str],
+    events: Vec<E::Payload>,
+    prepared: Vec<H::Prepared>,
+) -> anyhow::Result<Vec<H::Effect>> {
+    let mut tx = db.begin().await?;
+    let mut insert = sqlx::QueryBuilder::<sqlx::Any>::new("INSERT INTO processed_events (event_id, processed_at_ms) ");
+    let at = now_ms();
+    insert.push_values(ids, |mut row, id| {
+        row.push_bind(id.to_string()).push_bind(at);
+    });
+    insert.build().execute(&mut *tx).await?;
+    let mut effects = Vec::with_capacity(events.len());
+    for (event, prepared) in events.into_iter().zip(prepared) {
+        effects.push(handler.handle(&mut tx, event, prepared).await?);
+    }
+    tx.commit().await?;
+    Ok(effects)
+}
+
+/// The ids among `ids` that were processed already.
+async fn processed_among<'a>(
+    db: &Database,
+    ids: impl Iterator<Item = &'a str>,
+) -> sqlx::Result<std::collections::HashSet<String>> {
+    let ids: Vec<&str> = ids.collect();
+    let mut seen = std::collections::HashSet::new();
+    for chunk in ids.chunks(128) {
+        let mut query =
+            sqlx::QueryBuilder::<sqlx::Any>::new("SELECT event_id FROM processed_events WHERE event_id IN (");
+        let mut list = query.separated(", ");
+        for id in chunk {
+            list.push_bind(id.to_string());
+        }
+        query.push(")");
+        let rows: Vec<(String,)> = query.build_query_as().fetch_all(db.pool()).await?;
+        seen.extend(rows.into_iter().map(|(id,)| id));
+    }
+    Ok(seen)
+}
+
+async fn ack(message: &jetstream::Message) -> anyhow::Result<()> {
+    message.ack().await.map_err(|e| anyhow::anyhow!("ack: {e}"))
+}
+
+async fn retry_later<E: Event>(message: &jetstream::Message, id: &str, e: anyhow::Error) -> anyhow::Result<()> {
+    tracing::warn!(%id, subject = E::SUBJECT, "handling event failed, will retry: {e:#}");
+    message.ack_with(AckKind::Nak(Some(Duration::from_secs(2)))).await.map_err(|e| anyhow::anyhow!("nak: {e}"))
+}
+
+/// One event in its own transaction (after its batch failed).
 async fn apply<E: Event, H: EventHandler<E>>(
     db: &Database,
     handler: &H,
     id: &str,
     payload: &[u8],
 ) -> anyhow::Result<()> {
-    let event = match <E::Payload as prost::Message>::decode(payload) {
-        Ok(event) => event,
-        Err(e) => {
-            // Retrying cannot help a message that does not decode; keep it out of the way.
-            tracing::error!(%id, subject = E::SUBJECT, "undecodable event dropped: {e}");
-            return Ok(());
-        }
-    };
+    let event = <E::Payload as prost::Message>::decode(payload)?;
     let seen: Option<(String,)> = sqlx::query_as("SELECT event_id FROM processed_events WHERE event_id = ?")
         .bind(id)
         .fetch_optional(db.pool())
@@ -136,6 +276,9 @@ async fn apply<E: Event, H: EventHandler<E>>(
         return Ok(());
     }
     let prepared = handler.prepare(&event).await?;
+    if H::changes_nothing(&prepared) {
+        return Ok(());
+    }
     let mut tx = db.begin().await?;
     let first = sqlx::query("INSERT INTO processed_events (event_id, processed_at_ms) VALUES (?, ?)")
         .bind(id)

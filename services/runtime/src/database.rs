@@ -5,14 +5,17 @@
 //! SQL sticks to what both understand (no `RETURNING`, `?` placeholders, BIGINT milliseconds).
 //! Where the dialects differ, a store asks [`Database::backend`].
 
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::{MigrateDatabase, Migrator};
-use sqlx::{Any, AnyPool, Executor};
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor};
+use tokio::sync::OwnedMutexGuard;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -42,6 +45,38 @@ pub struct Migrations {
 pub struct Database {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite: taken by every writing transaction of this process, in turn (see [`Database::begin`]).
+    writers: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// A writing transaction; on SQLite it also holds this process's turn to write.
+pub struct WriteTx<'c> {
+    tx: sqlx::Transaction<'c, Any>,
+    _turn: Option<OwnedMutexGuard<()>>,
+}
+
+impl WriteTx<'_> {
+    pub async fn commit(self) -> sqlx::Result<()> {
+        self.tx.commit().await
+    }
+
+    pub async fn rollback(self) -> sqlx::Result<()> {
+        self.tx.rollback().await
+    }
+}
+
+impl Deref for WriteTx<'_> {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        &self.tx
+    }
+}
+
+impl DerefMut for WriteTx<'_> {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
 }
 
 impl Database {
@@ -80,6 +115,17 @@ impl Database {
                         // Durable on commit (the ack follows the commit), readers never block the writer.
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA synchronous = FULL").await?;
+                        // Checkpoints run in the background (see `checkpoint_in_background`), not
+                        // inside whichever commit crosses the threshold.
+                        conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
+                        // 64 MiB: the WAL file is truncated back to it after a checkpoint.
+                        conn.execute("PRAGMA journal_size_limit = 67108864").await?;
+                        // 256 MiB: reads map the file instead of copying each page through a syscall.
+                        conn.execute("PRAGMA mmap_size = 268435456").await?;
+                        // 16 MiB of page cache, so that a large batch's changed pages do not spill
+                        // to the WAL before the commit; statement journals stay in memory.
+                        conn.execute("PRAGMA cache_size = -16384").await?;
+                        conn.execute("PRAGMA temp_store = MEMORY").await?;
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                     } else {
@@ -91,7 +137,10 @@ impl Database {
             .connect_with(options)
             .await
             .with_context(|| format!("connecting to {}", redact(&url)))?;
-        Ok(Database { pool, backend })
+        if backend == Backend::Sqlite {
+            tokio::spawn(checkpoint_in_background(pool.clone()));
+        }
+        Ok(Database { pool, backend, writers: Arc::default() })
     }
 
     pub async fn migrate(&self, migrations: &Migrations) -> anyhow::Result<()> {
@@ -106,10 +155,31 @@ impl Database {
     /// Begins a transaction that may write. On SQLite it takes the write lock up front
     /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes fails at once with
     /// SQLITE_BUSY when another writer committed meanwhile, which `busy_timeout` cannot wait out.
-    pub async fn begin(&self) -> sqlx::Result<sqlx::Transaction<'static, Any>> {
+    /// Before that it waits for its turn among this process's writers, first come first served:
+    /// SQLite's own wait for the lock is a sleep-and-retry that a busy writer (the chat group
+    /// committer, say) can keep losing for seconds.
+    pub async fn begin(&self) -> sqlx::Result<WriteTx<'static>> {
         match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::MySql => self.pool.begin().await,
+            Backend::Sqlite => {
+                let turn = self.writers.clone().lock_owned().await;
+                let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+                Ok(WriteTx { tx, _turn: Some(turn) })
+            }
+            Backend::MySql => Ok(WriteTx { tx: self.pool.begin().await?, _turn: None }),
+        }
+    }
+
+    /// [`Database::begin`] on a connection the caller keeps: a writer that writes all the time
+    /// (the chat group committer) keeps its SQLite page cache warm, where a pooled connection
+    /// finds it emptied by whichever connection wrote last.
+    pub async fn begin_on<'c>(&self, conn: &'c mut AnyConnection) -> sqlx::Result<WriteTx<'c>> {
+        match self.backend {
+            Backend::Sqlite => {
+                let turn = self.writers.clone().lock_owned().await;
+                let tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+                Ok(WriteTx { tx, _turn: Some(turn) })
+            }
+            Backend::MySql => Ok(WriteTx { tx: conn.begin().await?, _turn: None }),
         }
     }
 
@@ -128,6 +198,27 @@ impl Database {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// SQLite's automatic checkpoint runs inside the commit that crosses its threshold, so every few
+/// commits one of them (and every send waiting on it) also copied the WAL back and synced the
+/// database file. Here a passive checkpoint, which never blocks a writer, runs once a second
+/// instead, until the pool closes; the WAL stays about a second of writes long.
+async fn checkpoint_in_background(pool: AnyPool) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = pool.close_event() => return,
+        }
+        if let Err(e) = pool.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
+            tracing::warn!("WAL checkpoint: {e}");
+        }
     }
 }
 

@@ -115,7 +115,9 @@ impl Outbox {
         for id in &done {
             ids.push_bind(*id);
         }
-        delete.push(")").build().execute(db.pool()).await?;
+        let mut tx = db.begin().await?;
+        delete.push(")").build().execute(&mut *tx).await?;
+        tx.commit().await?;
         Ok(done.len())
     }
 }

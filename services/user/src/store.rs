@@ -259,12 +259,13 @@ impl Store {
     }
 
     pub async fn revoke_family(&self, family: &str) -> sqlx::Result<()> {
+        let mut tx = self.db.begin().await?;
         sqlx::query("UPDATE refresh_families SET revoked_at_ms = ? WHERE id = ? AND revoked_at_ms IS NULL")
             .bind(now_ms())
             .bind(family)
-            .execute(self.db.pool())
+            .execute(&mut *tx)
             .await?;
-        Ok(())
+        tx.commit().await
     }
 
     /// The user's live families, except `keep`.

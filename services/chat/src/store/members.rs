@@ -59,31 +59,6 @@ impl Store {
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
-    /// Which of `users` are members of which of `conversations`, in one statement.
-    pub async fn members_among(
-        conn: &mut AnyConnection,
-        conversations: &[&str],
-        users: &[&str],
-    ) -> sqlx::Result<Vec<(String, String)>> {
-        if conversations.is_empty() || users.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut q = sqlx::QueryBuilder::<sqlx::Any>::new(
-            "SELECT conversation_id, user_id FROM members WHERE conversation_id IN (",
-        );
-        let mut list = q.separated(", ");
-        for c in conversations {
-            list.push_bind(c.to_string());
-        }
-        q.push(") AND user_id IN (");
-        let mut list = q.separated(", ");
-        for u in users {
-            list.push_bind(u.to_string());
-        }
-        q.push(")");
-        q.build_query_as().fetch_all(conn).await
-    }
-
     /// The members (id, joined seq) and kind of each of `conversations`, in two statements: what
     /// the relay needs to address a batch of events.
     pub async fn audiences(
@@ -220,5 +195,20 @@ impl Store {
         .fetch_one(conn)
         .await?;
         Ok(n)
+    }
+}
+
+/// `(a = ? AND b = ?) OR (a = ? AND b = ?) …`: SQLite and MySQL both answer it with one index
+/// look-up per pair, where `a IN (…) AND b IN (…)` would probe every combination.
+pub(crate) fn push_pairs(q: &mut sqlx::QueryBuilder<sqlx::Any>, (a, b): (&str, &str), pairs: &[(&str, &str)]) {
+    for (i, (x, y)) in pairs.iter().enumerate() {
+        if i > 0 {
+            q.push(" OR ");
+        }
+        q.push(format_args!("({a} = "))
+            .push_bind(x.to_string())
+            .push(format_args!(" AND {b} = "))
+            .push_bind(y.to_string())
+            .push(")");
     }
 }

@@ -1,10 +1,9 @@
 //! Messages: stored by the group committer, edited and deleted in place, paged as history.
 
-use std::collections::BTreeSet;
-
 use soulchat_subjects::chat::messages::Message;
 use sqlx::{Any, AnyConnection, FromRow, QueryBuilder};
 
+use super::members::push_pairs;
 use super::{Store, sql};
 
 #[derive(Debug, Clone, FromRow)]
@@ -64,8 +63,7 @@ impl Store {
     }
 
     /// The messages stored under any of the (sender, client id) pairs: a batch's retries in one
-    /// query. Asks for the cross product of senders and client ids (both backends index that
-    /// well) and keeps the exact pairs.
+    /// query.
     pub async fn messages_by_clients(
         conn: &mut AnyConnection,
         pairs: &[(&str, &str)],
@@ -73,23 +71,10 @@ impl Store {
         if pairs.is_empty() {
             return Ok(Vec::new());
         }
-        let senders: BTreeSet<&str> = pairs.iter().map(|(s, _)| *s).collect();
-        let clients: BTreeSet<&str> = pairs.iter().map(|(_, c)| *c).collect();
         let mut query = QueryBuilder::<Any>::new(MESSAGE);
-        query.push(" WHERE sender_id IN (");
-        let mut list = query.separated(", ");
-        for sender in &senders {
-            list.push_bind(sender.to_string());
-        }
-        query.push(") AND client_id IN (");
-        let mut list = query.separated(", ");
-        for client in &clients {
-            list.push_bind(client.to_string());
-        }
-        query.push(")");
-        let rows: Vec<MessageRow> = query.build_query_as().fetch_all(conn).await?;
-        let wanted: BTreeSet<(&str, &str)> = pairs.iter().copied().collect();
-        Ok(rows.into_iter().filter(|m| wanted.contains(&(m.sender_id.as_str(), m.client_id.as_str()))).collect())
+        query.push(" WHERE ");
+        push_pairs(&mut query, ("sender_id", "client_id"), pairs);
+        query.build_query_as().fetch_all(conn).await
     }
 
     pub async fn last_message(conn: &mut AnyConnection, conversation_id: &str) -> sqlx::Result<Option<MessageRow>> {
@@ -97,32 +82,6 @@ impl Store {
             .bind(conversation_id)
             .fetch_optional(conn)
             .await
-    }
-
-    /// Stores a batch of new messages in one statement.
-    pub async fn insert_messages(conn: &mut AnyConnection, messages: &[Message]) -> sqlx::Result<()> {
-        if messages.is_empty() {
-            return Ok(());
-        }
-        let mut insert = QueryBuilder::<Any>::new(
-            "INSERT INTO messages (conversation_id, seq, sender_id, client_id, kind, content, url, reply_to, \
-             created_at_ms, edited_at_ms, deleted, metadata) ",
-        );
-        insert.push_values(messages, |mut row, m| {
-            row.push_bind(m.conversation_id.clone())
-                .push_bind(m.seq)
-                .push_bind(m.sender_id.clone())
-                .push_bind(m.client_id.clone())
-                .push_bind(m.kind.clone())
-                .push_bind(m.content.clone())
-                .push_bind(m.url.clone())
-                .push_bind(m.reply_to)
-                .push_bind(m.created_at_ms)
-                .push("NULL, 0")
-                .push_bind((!m.metadata.is_empty()).then(|| serde_json::to_string(&m.metadata).unwrap_or_default()));
-        });
-        insert.build().execute(conn).await?;
-        Ok(())
     }
 
     pub async fn edit_message(

@@ -2,13 +2,14 @@
 //! messages, and the per-conversation event log with its outbox, one file each.
 //!
 //! Every change to a conversation appends an event under the conversation's next `seq`
-//! ([`Store::next_seq`], or [`Store::lock_last_seqs`] for a batch, then [`Store::record`]) in the
+//! ([`Store::next_seq`], or [`Store::send_context`] for a batch of sends, then [`Store::record`]) in the
 //! transaction that makes the change, so the log, the tables and the outbox never disagree.
 
 mod conversations;
 mod events;
 mod members;
 mod messages;
+mod sends;
 
 use soulchat_runtime::Database;
 

@@ -173,6 +173,7 @@ impl Store {
 
     /// Takes an idle saga for one recovery attempt; `false` when another replica was quicker.
     pub async fn claim_saga(&self, saga: &Saga) -> sqlx::Result<bool> {
+        let mut tx = self.db().begin().await?;
         let done = sqlx::query(
             "UPDATE sagas SET updated_at_ms = ?, attempts = attempts + 1 WHERE id = ? AND updated_at_ms = ? AND attempts = ?",
         )
@@ -180,8 +181,9 @@ impl Store {
         .bind(&saga.id)
         .bind(saga.updated_at_ms)
         .bind(saga.attempts)
-        .execute(self.db().pool())
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
