@@ -46,10 +46,14 @@ pub async fn run(api: &str, options: &Options) -> anyhow::Result<Report> {
     let user = client.account(&format!("{}0", run_prefix())).await?;
     let mut report = Report::new("rest", serde_json::to_value(options)?);
 
-    let url = client.url(&format!("/api/profiles/{}", user.name));
-    let get = load("GET profile", options.concurrency, options.seconds, || async {
-        let response = client.http().get(&url).send().await.map_err(|e| e.to_string())?;
-        expect(response, StatusCode::OK).await
+    let path = format!("/api/profiles/{}", user.name);
+    let mut connections = Vec::with_capacity(options.concurrency);
+    for _ in 0..options.concurrency {
+        connections.push(tokio::sync::Mutex::new(Http1::connect(api).await?));
+    }
+    let get = load("GET profile", options.concurrency, options.seconds, |i| {
+        let (connections, path) = (&connections, &path);
+        async move { connections[i].lock().await.get_ok(path).await }
     })
     .await;
     report.figures.push(
@@ -62,7 +66,7 @@ pub async fn run(api: &str, options: &Options) -> anyhow::Result<Report> {
     if options.login_seconds > 0.0 {
         let login_url = client.url("/api/users/login");
         let body = json!({"user": {"email": format!("{}@bench.example", user.name), "password": crate::api::PASSWORD}});
-        let login = load("login", options.login_concurrency, options.login_seconds, || async {
+        let login = load("login", options.login_concurrency, options.login_seconds, |_| async {
             let response = client.http().post(&login_url).json(&body).send().await.map_err(|e| e.to_string())?;
             expect(response, StatusCode::OK).await
         })
@@ -76,6 +80,45 @@ pub async fn run(api: &str, options: &Options) -> anyhow::Result<Report> {
         options.concurrency, options.login_concurrency
     ));
     Ok(report)
+}
+
+/// One keep-alive HTTP/1 connection driven by hyper directly, for the GET loops: the load tool
+/// shares the box with the system, and a pooled client that parses the URL and checks a
+/// connection out of a shared pool on every request took more than half a core at these rates.
+struct Http1 {
+    host: String,
+    sender: hyper::client::conn::http1::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+}
+
+impl Http1 {
+    async fn connect(api: &str) -> anyhow::Result<Http1> {
+        let url = reqwest::Url::parse(api)?;
+        let host = url.host_str().ok_or_else(|| anyhow::anyhow!("{api} names no host"))?;
+        let host = format!("{host}:{}", url.port_or_known_default().unwrap_or(80));
+        let stream = tokio::net::TcpStream::connect(&host).await?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        Ok(Http1 { host, sender })
+    }
+
+    /// GETs `path` and reads the body; anything but 200 is a failure.
+    async fn get_ok(&mut self, path: &str) -> Result<(), String> {
+        use http_body_util::BodyExt;
+        let request = http::Request::get(path)
+            .header(http::header::HOST, &self.host)
+            .body(http_body_util::Empty::new())
+            .map_err(|e| e.to_string())?;
+        self.sender.ready().await.map_err(|e| e.to_string())?;
+        let response = self.sender.send_request(request).await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        if status == http::StatusCode::OK {
+            Ok(())
+        } else {
+            Err(format!("{status} {}", String::from_utf8_lossy(&body)))
+        }
+    }
 }
 
 async fn expect(response: reqwest::Response, status: StatusCode) -> Result<(), String> {
@@ -99,10 +142,11 @@ fn answered(what: &'static str, outcome: &Outcome) -> Check {
     }
 }
 
-/// `concurrency` loops each sending `one` back to back for `seconds`; failures are counted, not fatal.
+/// `concurrency` loops each sending `one(loop index)` back to back for `seconds`; failures are
+/// counted, not fatal.
 async fn load<F, Fut>(label: &str, concurrency: usize, seconds: f64, one: F) -> Outcome
 where
-    F: Fn() -> Fut,
+    F: Fn(usize) -> Fut,
     Fut: Future<Output = Result<(), String>>,
 {
     let (ok, failed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
@@ -113,22 +157,25 @@ where
     let first_failure = Mutex::new(None);
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(seconds);
-    let loops = (0..concurrency).map(|_| async {
-        let mut hist = histogram();
-        while Instant::now() < deadline {
-            let at = Instant::now();
-            match one().await {
-                Ok(()) => {
-                    record(&mut hist, at.elapsed());
-                    ok.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                    first_failure.lock().expect("not poisoned").get_or_insert(e);
+    let loops = (0..concurrency).map(|i| {
+        let (one, ok, failed, first_failure) = (&one, &ok, &failed, &first_failure);
+        async move {
+            let mut hist = histogram();
+            while Instant::now() < deadline {
+                let at = Instant::now();
+                match one(i).await {
+                    Ok(()) => {
+                        record(&mut hist, at.elapsed());
+                        ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        first_failure.lock().expect("not poisoned").get_or_insert(e);
+                    }
                 }
             }
+            hist
         }
-        hist
     });
     let mut latencies = histogram();
     for hist in futures::future::join_all(loops).await {

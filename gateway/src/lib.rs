@@ -63,7 +63,7 @@ impl Gateway {
         let revocations = revocations::Revocations::watch(&js).await?;
         let limiter = limits::Limiter::connect(config.redis_url.as_deref()).await?;
         let caller = Caller::new(client.clone(), config.request_timeout);
-        let state = state::AppState {
+        let state = state::AppState::new(state::Shared {
             hub: ws::Hub::start(client, caller.clone(), config.socket_queue, disruptions, shutdown.clone()).await?,
             shutdown,
             tickets: ws::tickets(&js).await?,
@@ -74,7 +74,7 @@ impl Gateway {
             limiter,
             cors_origins: Arc::new(config.cors_origins.clone()),
             admins: Arc::new(config.admin_user_ids.clone()),
-        };
+        });
         let router = routes::router(state, &config.cors_origins)?;
         let listener = TcpListener::bind(config.http_addr)
             .await

@@ -1,5 +1,6 @@
 //! What every handler shares.
 
+use std::ops::Deref;
 use std::sync::Arc;
 
 use soulchat_subjects::Caller;
@@ -8,8 +9,26 @@ use crate::auth::Verifier;
 use crate::limits::{Limiter, LoginLimits, SendLimit};
 use crate::ws::Hub;
 
+/// The shared state behind one pointer: axum clones the state for every extractor of every
+/// request, and cloning the NATS clients and the bucket handle field by field showed in profiles.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub caller: Caller,
     pub auth: Arc<Verifier>,
     pub login_limits: LoginLimits,
