@@ -198,9 +198,17 @@ async fn sends_are_idempotent_and_validated(backend: Backend) {
     let retries: Vec<MessageReply> = retries.into_iter().map(Result::unwrap).collect();
     assert_eq!(retries.iter().filter(|r| !r.duplicate).count(), 1);
     assert!(retries.iter().all(|r| r.message == retries[0].message));
+    // A retry sent with new messages (likely in one batch, whose insert the retry then fails):
+    // the new ones are stored once, the retry answers with the original.
+    let sends = [("c-1", "hello"), ("c-4", "four"), ("c-5", "five")];
+    let mixed = join_all(sends.map(|(client_id, body)| t.call::<chat::Send>(&a, text(&id, client_id, body)))).await;
+    let mixed: Vec<MessageReply> = mixed.into_iter().map(Result::unwrap).collect();
+    assert!(mixed[0].duplicate);
+    assert_eq!(mixed[0].message.as_ref(), Some(&message));
+    assert!(!mixed[1].duplicate && !mixed[2].duplicate);
     // The same client id from another sender is another message.
     assert!(!t.send(&b, &id, "c-1", "hi").await.duplicate);
-    assert_eq!(t.history(&a, &id, None, None, 50).await.messages.len(), 3);
+    assert_eq!(t.history(&a, &id, None, None, 50).await.messages.len(), 5);
 
     assert_eq!(t.code::<chat::Send>(&user(), text(&id, "x", "intruder")).await, 404);
     assert_eq!(t.code::<chat::Send>(&a, text(&id, "c-2", &"x".repeat(4001))).await, 422);
