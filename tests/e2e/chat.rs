@@ -283,6 +283,10 @@ async fn presence_and_typing_reach_the_members() {
     let id = direct["id"].as_str().unwrap().to_owned();
 
     let mut bob_ws = Socket::connect(&mesh.api.base, &bob).await;
+    // A socket answers frames only after sending its presence snapshot: once Bob has his pong,
+    // Alice's arrival reaches him as one announcement, not also as part of his snapshot.
+    bob_ws.send(json!({"type": "ping"})).await;
+    bob_ws.next_of("pong").await;
     let mut alice_ws = Socket::connect(&mesh.api.base, &alice).await;
     let online = bob_ws.next_of("presence").await;
     assert_eq!((online["user"].as_str(), online["status"].as_str()), (Some("alice"), Some("online")));
