@@ -3,7 +3,7 @@
 //! for the names of every id an answer mentions, in one call.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use soulchat_subjects::profile::{self, messages::LookupRequest};
@@ -55,50 +55,101 @@ pub async fn ids_of(
 }
 
 /// Recently resolved names, for the WebSocket fan-out, which renders every committed event: a
-/// rename shows in live frames within [`NAME_TTL`].
+/// rename shows in live frames within [`ttl`] (30-45 s) of the next frame that names the user.
+///
+/// An entry past its TTL is still served, and refreshed in the background, for up to
+/// [`NAME_STALE_MAX`] more: the fan-out renders events one after another, and entries that were
+/// filled together (every socket of a busy run opens within a second) would otherwise expire
+/// together and make each event wait for the profile worker in turn.
 pub struct NameCache {
-    entries: Mutex<HashMap<String, (Option<String>, Instant)>>,
+    entries: Arc<Mutex<HashMap<String, CachedName>>>,
+}
+
+struct CachedName {
+    /// `None`: the id has no profile (a deleted account).
+    name: Option<String>,
+    at: Instant,
+    /// A background look-up for it is under way.
+    refreshing: bool,
 }
 
 const NAME_TTL: Duration = Duration::from_secs(30);
+const NAME_STALE_MAX: Duration = Duration::from_secs(600);
 const NAME_CACHE_MAX: usize = 100_000;
 
 impl NameCache {
     pub fn new() -> Self {
-        NameCache { entries: Mutex::new(HashMap::new()) }
+        NameCache { entries: Arc::default() }
     }
 
     pub async fn names(&self, caller: &Caller, ids: Vec<String>) -> Result<Names, ServiceError> {
         let now = Instant::now();
         let mut known = HashMap::new();
         let mut missing = Vec::new();
+        let mut stale = Vec::new();
         {
-            let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
             for id in ids.into_iter().filter(|id| !id.is_empty()) {
-                match entries.get(&id) {
-                    Some((name, at)) if now.duration_since(*at) < NAME_TTL => {
-                        if let Some(name) = name {
-                            known.insert(id.clone(), name.clone());
+                match entries.get_mut(&id) {
+                    Some(entry) if now.duration_since(entry.at) < NAME_TTL + NAME_STALE_MAX => {
+                        if now.duration_since(entry.at) >= ttl(&id) && !entry.refreshing {
+                            entry.refreshing = true;
+                            stale.push(id.clone());
+                        }
+                        if let Some(name) = &entry.name {
+                            known.insert(id, name.clone());
                         }
                     }
                     _ => missing.push(id),
                 }
             }
         }
+        if !stale.is_empty() {
+            let (entries, caller) = (self.entries.clone(), caller.clone());
+            tokio::spawn(async move {
+                let found = Names::of_ids(&caller, &CallContext::internal(), stale.iter().map(String::as_str)).await;
+                let mut entries = entries.lock().unwrap_or_else(|p| p.into_inner());
+                match found {
+                    Ok(found) => store(&mut entries, stale, &found, Instant::now()),
+                    // Served stale a while longer; the next read tries again.
+                    Err(_) => {
+                        for id in &stale {
+                            if let Some(entry) = entries.get_mut(id) {
+                                entry.refreshing = false;
+                            }
+                        }
+                    }
+                }
+            });
+        }
         if !missing.is_empty() {
             let found = Names::of_ids(caller, &CallContext::internal(), missing.iter().map(String::as_str)).await?;
-            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-            if entries.len() > NAME_CACHE_MAX {
-                entries.retain(|_, (_, at)| now.duration_since(*at) < NAME_TTL);
-            }
-            for id in missing {
-                let name = found.get(&id);
-                if let Some(name) = &name {
-                    known.insert(id.clone(), name.clone());
+            for id in &missing {
+                if let Some(name) = found.get(id) {
+                    known.insert(id.clone(), name);
                 }
-                entries.insert(id, (name, now));
             }
+            store(&mut self.entries.lock().unwrap_or_else(|p| p.into_inner()), missing, &found, now);
         }
         Ok(Names(known))
+    }
+}
+
+/// An id's time to live: [`NAME_TTL`] plus up to half of it again, spread by the id, so that
+/// names fetched together are refreshed apart.
+fn ttl(user_id: &str) -> Duration {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    let spread = NAME_TTL.as_millis() as u64 / 2;
+    NAME_TTL + Duration::from_millis(BuildHasherDefault::<DefaultHasher>::default().hash_one(user_id) % spread)
+}
+
+/// Records what a look-up of `ids` found (an id it did not find has no profile).
+fn store(entries: &mut HashMap<String, CachedName>, ids: Vec<String>, found: &Names, at: Instant) {
+    if entries.len() > NAME_CACHE_MAX {
+        entries.retain(|_, e| at.duration_since(e.at) < NAME_TTL);
+    }
+    for id in ids {
+        let name = found.get(&id);
+        entries.insert(id, CachedName { name, at, refreshing: false });
     }
 }

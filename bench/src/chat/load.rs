@@ -39,6 +39,9 @@ struct Counters {
     refused: AtomicU64,
     errors: AtomicU64,
     closed: AtomicU64,
+    /// The slowest send→deliver since the progress line last read it (µs): shows when stalls happen.
+    slowest_delivery_us: AtomicU64,
+    latencies: Mutex<Latencies>,
     first_error: Mutex<Option<String>>,
     /// Set when the tool starts closing the sockets itself: closes from then on are its own.
     closing: AtomicBool,
@@ -76,6 +79,11 @@ impl Counters {
 }
 
 impl Totals {
+    /// These counts with the refusals, errors and closed sockets of `all`.
+    fn plus_problems(self, all: Totals) -> Totals {
+        Totals { refused: all.refused, errors: all.errors, closed: all.closed, ..self }
+    }
+
     fn since(self, start: Totals) -> Totals {
         Totals {
             sent: self.sent - start.sent,
@@ -87,6 +95,14 @@ impl Totals {
             closed: self.closed - start.closed,
         }
     }
+}
+
+/// Send→deliver and send→ack latencies per phase, one pair of histograms for all sockets: one
+/// per socket (150 KiB each) made at once when a phase starts stalled the tool itself.
+#[derive(Default)]
+pub struct Latencies {
+    pub deliver: Vec<Histogram<u64>>,
+    pub ack: Vec<Histogram<u64>>,
 }
 
 /// A send of this user's that was acknowledged, i.e. durably stored.
@@ -102,9 +118,6 @@ pub struct Received {
     pub acked: Vec<Acked>,
     /// Seqs of other members' messages, per conversation, in arrival order.
     pub delivered: HashMap<String, Vec<i64>>,
-    /// Per phase: send→deliver and send→ack latencies.
-    pub deliver_latency: Vec<Histogram<u64>>,
-    pub ack_latency: Vec<Histogram<u64>>,
     /// Why the server closed this socket before the end, if it did.
     pub closed: Option<String>,
 }
@@ -146,6 +159,8 @@ pub struct Phase<'a> {
     pub label: &'a str,
     pub layout: &'a Layout,
     pub pace: Pace,
+    /// Seconds of load before the measured `seconds`, not measured.
+    pub warmup: f64,
     pub seconds: f64,
     pub messages: Option<u64>,
     pub size: usize,
@@ -217,14 +232,16 @@ impl Sockets {
         let label = phase.label.to_owned();
         let progress = Progress::start(label, move || {
             let t = counters.totals().since(start);
+            let slowest = counters.slowest_delivery_us.swap(0, Ordering::Relaxed) as f64 / 1000.0;
             format!(
-                "sent {}, acked {}, delivered {}/{}, refused (429) {}, errors {}, closed {}",
+                "sent {}, acked {}, delivered {}/{} (slowest {slowest:.1} ms), refused (429) {}, errors {}, closed {}",
                 t.sent, t.acked, t.delivered, t.expected, t.refused, t.errors, t.closed
             )
         });
         let budget = Arc::new(AtomicU64::new(phase.messages.unwrap_or(u64::MAX)));
         let started = Instant::now();
-        let deadline = started + Duration::from_secs_f64(phase.seconds);
+        let measured_from = started + Duration::from_secs_f64(phase.warmup);
+        let deadline = measured_from + Duration::from_secs_f64(phase.seconds);
         let count = self.clients.len();
         let mut writers = Vec::with_capacity(count);
         for user in 0..count {
@@ -241,6 +258,7 @@ impl Sockets {
                 },
                 offset: user as f64 / count as f64,
                 start: started,
+                measured_from,
                 deadline,
                 budget: budget.clone(),
                 epoch: self.epoch,
@@ -251,6 +269,13 @@ impl Sockets {
             let sink = self.clients[user].sink.take().context("a socket without its writer")?;
             writers.push((user, tokio::spawn(writer.run(sink))));
         }
+        let at_measurement = {
+            let counters = self.counters.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep_until(measured_from.into()).await;
+                counters.totals()
+            })
+        };
         for (client, writer) in writers {
             let (sink, result) = writer.await?;
             if let Err(e) = result {
@@ -258,12 +283,14 @@ impl Sockets {
             }
             self.clients[client].sink = Some(sink);
         }
-        let send_seconds = started.elapsed().as_secs_f64();
+        let send_seconds = measured_from.elapsed().as_secs_f64();
         let (drained, last_progress) = self.drain(start).await;
         drop(progress);
+        let measured = self.counters.totals().since(at_measurement.await?);
         Ok(PhaseOutcome {
-            totals: self.counters.totals().since(start),
-            seconds: last_progress.duration_since(started).as_secs_f64().max(send_seconds),
+            // Refusals and errors of the warm-up count too: nothing may be hidden there.
+            totals: measured.plus_problems(self.counters.totals().since(start)),
+            seconds: last_progress.saturating_duration_since(measured_from).as_secs_f64().max(send_seconds),
             send_seconds,
             drained,
         })
@@ -290,6 +317,11 @@ impl Sockets {
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+
+    /// The latencies recorded so far, per phase.
+    pub fn latencies(&self) -> Latencies {
+        std::mem::take(&mut *self.counters.latencies.lock().expect("not poisoned"))
     }
 
     pub fn first_error(&self) -> Option<String> {
@@ -323,6 +355,8 @@ struct Writer {
     /// Where in the period this user sends, as a fraction of it.
     offset: f64,
     start: Instant,
+    /// Sends scheduled before this are the warm-up: their latencies are not recorded.
+    measured_from: Instant,
     deadline: Instant,
     budget: Arc<AtomicU64>,
     epoch: Instant,
@@ -370,7 +404,12 @@ impl Writer {
                 "type": "send",
                 "conversation_id": self.conversation,
                 "client_id": format!("{}-{}-{n}", self.phase, self.user),
-                "content": format!("{} {at} {}", self.phase, self.padding),
+                // A warm-up send is marked "w" where the phase goes, so that its latency is not recorded.
+                "content": if stamp < self.measured_from {
+                    format!("w {at} {}", self.padding)
+                } else {
+                    format!("{} {at} {}", self.phase, self.padding)
+                },
                 "kind": "text",
             });
             self.slot.outstanding.fetch_add(1, Ordering::Relaxed);
@@ -427,10 +466,10 @@ impl Reader {
         let seq = message["seq"].as_i64().unwrap_or_default();
         match frame["type"].as_str() {
             Some("ack") => {
-                let mut received = self.received.lock().expect("not poisoned");
                 if let Some((phase, latency)) = self.stamp(message, now) {
-                    record(at(&mut received.ack_latency, phase), latency);
+                    record(at(&mut self.counters.latencies.lock().expect("not poisoned").ack, phase), latency);
                 }
+                let mut received = self.received.lock().expect("not poisoned");
                 received.acked.push(Acked {
                     conversation: conversation.to_owned(),
                     seq,
@@ -445,10 +484,11 @@ impl Reader {
             }
             // The sender's own socket gets no copy of its message; should it, it is not a delivery.
             Some("message") if message["sender"].as_str() != Some(&self.me) => {
-                let mut received = self.received.lock().expect("not poisoned");
                 if let Some((phase, latency)) = self.stamp(message, now) {
-                    record(at(&mut received.deliver_latency, phase), latency);
+                    record(at(&mut self.counters.latencies.lock().expect("not poisoned").deliver, phase), latency);
+                    self.counters.slowest_delivery_us.fetch_max(latency.as_micros() as u64, Ordering::Relaxed);
                 }
+                let mut received = self.received.lock().expect("not poisoned");
                 received.delivered.entry(conversation.to_owned()).or_default().push(seq);
                 drop(received);
                 self.counters.delivered.fetch_add(1, Ordering::Relaxed);
@@ -472,7 +512,8 @@ impl Reader {
         }
     }
 
-    /// The phase and the time since the send, from a message's content `"<phase> <µs> …"`.
+    /// The phase and the time since the send, from a message's content `"<phase> <µs> …"`; none
+    /// for a warm-up send (`"w <µs> …"`).
     fn stamp(&self, message: &Value, now: Instant) -> Option<(usize, Duration)> {
         let mut words = message["content"].as_str()?.split(' ');
         let phase = words.next()?.parse().ok()?;

@@ -55,6 +55,11 @@ pub struct Options {
     /// Seconds each phase sends for.
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
+    /// Seconds each phase sends at its pace before the measurement starts, without a pause
+    /// (those messages are still checked), so that the figures are the steady state's rather
+    /// than those of the first second after hundreds of sockets started sending at once.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
     /// At most this many messages per phase.
     #[arg(long)]
     messages: Option<u64>,
@@ -78,6 +83,7 @@ impl Options {
             closed: false,
             window: 1,
             seconds: 10.0,
+            warmup: 0.0,
             messages: Some(150),
             size: 100,
             quick: true,
@@ -165,6 +171,7 @@ pub async fn run(api: &str, options: &Options) -> anyhow::Result<Report> {
                 label: &label,
                 layout,
                 pace,
+                warmup: options.warmup,
                 seconds: options.seconds,
                 messages: options.messages,
                 // The content starts with "<phase> <µs> ": about 16 bytes.
@@ -175,21 +182,13 @@ pub async fn run(api: &str, options: &Options) -> anyhow::Result<Report> {
         }
     }
     let first_error = sockets.first_error();
+    let recorded = sockets.latencies();
     let received = sockets.close().await;
 
     let mut refused = 0;
     for (index, (label, outcome)) in phases.iter().enumerate() {
         let t = outcome.totals;
         refused += t.refused;
-        let merged = |pick: fn(&load::Received) -> &Vec<hdrhistogram::Histogram<u64>>| {
-            let mut total = histogram();
-            for r in &received {
-                if let Some(h) = pick(r).get(index) {
-                    total.add(h).expect("histograms of the same bounds");
-                }
-            }
-            total
-        };
         report.figures.extend([
             Figure::new(format!("{label}: offered"), t.sent as f64 / outcome.send_seconds, "msg/s"),
             Figure::new(format!("{label}: stored (acked)"), t.acked as f64 / outcome.seconds, "msg/s")
@@ -199,12 +198,12 @@ pub async fn run(api: &str, options: &Options) -> anyhow::Result<Report> {
         ]);
         report.figures.extend(latencies(
             &format!("{label}: send->deliver"),
-            &merged(|r| &r.deliver_latency),
+            recorded.deliver.get(index).unwrap_or(&histogram()),
             Some(REQUEST_REPLY),
         ));
         report.figures.extend(latencies(
             &format!("{label}: send->ack"),
-            &merged(|r| &r.ack_latency),
+            recorded.ack.get(index).unwrap_or(&histogram()),
             Some(PUBLISH_ACKED),
         ));
         report.figures.extend([
@@ -243,6 +242,12 @@ pub async fn run(api: &str, options: &Options) -> anyhow::Result<Report> {
         users.len(),
         options.size
     ));
+    if options.warmup > 0.0 {
+        report.notes.push(format!(
+            "each phase's figures follow {} s of the same load, not measured (but checked)",
+            options.warmup
+        ));
+    }
     Ok(report)
 }
 

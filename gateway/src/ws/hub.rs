@@ -346,21 +346,40 @@ impl Hub {
     }
 
     /// Keeps online users' presence entries alive; a gateway that dies stops refreshing and its
-    /// users fall offline when the bucket's TTL passes.
+    /// users fall offline when the bucket's TTL passes. Each user is refreshed once per
+    /// [`PRESENCE_REFRESH`], in the second its id hashes to, so that the writes (and the
+    /// watchers' updates) come as a steady trickle rather than one burst of every online user.
     async fn refresh_presence(self, shutdown: CancellationToken) {
-        let mut tick = tokio::time::interval(streams::PRESENCE_TTL / 3);
-        loop {
+        let slots = PRESENCE_REFRESH.as_secs().max(1);
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        for second in 0u64.. {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = shutdown.cancelled() => return,
             }
-            let online: Vec<String> =
-                self.inner.users.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect();
-            for user_id in online {
-                self.inner.presence.record(&user_id, true).await;
-            }
+            let due: Vec<String> = {
+                let users = self.inner.users.lock().unwrap_or_else(|p| p.into_inner());
+                users.keys().filter(|id| refresh_slot(id, slots) == second % slots).cloned().collect()
+            };
+            futures::stream::iter(due)
+                .for_each_concurrent(PRESENCE_WRITES, |user_id| {
+                    let presence = &self.inner.presence;
+                    async move { presence.record(&user_id, true).await }
+                })
+                .await;
         }
     }
+}
+
+/// How often an online user's presence entry is rewritten: well within the bucket's TTL.
+const PRESENCE_REFRESH: Duration = Duration::from_secs(streams::PRESENCE_TTL.as_secs() / 3);
+/// Presence writes in flight at once during a refresh.
+const PRESENCE_WRITES: usize = 32;
+
+/// The second (of `slots`) in which a user's presence is refreshed; stable for a user.
+fn refresh_slot(user_id: &str, slots: u64) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(user_id) % slots
 }
 
 #[cfg(test)]
