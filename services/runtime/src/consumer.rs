@@ -72,13 +72,8 @@ pub fn spawn<E: Event, H: EventHandler<E>>(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            tokio::select! {
-                result = consume::<E, H>(&js, &db, durable, &handler) => {
-                    if let Err(e) = result {
-                        tracing::warn!(durable, "event consumer stopped: {e:#}; restarting");
-                    }
-                }
-                _ = shutdown.cancelled() => return,
+            if let Err(e) = consume::<E, H>(&js, &db, durable, &handler, &shutdown).await {
+                tracing::warn!(durable, "event consumer stopped: {e:#}; restarting");
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -93,6 +88,7 @@ async fn consume<E: Event, H: EventHandler<E>>(
     db: &Database,
     durable: &str,
     handler: &H,
+    shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let stream = js.get_stream(E::STREAM).await?;
     let consumer = stream
@@ -108,7 +104,15 @@ async fn consume<E: Event, H: EventHandler<E>>(
         )
         .await?;
     let mut batches = consumer.messages().await?.ready_chunks(BATCH);
-    while let Some(batch) = batches.next().await {
+    // Shutdown is heard between batches only: a batch dropped halfway would leave its
+    // transaction to be rolled back whenever its connection comes back, and on MySQL another
+    // of this worker's transactions may wait on its locks meanwhile.
+    loop {
+        let batch = tokio::select! {
+            batch = batches.next() => batch,
+            _ = shutdown.cancelled() => return Ok(()),
+        };
+        let Some(batch) = batch else { break };
         let mut received = Vec::with_capacity(batch.len());
         let mut broken = None;
         for message in batch {

@@ -197,10 +197,18 @@ impl Database {
         error.as_database_error().is_some_and(|e| e.is_unique_violation())
     }
 
+    /// Closes the pool, waiting up to [`CLOSE_WAIT`] for connections still in use: a stop must
+    /// not hang on one (on MySQL, a connection dropped in the middle of a statement is only
+    /// closed once the server finishes it). What is still out then is closed when released.
     pub async fn close(&self) {
-        self.pool.close().await;
+        if tokio::time::timeout(CLOSE_WAIT, self.pool.close()).await.is_err() {
+            tracing::warn!("database connections still in use after {CLOSE_WAIT:?}; stopping without them");
+        }
     }
 }
+
+/// How long [`Database::close`] waits for connections in use.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
 /// How often the WAL is copied back into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
