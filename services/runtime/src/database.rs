@@ -220,9 +220,10 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// A passive checkpoint never blocks a writer, but under a steady stream of commits it never
 /// catches up either: the WAL only starts over from its beginning when a writer begins while
 /// every frame is already in the database file, so the file would grow for as long as the load
-/// lasts (each page look-up searching more of it). So each round is two passes: the bulk beside
-/// the writers, then what they wrote meanwhile with this process's writers held back (see
-/// [`Database::begin`]), which is little; the next writer then starts the WAL over.
+/// lasts (each page look-up searching more of it). So each round ends with a pass that holds
+/// this process's writers back (see [`Database::begin`]), after which the next writer starts the
+/// WAL over. Two passes beside the writers come first (the bulk, then what was written during
+/// it), so that the one they wait for copies only a few milliseconds' worth.
 async fn checkpoint_in_background(db: Database) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -231,7 +232,7 @@ async fn checkpoint_in_background(db: Database) {
             _ = tick.tick() => {}
             _ = db.pool.close_event() => return,
         }
-        if checkpoint(&db.pool).await {
+        if checkpoint(&db.pool).await && checkpoint(&db.pool).await {
             let _turn = db.writers.lock().await;
             checkpoint(&db.pool).await;
         }
