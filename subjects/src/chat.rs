@@ -7,47 +7,51 @@ use crate::proto::common::v1::Empty;
 use messages::*;
 
 crate::service! {
-    SERVICE = "soulchat-chat", "soulchat.chat.v1", "Conversations, messages and delivery";
-    /// The caller's direct conversation with another user, created on first use (`created`).
-    OpenDirect = "open_direct": OpenDirectRequest => ConversationReply;
-    /// A group with the caller as owner.
-    CreateGroup = "create_group": CreateGroupRequest => ConversationReply;
-    /// One of the caller's conversations, with its members.
-    Get = "get": GetRequest => ConversationReply;
-    /// The caller's conversations, newest activity first, with last message and unread count.
-    List = "list": ListRequest => ConversationList;
-    /// Renames or redescribes a group (admins and the owner).
-    Update = "update": UpdateRequest => ConversationReply;
-    /// Deletes a group (the owner).
-    Delete = "delete": DeleteRequest => Empty;
-    /// Adds a member to a group (admins and the owner).
-    AddMember = "add_member": AddMemberRequest => MemberReply;
-    /// Changes a member's role; `owner` transfers ownership.
-    ChangeRole = "change_role": ChangeRoleRequest => MemberReply;
-    /// Removes a member, or leaves when it is the caller.
-    RemoveMember = "remove_member": RemoveMemberRequest => Empty;
-    /// Sends a message; idempotent by (sender, client_id). Answered after the commit.
-    Send = "send": SendRequest => MessageReply;
-    /// Edits a message (its sender).
-    Edit = "edit": EditRequest => MessageReply;
-    /// Deletes a message (its sender, admins, the owner).
-    DeleteMessage = "delete_message": DeleteMessageRequest => Empty;
-    /// Message history, ascending, paged by exclusive `before`/`after` seq.
-    History = "history": HistoryRequest => MessageList;
-    /// A read receipt: everything up to a seq is read.
-    MarkRead = "mark_read": MarkReadRequest => ReadReply;
-    /// Everyone who shares a conversation with the caller (presence goes to them).
-    Contacts = "contacts": ContactsRequest => ContactsReply;
-    /// The events the caller missed, per conversation, for a WebSocket resume.
-    Resume = "resume": ResumeRequest => ResumeReply;
+    SERVICE = "chat", "Conversations, messages and delivery";
+    v1 {
+        /// The caller's direct conversation with another user, created on first use (`created`).
+        OpenDirect = "open_direct": OpenDirectRequest => ConversationReply;
+        /// A group with the caller as owner.
+        CreateGroup = "create_group": CreateGroupRequest => ConversationReply;
+        /// One of the caller's conversations, with its members.
+        Get = "get": GetRequest => ConversationReply;
+        /// The caller's conversations, newest activity first, with last message and unread count.
+        List = "list": ListRequest => ConversationList;
+        /// Renames or redescribes a group (admins and the owner).
+        Update = "update": UpdateRequest => ConversationReply;
+        /// Deletes a group (the owner).
+        Delete = "delete": DeleteRequest => Empty;
+        /// Adds a member to a group (admins and the owner).
+        AddMember = "add_member": AddMemberRequest => MemberReply;
+        /// Changes a member's role; `owner` transfers ownership.
+        ChangeRole = "change_role": ChangeRoleRequest => MemberReply;
+        /// Removes a member, or leaves when it is the caller.
+        RemoveMember = "remove_member": RemoveMemberRequest => Empty;
+        /// Sends a message; idempotent by (sender, client_id). Answered after the commit.
+        Send = "send": SendRequest => MessageReply;
+        /// Edits a message (its sender).
+        Edit = "edit": EditRequest => MessageReply;
+        /// Deletes a message (its sender, admins, the owner).
+        DeleteMessage = "delete_message": DeleteMessageRequest => Empty;
+        /// Message history, ascending, paged by exclusive `before`/`after` seq.
+        History = "history": HistoryRequest => MessageList;
+        /// A read receipt: everything up to a seq is read.
+        MarkRead = "mark_read": MarkReadRequest => ReadReply;
+        /// Everyone who shares a conversation with the caller (presence goes to them).
+        Contacts = "contacts": ContactsRequest => ContactsReply;
+        /// The events the caller missed, per conversation, for a WebSocket resume.
+        Resume = "resume": ResumeRequest => ResumeReply;
+    }
 }
 
-/// Every committed conversation event, as the chat worker publishes it (one subject per
-/// conversation, [`crate::streams::chat_events`]), for consumers of the whole stream.
-pub struct Committed;
+crate::events! {
+    STREAM = crate::streams::CHAT_STREAM;
+    /// Every committed conversation event, as the chat worker publishes it (one subject per
+    /// conversation, [`crate::streams::chat_events`]), for consumers of the whole stream.
+    Committed = crate::streams::CHAT_SUBJECTS => ChatEvent;
+}
 
-impl crate::Event for Committed {
-    const SUBJECT: &'static str = crate::streams::CHAT_SUBJECTS;
-    const STREAM: &'static str = crate::streams::CHAT_STREAM;
-    type Payload = ChatEvent;
+crate::consumers! {
+    /// Removes a deleted user from every conversation.
+    USER_DELETED: crate::user::Deleted = "chat-user-deleted";
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_nats::{HeaderMap, RequestErrorKind};
 
-use crate::error::ServiceError;
+use crate::error::{ErrorCode, ServiceError};
 use crate::headers;
 use crate::operation::Operation;
 use crate::proto::common::v1::ErrorBody;
@@ -117,10 +117,10 @@ impl Caller {
 
         let reply_format = Format::of(reply.headers.as_ref());
         if let Some(code) = reply.headers.as_ref().and_then(|h| h.get(headers::SERVICE_ERROR_CODE)) {
-            let code: u16 = code.as_str().parse().unwrap_or(500);
+            let code = ErrorCode::from_u16(code.as_str().parse().unwrap_or(500));
             let body: ErrorBody = reply_format.decode(&reply.payload).unwrap_or_default();
             let mut error = ServiceError::from_body(ErrorBody {
-                code: u32::from(code),
+                code: u32::from(code.as_u16()),
                 message: if body.message.is_empty() {
                     reply
                         .headers

@@ -9,8 +9,7 @@ pub const REQUEST_ID: &str = "Soulchat-Request-Id";
 pub const TRACEPARENT: &str = "traceparent";
 /// `application/json` asks for proto3 JSON instead of protobuf, both ways.
 pub const CONTENT_TYPE: &str = "Content-Type";
-/// NATS service protocol error headers.
-pub const SERVICE_ERROR: &str = "Nats-Service-Error";
-pub const SERVICE_ERROR_CODE: &str = "Nats-Service-Error-Code";
+/// NATS service protocol error headers, as async-nats names them.
+pub use async_nats::service::{NATS_SERVICE_ERROR as SERVICE_ERROR, NATS_SERVICE_ERROR_CODE as SERVICE_ERROR_CODE};
 /// JetStream de-duplication key.
 pub const MSG_ID: &str = "Nats-Msg-Id";

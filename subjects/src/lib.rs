@@ -8,6 +8,7 @@
 //! Versioning: a breaking change to a message makes a `v2` operation beside the `v1` one.
 
 pub mod auth;
+pub mod catalog;
 pub mod client;
 pub mod connect;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod operation;
 pub mod paging;
 pub mod proto;
 pub mod streams;
+pub mod time;
 pub mod wire;
 
 pub mod chat;
@@ -24,6 +26,9 @@ pub mod profile;
 pub mod user;
 
 pub use client::{CallContext, CallError, Caller};
-pub use error::ServiceError;
-pub use operation::{Event, Operation, ServiceDef};
+pub use error::{ErrorCode, ServiceError};
+pub use operation::{Consumer, Event, Operation, ServiceDef};
+
+/// Every worker of the mesh, in the order `soulchat up` starts them.
+pub const SERVICES: [ServiceDef; 4] = [user::SERVICE, profile::SERVICE, chat::SERVICE, notification::SERVICE];
 pub use wire::Format;

@@ -5,35 +5,54 @@ pub use crate::proto::notification::v1 as messages;
 use messages::*;
 
 crate::service! {
-    SERVICE = "soulchat-notification", "soulchat.notification.v1", "In-app, push, email and SMS notifications";
-    /// Registration saga step: the welcome notification (idempotent per user).
-    Welcome = "welcome": WelcomeRequest => WelcomeReply;
-    /// The caller's notifications and the system alerts, newest first, with the unread count.
-    List = "list": ListRequest => NotificationList;
-    /// Marks some or all of the caller's notifications read.
-    MarkRead = "mark_read": MarkReadRequest => Empty;
-    /// The caller's channel opt-ins and muted conversations.
-    GetPreferences = "get_preferences": GetPreferencesRequest => Preferences;
-    /// Replaces the caller's preferences.
-    PutPreferences = "put_preferences": Preferences => Preferences;
-    /// Registers a Web Push subscription for the caller.
-    SubscribePush = "subscribe_push": SubscribePushRequest => SubscribePushReply;
-    /// Removes one of the caller's Web Push subscriptions.
-    UnsubscribePush = "unsubscribe_push": UnsubscribePushRequest => Empty;
-    /// A system alert for every user (the gateway checks admin rights).
-    Alert = "alert": AlertRequest => Notification;
-    /// Queues an account email (no preference check).
-    SendEmail = "send_email": SendEmailRequest => DeliveryReply;
-    /// Queues an account SMS (no preference check).
-    SendSms = "send_sms": SendSmsRequest => DeliveryReply;
+    SERVICE = "notification", "In-app, push, email and SMS notifications";
+    v1 {
+        /// Registration saga step: the welcome notification (idempotent per user).
+        Welcome = "welcome": WelcomeRequest => WelcomeReply;
+        /// The caller's notifications and the system alerts, newest first, with the unread count.
+        List = "list": ListRequest => NotificationList;
+        /// Marks some or all of the caller's notifications read.
+        MarkRead = "mark_read": MarkReadRequest => Empty;
+        /// The caller's channel opt-ins and muted conversations.
+        GetPreferences = "get_preferences": GetPreferencesRequest => Preferences;
+        /// Replaces the caller's preferences.
+        PutPreferences = "put_preferences": Preferences => Preferences;
+        /// Registers a Web Push subscription for the caller.
+        SubscribePush = "subscribe_push": SubscribePushRequest => SubscribePushReply;
+        /// Removes one of the caller's Web Push subscriptions.
+        UnsubscribePush = "unsubscribe_push": UnsubscribePushRequest => Empty;
+        /// A system alert for every user (the gateway checks admin rights).
+        Alert = "alert": AlertRequest => Notification;
+        /// Queues an account email (no preference check).
+        SendEmail = "send_email": SendEmailRequest => DeliveryReply;
+        /// Queues an account SMS (no preference check).
+        SendSms = "send_sms": SendSmsRequest => DeliveryReply;
+    }
 }
 
 crate::events! {
     STREAM = crate::streams::DELIVERIES_STREAM;
     /// A queued Web Push delivery ([`crate::streams::DELIVERIES_STREAM`]).
-    PushJob = "soulchat.notification.deliveries.push": Delivery;
+    PushJob = concat!(crate::streams::deliveries_prefix!(), ".push") => Delivery;
     /// A queued email.
-    EmailJob = "soulchat.notification.deliveries.email": Delivery;
+    EmailJob = concat!(crate::streams::deliveries_prefix!(), ".email") => Delivery;
     /// A queued SMS.
-    SmsJob = "soulchat.notification.deliveries.sms": Delivery;
+    SmsJob = concat!(crate::streams::deliveries_prefix!(), ".sms") => Delivery;
+    /// Every queued delivery, whatever its channel: what the delivery consumer takes.
+    AnyJob = crate::streams::DELIVERIES_SUBJECTS => Delivery;
+}
+
+crate::consumers! {
+    /// Learns a new account's verified contact points.
+    USER_CREATED: crate::user::Created = "notification-user-created";
+    /// Learns changed contact points.
+    USER_UPDATED: crate::user::Updated = "notification-user-updated";
+    /// Removes everything kept about a deleted user.
+    USER_DELETED: crate::user::Deleted = "notification-user-deleted";
+    /// Tells a user about a new follower.
+    PROFILE_FOLLOWED: crate::profile::Followed = "notification-profile-followed";
+    /// Messages for users with no live socket, mentions, being added to a group.
+    CHAT: crate::chat::Committed = "notification-chat";
+    /// Delivers queued push, email and SMS jobs, with retries and dead letters.
+    DELIVERIES: AnyJob = "notification-deliveries";
 }

@@ -28,7 +28,7 @@ mod tests {
         assert_eq!(page_size(None).unwrap(), DEFAULT_PAGE);
         assert_eq!(page_size(Some(1)).unwrap(), 1);
         assert_eq!(page_size(Some(MAX_PAGE)).unwrap(), MAX_PAGE);
-        assert_eq!(page_size(Some(0)).unwrap_err().code, 422);
-        assert_eq!(page_size(Some(MAX_PAGE + 1)).unwrap_err().code, 422);
+        assert_eq!(page_size(Some(0)).unwrap_err().code, crate::ErrorCode::Unprocessable);
+        assert_eq!(page_size(Some(MAX_PAGE + 1)).unwrap_err().code, crate::ErrorCode::Unprocessable);
     }
 }

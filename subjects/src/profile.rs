@@ -6,33 +6,40 @@ pub use crate::proto::profile::v1 as messages;
 use messages::*;
 
 crate::service! {
-    SERVICE = "soulchat-profile", "soulchat.profile.v1", "Profiles and the follow graph";
-    /// Registration saga step: a profile for a new user (idempotent).
-    Create = "create": CreateRequest => ProfileReply;
-    /// Registration compensation: removes a profile and its edges (idempotent).
-    Delete = "delete": DeleteRequest => Empty;
-    /// A profile by username, with `following` for the caller.
-    Get = "get": GetRequest => ProfileReply;
-    /// A profile by user id (the user worker's view of bio and image).
-    GetByUser = "get_by_user": GetByUserRequest => ProfileReply;
-    /// Rename saga step and bio/image changes.
-    Update = "update": UpdateRequest => ProfileReply;
-    /// The caller follows a profile (idempotent).
-    Follow = "follow": FollowRequest => ProfileReply;
-    /// The caller unfollows a profile (idempotent).
-    Unfollow = "unfollow": FollowRequest => ProfileReply;
-    /// Who follows a profile, oldest follow first.
-    Followers = "followers": ListRequest => ProfileList;
-    /// Whom a profile follows, oldest follow first.
-    Following = "following": ListRequest => ProfileList;
-    /// Profiles by user ids and usernames, unknown ones left out.
-    Lookup = "lookup": LookupRequest => ProfileList;
-    /// Profiles whose username starts with a prefix.
-    Search = "search": SearchRequest => ProfileList;
+    SERVICE = "profile", "Profiles and the follow graph";
+    v1 {
+        /// Registration saga step: a profile for a new user (idempotent).
+        Create = "create": CreateRequest => ProfileReply;
+        /// Registration compensation: removes a profile and its edges (idempotent).
+        Delete = "delete": DeleteRequest => Empty;
+        /// A profile by username, with `following` for the caller.
+        Get = "get": GetRequest => ProfileReply;
+        /// A profile by user id (the user worker's view of bio and image).
+        GetByUser = "get_by_user": GetByUserRequest => ProfileReply;
+        /// Rename saga step and bio/image changes.
+        Update = "update": UpdateRequest => ProfileReply;
+        /// The caller follows a profile (idempotent).
+        Follow = "follow": FollowRequest => ProfileReply;
+        /// The caller unfollows a profile (idempotent).
+        Unfollow = "unfollow": FollowRequest => ProfileReply;
+        /// Who follows a profile, oldest follow first.
+        Followers = "followers": ListRequest => ProfileList;
+        /// Whom a profile follows, oldest follow first.
+        Following = "following": ListRequest => ProfileList;
+        /// Profiles by user ids and usernames, unknown ones left out.
+        Lookup = "lookup": LookupRequest => ProfileList;
+        /// Profiles whose username starts with a prefix.
+        Search = "search": SearchRequest => ProfileList;
+    }
 }
 
 crate::events! {
-    Followed = "soulchat.events.profile.followed": FollowEvent;
-    Unfollowed = "soulchat.events.profile.unfollowed": FollowEvent;
-    Updated = "soulchat.events.profile.updated": ProfileEvent;
+    Followed = "soulchat.events.profile.followed" => FollowEvent;
+    Unfollowed = "soulchat.events.profile.unfollowed" => FollowEvent;
+    Updated = "soulchat.events.profile.updated" => ProfileEvent;
+}
+
+crate::consumers! {
+    /// Removes a deleted user's profile and follow edges.
+    USER_DELETED: crate::user::Deleted = "profile-user-deleted";
 }

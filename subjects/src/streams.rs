@@ -9,21 +9,44 @@ use async_nats::jetstream::{self, kv, stream, stream::StorageType};
 pub const EVENTS_STREAM: &str = "SOULCHAT_EVENTS";
 pub const EVENTS_SUBJECTS: &str = "soulchat.events.>";
 
+/// The subject prefixes below, each written once; the constants and builders share them.
+macro_rules! chat_events_prefix {
+    () => {
+        "soulchat.chat.events"
+    };
+}
+macro_rules! deliver_prefix {
+    () => {
+        "soulchat.deliver"
+    };
+}
+macro_rules! deliveries_prefix {
+    () => {
+        "soulchat.notification.deliveries"
+    };
+}
+macro_rules! dead_letter_prefix {
+    () => {
+        "soulchat.notification.dead"
+    };
+}
+pub(crate) use deliveries_prefix;
+
 /// Committed chat events, one subject per conversation: `soulchat.chat.events.<conversation>`.
 pub const CHAT_STREAM: &str = "SOULCHAT_CHAT";
-pub const CHAT_SUBJECTS: &str = "soulchat.chat.events.>";
+pub const CHAT_SUBJECTS: &str = concat!(chat_events_prefix!(), ".>");
 
 pub fn chat_events(conversation_id: &str) -> String {
-    format!("soulchat.chat.events.{conversation_id}")
+    format!(concat!(chat_events_prefix!(), ".{}"), conversation_id)
 }
 
 /// Live delivery to the gateways holding a user's sockets (core NATS, not persisted).
 pub fn deliver(user_id: &str) -> String {
-    format!("soulchat.deliver.{user_id}")
+    format!(concat!(deliver_prefix!(), ".{}"), user_id)
 }
 
 /// Live frames for every connected socket (system alerts), core NATS: every gateway subscribes.
-pub const BROADCAST: &str = "soulchat.deliver.broadcast";
+pub const BROADCAST: &str = concat!(deliver_prefix!(), ".broadcast");
 
 /// Revoked access tokens (`jti.<jti>`) and refresh families (`fam.<family>`), read by every
 /// gateway replica. Entries outlive the longest token they can revoke.
@@ -50,33 +73,33 @@ pub const WS_TICKET_TTL: Duration = Duration::from_secs(30);
 /// How long a presence entry outlives the gateway that stopped refreshing it.
 pub const PRESENCE_TTL: Duration = Duration::from_secs(90);
 
-/// Declares every stream and bucket, idempotently: each role calls it at start, so the mesh
-/// works whichever role starts first. `nats/streams.md` describes the same set for operators.
-pub async fn declare(js: &jetstream::Context) -> anyhow::Result<()> {
-    let events = stream::Config {
-        name: EVENTS_STREAM.to_owned(),
-        description: Some("Domain events of every SoulChat service".to_owned()),
-        subjects: vec![EVENTS_SUBJECTS.to_owned()],
-        storage: StorageType::File,
-        max_age: Duration::from_secs(14 * 24 * 3600),
-        duplicate_window: Duration::from_secs(120),
-        ..Default::default()
-    };
-    let chat = stream::Config {
-        name: CHAT_STREAM.to_owned(),
-        description: Some("Committed chat events, one subject per conversation".to_owned()),
-        subjects: vec![CHAT_SUBJECTS.to_owned()],
-        storage: StorageType::File,
-        max_age: Duration::from_secs(7 * 24 * 3600),
-        duplicate_window: Duration::from_secs(120),
-        ..Default::default()
-    };
-    for config in [events, chat] {
-        let name = config.name.clone();
-        js.create_or_update_stream(config).await.with_context(|| format!("declaring stream {name}"))?;
-    }
+/// The shared streams: domain events and committed chat events.
+pub fn stream_configs() -> Vec<stream::Config> {
+    vec![
+        stream::Config {
+            name: EVENTS_STREAM.to_owned(),
+            description: Some("Domain events of every SoulChat service".to_owned()),
+            subjects: vec![EVENTS_SUBJECTS.to_owned()],
+            storage: StorageType::File,
+            max_age: Duration::from_secs(14 * 24 * 3600),
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        },
+        stream::Config {
+            name: CHAT_STREAM.to_owned(),
+            description: Some("Committed chat events, one subject per conversation".to_owned()),
+            subjects: vec![CHAT_SUBJECTS.to_owned()],
+            storage: StorageType::File,
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        },
+    ]
+}
 
-    let buckets = [
+/// The key/value buckets.
+pub fn bucket_configs() -> Vec<kv::Config> {
+    vec![
         kv::Config {
             bucket: REVOKED_BUCKET.to_owned(),
             description: "Revoked access tokens and refresh families".to_owned(),
@@ -101,10 +124,24 @@ pub async fn declare(js: &jetstream::Context) -> anyhow::Result<()> {
             storage: StorageType::Memory,
             ..Default::default()
         },
-    ];
-    for config in buckets {
+    ]
+}
+
+/// Declares every shared stream and bucket, idempotently: each role calls it at start, so the
+/// mesh works whichever role starts first. `nats/streams.md` describes the same set for operators.
+pub async fn declare(js: &jetstream::Context) -> anyhow::Result<()> {
+    declare_streams(js, stream_configs()).await?;
+    for config in bucket_configs() {
         let name = config.bucket.clone();
         js.create_or_update_key_value(config).await.with_context(|| format!("declaring bucket {name}"))?;
+    }
+    Ok(())
+}
+
+async fn declare_streams(js: &jetstream::Context, configs: Vec<stream::Config>) -> anyhow::Result<()> {
+    for config in configs {
+        let name = config.name.clone();
+        js.create_or_update_stream(config).await.with_context(|| format!("declaring stream {name}"))?;
     }
     Ok(())
 }
@@ -113,45 +150,47 @@ pub async fn declare(js: &jetstream::Context) -> anyhow::Result<()> {
 /// workers consume, `soulchat.notification.deliveries.<channel>`. Publishing a job here (a
 /// dead letter replayed by an operator, say) is how it gets delivered.
 pub const DELIVERIES_STREAM: &str = "SOULCHAT_NOTIFICATION_DELIVERIES";
-pub const DELIVERIES_SUBJECTS: &str = "soulchat.notification.deliveries.>";
+pub const DELIVERIES_SUBJECTS: &str = concat!(deliveries_prefix!(), ".>");
 
 pub fn deliveries(channel: &str) -> String {
-    format!("soulchat.notification.deliveries.{channel}")
+    format!(concat!(deliveries_prefix!(), ".{}"), channel)
 }
 
 /// Deliveries that failed their last attempt, `soulchat.notification.dead.<channel>`, kept for
 /// an operator to inspect and replay (see services/notification/README.md).
 pub const DEAD_LETTER_STREAM: &str = "SOULCHAT_NOTIFICATIONS_DLQ";
-pub const DEAD_LETTER_SUBJECTS: &str = "soulchat.notification.dead.>";
+pub const DEAD_LETTER_SUBJECTS: &str = concat!(dead_letter_prefix!(), ".>");
 
 pub fn dead_letter(channel: &str) -> String {
-    format!("soulchat.notification.dead.{channel}")
+    format!(concat!(dead_letter_prefix!(), ".{}"), channel)
+}
+
+/// The notification delivery streams: the work queue and its dead letters.
+pub fn delivery_stream_configs() -> Vec<stream::Config> {
+    vec![
+        stream::Config {
+            name: DELIVERIES_STREAM.to_owned(),
+            description: Some("Queued notification deliveries (push, email, SMS)".to_owned()),
+            subjects: vec![DELIVERIES_SUBJECTS.to_owned()],
+            retention: stream::RetentionPolicy::WorkQueue,
+            storage: StorageType::File,
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        },
+        stream::Config {
+            name: DEAD_LETTER_STREAM.to_owned(),
+            description: Some("Notification deliveries that failed every attempt".to_owned()),
+            subjects: vec![DEAD_LETTER_SUBJECTS.to_owned()],
+            storage: StorageType::File,
+            max_age: Duration::from_secs(30 * 24 * 3600),
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        },
+    ]
 }
 
 /// Declares the notification delivery streams, idempotently. Only the notification worker uses
 /// them, so it alone declares them, beside [`declare`].
 pub async fn declare_deliveries(js: &jetstream::Context) -> anyhow::Result<()> {
-    let queue = stream::Config {
-        name: DELIVERIES_STREAM.to_owned(),
-        description: Some("Queued notification deliveries (push, email, SMS)".to_owned()),
-        subjects: vec![DELIVERIES_SUBJECTS.to_owned()],
-        retention: stream::RetentionPolicy::WorkQueue,
-        storage: StorageType::File,
-        duplicate_window: Duration::from_secs(120),
-        ..Default::default()
-    };
-    let dead = stream::Config {
-        name: DEAD_LETTER_STREAM.to_owned(),
-        description: Some("Notification deliveries that failed every attempt".to_owned()),
-        subjects: vec![DEAD_LETTER_SUBJECTS.to_owned()],
-        storage: StorageType::File,
-        max_age: Duration::from_secs(30 * 24 * 3600),
-        duplicate_window: Duration::from_secs(120),
-        ..Default::default()
-    };
-    for config in [queue, dead] {
-        let name = config.name.clone();
-        js.create_or_update_stream(config).await.with_context(|| format!("declaring stream {name}"))?;
-    }
-    Ok(())
+    declare_streams(js, delivery_stream_configs()).await
 }

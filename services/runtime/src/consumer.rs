@@ -18,11 +18,11 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer::DeliverPolicy, consumer::pull};
 use futures::StreamExt;
-use soulchat_subjects::{Event, headers};
-use sqlx::AnyConnection;
+use soulchat_subjects::time::now_ms;
+use soulchat_subjects::{Consumer, Event, headers};
 use tokio_util::sync::CancellationToken;
 
-use crate::{Database, now_ms};
+use crate::database::{Database, Reads, WriteTx};
 
 /// Events per transaction at most.
 const BATCH: usize = 256;
@@ -45,7 +45,7 @@ pub trait EventHandler<E: Event>: Send + Sync + 'static {
 
     fn handle(
         &self,
-        conn: &mut AnyConnection,
+        tx: &mut WriteTx<'_>,
         event: E::Payload,
         prepared: Self::Prepared,
     ) -> impl Future<Output = anyhow::Result<Self::Effect>> + Send;
@@ -62,14 +62,15 @@ pub trait EventHandler<E: Event>: Send + Sync + 'static {
     }
 }
 
-/// Consumes `E` from its stream under the durable name `durable` until `shutdown`.
-pub fn spawn<E: Event, H: EventHandler<E>>(
+/// Consumes `E` from its stream as `consumer` until `shutdown`.
+pub(crate) fn spawn<E: Event, H: EventHandler<E>>(
     js: jetstream::Context,
     db: Database,
-    durable: &'static str,
+    consumer: Consumer<E>,
     handler: Arc<H>,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
+    let durable = consumer.durable;
     tokio::spawn(async move {
         loop {
             if let Err(e) = consume::<E, H>(&js, &db, durable, &handler, &shutdown).await {
@@ -249,7 +250,7 @@ async fn processed_among<'a>(
             list.push_bind(id.to_string());
         }
         query.push(")");
-        let rows: Vec<(String,)> = query.build_query_as().fetch_all(db.pool()).await?;
+        let rows: Vec<(String,)> = db.reads().await?.fetch_all(query.build_query_as()).await?;
         seen.extend(rows.into_iter().map(|(id,)| id));
     }
     Ok(seen)
@@ -272,9 +273,10 @@ async fn apply<E: Event, H: EventHandler<E>>(
     payload: &[u8],
 ) -> anyhow::Result<()> {
     let event = <E::Payload as prost::Message>::decode(payload)?;
-    let seen: Option<(String,)> = sqlx::query_as("SELECT event_id FROM processed_events WHERE event_id = ?")
-        .bind(id)
-        .fetch_optional(db.pool())
+    let seen: Option<(String,)> = db
+        .reads()
+        .await?
+        .fetch_optional(sqlx::query_as("SELECT event_id FROM processed_events WHERE event_id = ?").bind(id))
         .await?;
     if seen.is_some() {
         return Ok(());

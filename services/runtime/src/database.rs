@@ -5,6 +5,7 @@
 //! SQL sticks to what both understand (no `RETURNING`, `?` placeholders, BIGINT milliseconds).
 //! Where the dialects differ, a store asks [`Database::backend`].
 
+use std::future::Future;
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::str::FromStr;
@@ -12,10 +13,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::migrate::{MigrateDatabase, Migrator};
-use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor};
-use tokio::sync::OwnedMutexGuard;
+use sqlx::pool::PoolConnection;
+use sqlx::query::{Query, QueryAs, QueryScalar};
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, FromRow};
+use futures::future::BoxFuture;
+use tokio::sync::{Notify, OwnedMutexGuard};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -41,27 +45,158 @@ pub struct Migrations {
     pub mysql: Migrator,
 }
 
+/// A service's database. The rule that matters is in the types: reads go through [`Reads`]
+/// (a read-only connection from [`Database::reads`], or a write transaction reading its own
+/// writes), and a write needs a [`WriteTx`], which only [`Database::begin`] makes. There is no
+/// public pool and no `&mut AnyConnection` outside a write transaction, so a write that skips the
+/// writer's turn does not compile; the read pool's connections are also read-only on the server
+/// side, so SQL smuggled through a read fails.
 #[derive(Debug, Clone)]
 pub struct Database {
-    pool: AnyPool,
+    /// Connections for write transactions (and migrations, checkpoints).
+    writes: AnyPool,
+    /// Read-only connections (`query_only` on SQLite, a read-only session on MySQL).
+    reads: AnyPool,
     backend: Backend,
     /// SQLite: taken by every writing transaction of this process, in turn (see [`Database::begin`]).
     writers: Arc<tokio::sync::Mutex<()>>,
 }
 
-/// A writing transaction; on SQLite it also holds this process's turn to write.
+/// A query that can be read from: `sqlx::query`, `query_as` and `query_scalar`, with any binds.
+pub trait Fetch: Send {
+    type Row: Send;
+    fn all<'c>(self, conn: &'c mut AnyConnection) -> BoxFuture<'c, sqlx::Result<Vec<Self::Row>>>
+    where
+        Self: 'c;
+    fn optional<'c>(self, conn: &'c mut AnyConnection) -> BoxFuture<'c, sqlx::Result<Option<Self::Row>>>
+    where
+        Self: 'c;
+}
+
+impl<'q> Fetch for Query<'q, Any, AnyArguments> {
+    type Row = AnyRow;
+    fn all<'c>(self, conn: &'c mut AnyConnection) -> BoxFuture<'c, sqlx::Result<Vec<AnyRow>>>
+    where
+        Self: 'c,
+    {
+        Box::pin(self.fetch_all(conn))
+    }
+    fn optional<'c>(self, conn: &'c mut AnyConnection) -> BoxFuture<'c, sqlx::Result<Option<AnyRow>>>
+    where
+        Self: 'c,
+    {
+        Box::pin(self.fetch_optional(conn))
+    }
+}
+
+impl<'q, O> Fetch for QueryAs<'q, Any, O, AnyArguments>
+where
+    O: Send + Unpin + for<'r> FromRow<'r, AnyRow>,
+{
+    type Row = O;
+    fn all<'c>(self, conn: &'c mut AnyConnection) -> BoxFuture<'c, sqlx::Result<Vec<O>>>
+    where
+        Self: 'c,
+    {
+        Box::pin(self.fetch_all(conn))
+    }
+    fn optional<'c>(self, conn: &'c mut AnyConnection) -> BoxFuture<'c, sqlx::Result<Option<O>>>
+    where
+        Self: 'c,
+    {
+        Box::pin(self.fetch_optional(conn))
+    }
+}
+
+impl<'q, O> Fetch for QueryScalar<'q, Any, O, AnyArguments>
+where
+    O: Send + Unpin,
+    (O,): for<'r> FromRow<'r, AnyRow>,
+{
+    type Row = O;
+    fn all<'c>(self, conn: &'c mut AnyConnection) -> BoxFuture<'c, sqlx::Result<Vec<O>>>
+    where
+        Self: 'c,
+    {
+        Box::pin(self.fetch_all(conn))
+    }
+    fn optional<'c>(self, conn: &'c mut AnyConnection) -> BoxFuture<'c, sqlx::Result<Option<O>>>
+    where
+        Self: 'c,
+    {
+        Box::pin(self.fetch_optional(conn))
+    }
+}
+
+/// Where reads run: [`ReadConn`] (outside a transaction) or [`WriteTx`] (inside one).
+pub trait Reads: Send {
+    fn fetch_all<'a, Q: Fetch + 'a>(&'a mut self, query: Q) -> impl Future<Output = sqlx::Result<Vec<Q::Row>>> + Send;
+    fn fetch_optional<'a, Q: Fetch + 'a>(
+        &'a mut self,
+        query: Q,
+    ) -> impl Future<Output = sqlx::Result<Option<Q::Row>>> + Send;
+    fn fetch_one<'a, Q: Fetch + 'a>(&'a mut self, query: Q) -> impl Future<Output = sqlx::Result<Q::Row>> + Send {
+        async move { self.fetch_optional(query).await?.ok_or(sqlx::Error::RowNotFound) }
+    }
+}
+
+/// A read-only connection from [`Database::reads`]; several reads on it share one connection.
+pub struct ReadConn(PoolConnection<Any>);
+
+impl Reads for ReadConn {
+    fn fetch_all<'a, Q: Fetch + 'a>(&'a mut self, query: Q) -> impl Future<Output = sqlx::Result<Vec<Q::Row>>> + Send {
+        query.all(&mut self.0)
+    }
+    fn fetch_optional<'a, Q: Fetch + 'a>(
+        &'a mut self,
+        query: Q,
+    ) -> impl Future<Output = sqlx::Result<Option<Q::Row>>> + Send {
+        query.optional(&mut self.0)
+    }
+}
+
+/// A connection a constant writer keeps for itself (see [`Database::begin_on`]); it offers
+/// nothing but beginning write transactions.
+pub struct WriterConn(PoolConnection<Any>);
+
+/// A writing transaction; on SQLite it also holds this process's turn to write. What was recorded
+/// for a relay in it (see [`WriteTx::wake_on_commit`]) wakes that relay when it commits.
 pub struct WriteTx<'c> {
     tx: sqlx::Transaction<'c, Any>,
     _turn: Option<OwnedMutexGuard<()>>,
+    wakes: Vec<Arc<Notify>>,
 }
 
 impl WriteTx<'_> {
     pub async fn commit(self) -> sqlx::Result<()> {
-        self.tx.commit().await
+        self.tx.commit().await?;
+        for wake in self.wakes {
+            wake.notify_one();
+        }
+        Ok(())
     }
 
     pub async fn rollback(self) -> sqlx::Result<()> {
         self.tx.rollback().await
+    }
+
+    /// Wakes `relay` once this transaction commits (nothing if it rolls back).
+    pub fn wake_on_commit(&mut self, relay: &Arc<Notify>) {
+        if !self.wakes.iter().any(|w| Arc::ptr_eq(w, relay)) {
+            self.wakes.push(relay.clone());
+        }
+    }
+}
+
+impl Reads for WriteTx<'_> {
+    fn fetch_all<'a, Q: Fetch + 'a>(&'a mut self, query: Q) -> impl Future<Output = sqlx::Result<Vec<Q::Row>>> + Send {
+        query.all(&mut self.tx)
+    }
+    fn fetch_optional<'a, Q: Fetch + 'a>(
+        &'a mut self,
+        query: Q,
+    ) -> impl Future<Output = sqlx::Result<Option<Q::Row>>> + Send {
+        query.optional(&mut self.tx)
     }
 }
 
@@ -102,42 +237,17 @@ impl Database {
             }
         }
         let options = AnyConnectOptions::from_str(&url).with_context(|| format!("database URL {url:?}"))?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(match backend {
-                // One writer at a time anyway; a few connections serve concurrent readers (WAL).
-                Backend::Sqlite => 8,
-                Backend::MySql => 16,
-            })
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // Durable on commit (the ack follows the commit), readers never block the writer.
-                        conn.execute("PRAGMA journal_mode = WAL").await?;
-                        conn.execute("PRAGMA synchronous = FULL").await?;
-                        // Checkpoints run in the background (see `checkpoint_in_background`), not
-                        // inside whichever commit crosses the threshold.
-                        conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
-                        // 64 MiB: the WAL file is truncated back to it after a checkpoint.
-                        conn.execute("PRAGMA journal_size_limit = 67108864").await?;
-                        // 256 MiB: reads map the file instead of copying each page through a syscall.
-                        conn.execute("PRAGMA mmap_size = 268435456").await?;
-                        // 16 MiB of page cache, so that a large batch's changed pages do not spill
-                        // to the WAL before the commit; statement journals stay in memory.
-                        conn.execute("PRAGMA cache_size = -16384").await?;
-                        conn.execute("PRAGMA temp_store = MEMORY").await?;
-                        conn.execute("PRAGMA busy_timeout = 10000").await?;
-                        conn.execute("PRAGMA foreign_keys = ON").await?;
-                    } else {
-                        conn.execute("SET time_zone = '+00:00'").await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
+        let (write_max, read_max) = match backend {
+            // One writer at a time anyway (plus a committer's own); readers share the WAL.
+            Backend::Sqlite => (4, 8),
+            Backend::MySql => (10, 10),
+        };
+        let writes = pool(backend, options.clone(), write_max, false)
             .await
             .with_context(|| format!("connecting to {}", redact(&url)))?;
-        let db = Database { pool, backend, writers: Arc::default() };
+        let reads =
+            pool(backend, options, read_max, true).await.with_context(|| format!("connecting to {}", redact(&url)))?;
+        let db = Database { writes, reads, backend, writers: Arc::default() };
         if backend == Backend::Sqlite {
             tokio::spawn(checkpoint_in_background(db.clone()));
         }
@@ -149,7 +259,7 @@ impl Database {
             Backend::Sqlite => &migrations.sqlite,
             Backend::MySql => &migrations.mysql,
         };
-        migrator.run(&self.pool).await.context("applying migrations")?;
+        migrator.run(&self.writes).await.context("applying migrations")?;
         Ok(())
     }
 
@@ -163,29 +273,36 @@ impl Database {
         match self.backend {
             Backend::Sqlite => {
                 let turn = self.writers.clone().lock_owned().await;
-                let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-                Ok(WriteTx { tx, _turn: Some(turn) })
+                let tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
+                Ok(WriteTx { tx, _turn: Some(turn), wakes: Vec::new() })
             }
-            Backend::MySql => Ok(WriteTx { tx: self.pool.begin().await?, _turn: None }),
+            Backend::MySql => Ok(WriteTx { tx: self.writes.begin().await?, _turn: None, wakes: Vec::new() }),
         }
     }
 
     /// [`Database::begin`] on a connection the caller keeps: a writer that writes all the time
     /// (the chat group committer) keeps its SQLite page cache warm, where a pooled connection
     /// finds it emptied by whichever connection wrote last.
-    pub async fn begin_on<'c>(&self, conn: &'c mut AnyConnection) -> sqlx::Result<WriteTx<'c>> {
+    pub async fn begin_on<'c>(&self, conn: &'c mut WriterConn) -> sqlx::Result<WriteTx<'c>> {
+        let conn = &mut *conn.0;
         match self.backend {
             Backend::Sqlite => {
                 let turn = self.writers.clone().lock_owned().await;
                 let tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-                Ok(WriteTx { tx, _turn: Some(turn) })
+                Ok(WriteTx { tx, _turn: Some(turn), wakes: Vec::new() })
             }
-            Backend::MySql => Ok(WriteTx { tx: conn.begin().await?, _turn: None }),
+            Backend::MySql => Ok(WriteTx { tx: conn.begin().await?, _turn: None, wakes: Vec::new() }),
         }
     }
 
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
+    /// A write connection for [`Database::begin_on`].
+    pub async fn writer_conn(&self) -> sqlx::Result<WriterConn> {
+        Ok(WriterConn(self.writes.acquire().await?))
+    }
+
+    /// A read-only connection.
+    pub async fn reads(&self) -> sqlx::Result<ReadConn> {
+        Ok(ReadConn(self.reads.acquire().await?))
     }
 
     pub fn backend(&self) -> Backend {
@@ -201,10 +318,51 @@ impl Database {
     /// not hang on one (on MySQL, a connection dropped in the middle of a statement is only
     /// closed once the server finishes it). What is still out then is closed when released.
     pub async fn close(&self) {
-        if tokio::time::timeout(CLOSE_WAIT, self.pool.close()).await.is_err() {
+        let both = async { tokio::join!(self.writes.close(), self.reads.close()) };
+        if tokio::time::timeout(CLOSE_WAIT, both).await.is_err() {
             tracing::warn!("database connections still in use after {CLOSE_WAIT:?}; stopping without them");
         }
     }
+}
+
+/// A pool of `max` connections, read-only ones when `read_only`.
+async fn pool(backend: Backend, options: AnyConnectOptions, max: u32, read_only: bool) -> sqlx::Result<AnyPool> {
+    AnyPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    // Durable on commit (the ack follows the commit), readers never block the writer.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = FULL").await?;
+                    // Checkpoints run in the background (see `checkpoint_in_background`), not
+                    // inside whichever commit crosses the threshold.
+                    conn.execute("PRAGMA wal_autocheckpoint = 0").await?;
+                    // 64 MiB: the WAL file is truncated back to it after a checkpoint.
+                    conn.execute("PRAGMA journal_size_limit = 67108864").await?;
+                    // 256 MiB: reads map the file instead of copying each page through a syscall.
+                    conn.execute("PRAGMA mmap_size = 268435456").await?;
+                    // 16 MiB of page cache, so that a large batch's changed pages do not spill
+                    // to the WAL before the commit; statement journals stay in memory.
+                    conn.execute("PRAGMA cache_size = -16384").await?;
+                    conn.execute("PRAGMA temp_store = MEMORY").await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    if read_only {
+                        conn.execute("PRAGMA query_only = ON").await?;
+                    }
+                } else {
+                    conn.execute("SET time_zone = '+00:00'").await?;
+                    if read_only {
+                        conn.execute("SET SESSION TRANSACTION READ ONLY").await?;
+                    }
+                }
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await
 }
 
 /// How long [`Database::close`] waits for connections in use.
@@ -230,11 +388,11 @@ async fn checkpoint_in_background(db: Database) {
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = db.pool.close_event() => return,
+            _ = db.writes.close_event() => return,
         }
-        if checkpoint(&db.pool).await && checkpoint(&db.pool).await {
+        if checkpoint(&db.writes).await && checkpoint(&db.writes).await {
             let _turn = db.writers.lock().await;
-            checkpoint(&db.pool).await;
+            checkpoint(&db.writes).await;
         }
     }
 }
@@ -279,12 +437,6 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// Maps a database failure to the 500 a client sees, logging the detail it must not see.
-pub fn internal(error: sqlx::Error) -> soulchat_subjects::ServiceError {
-    tracing::error!("database: {error}");
-    soulchat_subjects::ServiceError::internal()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,7 +453,9 @@ mod tests {
     async fn the_wal_starts_over_under_continuous_writes() {
         let dir = std::env::temp_dir().join(format!("soulchat-wal-{}-{}", std::process::id(), now_nanos()));
         let db = Database::open(&format!("sqlite://{}/wal.db", dir.display())).await.expect("opens");
-        sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB NOT NULL)").execute(db.pool()).await.unwrap();
+        let mut tx = db.begin().await.unwrap();
+        sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB NOT NULL)").execute(&mut *tx).await.unwrap();
+        tx.commit().await.unwrap();
         let row = vec![7u8; 8192];
         let mut written = 0;
         let until = std::time::Instant::now() + CHECKPOINT_EVERY * 6;

@@ -1,22 +1,33 @@
-//! What every SoulChat worker shares, so a domain crate holds only its handlers and its store:
-//! registering with the NATS service API and answering requests in either wire format
-//! ([`worker`]), the database with its migrations ([`database`]), the transactional outbox that
-//! publishes domain events ([`outbox`]), event consumers ([`consumer`]), serial hot loops on
-//! threads of their own ([`dedicated`]), and finding or starting a pinned nats-server
-//! ([`nats_server`]).
+//! What every SoulChat worker shares, so a domain crate holds only its handlers and its store.
+//!
+//! # Layout
+//!
+//! - [`service`]: the one way a worker starts and stops. A domain implements [`Service`] (its
+//!   contract, migrations, state, consumers, handlers) and [`service::run`] does the rest, in
+//!   order.
+//! - [`worker`]: registering with the NATS service API and answering requests in either wire
+//!   format, one tracing span per request (subject, request id, caller).
+//! - [`error`]: what handlers fail with; every source converts by `From`, so handlers use `?`.
+//! - [`database`]: the database and its migrations, where the write rule is a type: reads through
+//!   [`Reads`], writes only inside a [`WriteTx`].
+//! - [`outbox`] and [`relay`]: domain events recorded in the writing transaction and published
+//!   after its commit, by one relay loop for every outbox table.
+//! - [`consumer`]: durable event consumers with exactly-once effects.
+//! - [`dedicated`]: serial hot loops on threads of their own.
+//! - [`nats_server`]: finding or starting the pinned nats-server.
 
 pub mod consumer;
 pub mod database;
 pub mod dedicated;
+pub mod error;
 pub mod nats_server;
 pub mod outbox;
+pub mod relay;
+pub mod service;
 pub mod worker;
 
-pub use database::{Backend, Database, Migrations};
+pub use database::{Backend, Database, Migrations, ReadConn, Reads, WriteTx};
+pub use error::{Error, Result};
 pub use outbox::Outbox;
-pub use worker::{RequestContext, Worker, WorkerBuilder};
-
-/// Milliseconds since the Unix epoch: how every SoulChat table stores time.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
-}
+pub use service::{Common, Context, Service};
+pub use worker::{Endpoints, RequestContext};

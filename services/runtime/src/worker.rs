@@ -13,9 +13,12 @@ use async_nats::HeaderMap;
 use async_nats::service::{Service, ServiceExt};
 use futures::StreamExt;
 use soulchat_subjects::headers;
-use soulchat_subjects::proto::common::v1::HealthReply;
+use soulchat_subjects::proto::common::v1::{HealthReply, HealthRequest};
 use soulchat_subjects::wire::Payload;
 use soulchat_subjects::{CallContext, Format, Operation, ServiceDef, ServiceError};
+use tracing::Instrument;
+
+use crate::error::Error;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -39,13 +42,11 @@ impl RequestContext {
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-/// A type-erased endpoint: request bytes in, reply (or error) bytes out, in `Format`.
-type Responder = Arc<dyn Fn(RequestContext, Format, bytes::Bytes) -> BoxFuture<Reply> + Send + Sync>;
-
-enum Reply {
-    Ok(bytes::Bytes),
-    Err(ServiceError),
-}
+/// A type-erased endpoint: request bytes in, reply bytes (or the refusal) out, in `Format`.
+type Responder =
+    Arc<dyn Fn(RequestContext, Format, bytes::Bytes) -> BoxFuture<Result<bytes::Bytes, ServiceError>> + Send + Sync>;
+/// Extra figures a worker reports in `$SRV.STATS` (the `data` of each endpoint).
+pub(crate) type StatsFn = Box<dyn Fn() -> serde_json::Value + Send + Sync>;
 
 struct EndpointSpec {
     name: &'static str,
@@ -53,49 +54,42 @@ struct EndpointSpec {
     responder: Responder,
 }
 
-/// Collects a worker's endpoints before it starts serving.
-pub struct WorkerBuilder<S> {
+/// A worker's endpoints, collected before it starts serving: the built-in `health`, then one
+/// per operation its [`Service::endpoints`](crate::Service::endpoints) names, of any version.
+pub struct Endpoints<S> {
     def: ServiceDef,
-    version: &'static str,
-    state: S,
+    state: Arc<S>,
     endpoints: Vec<EndpointSpec>,
-    stats: Option<StatsFn>,
 }
 
-/// Extra figures a worker reports in `$SRV.STATS` (the `data` of each endpoint).
-pub type StatsFn = Box<dyn Fn() -> serde_json::Value + Send + Sync>;
-
-impl<S: Clone + Send + Sync + 'static> WorkerBuilder<S> {
-    /// A worker for `def`, handing `state` to every handler. The `health` operation is built in.
-    pub fn new(def: ServiceDef, version: &'static str, state: S) -> Self {
+impl<S: Send + Sync + 'static> Endpoints<S> {
+    pub(crate) fn new(def: ServiceDef, version: &'static str, state: Arc<S>) -> Self {
         let name = def.name;
-        let builder = WorkerBuilder { def, version, state, endpoints: Vec::new(), stats: None };
-        builder.endpoint(
-            "health",
-            format!("{}.health", def.subject_prefix).leak(),
-            move |_state, _ctx, _req: soulchat_subjects::proto::common::v1::HealthRequest| async move {
-                Ok(HealthReply { service: name.to_owned(), version: version.to_owned() })
-            },
-        )
+        let endpoints = Endpoints { def, state, endpoints: Vec::new() };
+        endpoints.endpoint("health", def.health, move |_state, _ctx, _req: HealthRequest| async move {
+            Ok::<_, Error>(HealthReply { service: name.to_owned(), version: version.to_owned() })
+        })
     }
 
     /// Registers the handler of operation `O`.
-    pub fn handle<O, F, Fut>(self, handler: F) -> Self
+    pub fn handle<O, F, Fut, E>(self, handler: F) -> Self
     where
         O: Operation,
-        F: Fn(S, RequestContext, O::Request) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<O::Response, ServiceError>> + Send + 'static,
+        F: Fn(Arc<S>, RequestContext, O::Request) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O::Response, E>> + Send + 'static,
+        E: Into<Error>,
     {
-        debug_assert_eq!(O::SERVICE, self.def, "{} registered on the wrong service", O::SUBJECT);
-        self.endpoint(O::NAME, O::SUBJECT, handler)
+        assert_eq!(O::SERVICE, self.def, "{} registered on the wrong service", O::SUBJECT);
+        self.endpoint(O::ENDPOINT, O::SUBJECT, handler)
     }
 
-    fn endpoint<Req, Resp, F, Fut>(mut self, name: &'static str, subject: &'static str, handler: F) -> Self
+    fn endpoint<Req, Resp, F, Fut, E>(mut self, name: &'static str, subject: &'static str, handler: F) -> Self
     where
         Req: Payload,
         Resp: Payload,
-        F: Fn(S, RequestContext, Req) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Resp, ServiceError>> + Send + 'static,
+        F: Fn(Arc<S>, RequestContext, Req) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Resp, E>> + Send + 'static,
+        E: Into<Error>,
     {
         let state = self.state.clone();
         let handler = Arc::new(handler);
@@ -106,12 +100,12 @@ impl<S: Clone + Send + Sync + 'static> WorkerBuilder<S> {
                 let request: Req = match format.decode(&payload) {
                     Ok(request) => request,
                     Err(reason) => {
-                        return Reply::Err(ServiceError::bad_request("body", &format!("is invalid: {reason}")));
+                        return Err(ServiceError::bad_request("body", &format!("is invalid: {reason}")));
                     }
                 };
                 match handler(state, ctx, request).await {
-                    Ok(response) => Reply::Ok(format.encode(&response)),
-                    Err(error) => Reply::Err(error),
+                    Ok(response) => Ok(format.encode(&response)),
+                    Err(error) => Err(error.into().into_reply()),
                 }
             })
         });
@@ -119,20 +113,20 @@ impl<S: Clone + Send + Sync + 'static> WorkerBuilder<S> {
         self
     }
 
-    /// Reports `stats()` in `$SRV.STATS`, so operators see it with `nats micro stats`.
-    pub fn stats(mut self, stats: impl Fn() -> serde_json::Value + Send + Sync + 'static) -> Self {
-        self.stats = Some(Box::new(stats));
-        self
-    }
-
-    /// Registers with the service API and starts serving until `shutdown` is cancelled.
-    pub async fn start(self, client: async_nats::Client, shutdown: CancellationToken) -> anyhow::Result<Worker> {
+    /// Registers with the service API and serves until `shutdown` is cancelled.
+    pub(crate) async fn start(
+        self,
+        version: &'static str,
+        stats: Option<StatsFn>,
+        client: async_nats::Client,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Worker> {
         let mut builder = client.service_builder().description(self.def.description).queue_group(self.def.name);
-        if let Some(stats) = self.stats {
+        if let Some(stats) = stats {
             builder = builder.stats_handler(move |_endpoint, _stats| stats());
         }
         let service = builder
-            .start(self.def.name, self.version)
+            .start(self.def.name, version)
             .await
             .map_err(|e| anyhow::anyhow!("registering {} with the service API: {e}", self.def.name))?;
         let tracker = TaskTracker::new();
@@ -144,15 +138,16 @@ impl<S: Clone + Send + Sync + 'static> WorkerBuilder<S> {
                 .add(spec.subject)
                 .await
                 .map_err(|e| anyhow::anyhow!("adding endpoint {}: {e}", spec.subject))?;
-            tracker.spawn(serve_endpoint(endpoint, spec.responder, tracker.clone(), permits.clone()));
+            tracker.spawn(serve_endpoint(endpoint, spec.subject, spec.responder, tracker.clone(), permits.clone()));
         }
-        tracing::info!(service = self.def.name, version = self.version, "worker serving");
+        tracing::info!(service = self.def.name, version, "worker serving");
         Ok(Worker { name: self.def.name, service, tracker, client, shutdown })
     }
 }
 
 async fn serve_endpoint(
     mut endpoint: async_nats::service::endpoint::Endpoint,
+    subject: &'static str,
     responder: Responder,
     tracker: TaskTracker,
     permits: Arc<Semaphore>,
@@ -162,40 +157,45 @@ async fn serve_endpoint(
         let responder = responder.clone();
         tracker.spawn(async move {
             let _permit = permit;
-            answer(request, responder).await;
+            let ctx = RequestContext { call: CallContext::from_headers(request.message.headers.as_ref()) };
+            // Every line logged while answering carries the operation, request id and caller.
+            let span = tracing::info_span!(
+                "request",
+                subject,
+                request_id = %ctx.call.request_id,
+                caller = ctx.call.user_id.as_deref().unwrap_or("-"),
+            );
+            answer(request, ctx, responder).instrument(span).await;
         });
     }
 }
 
-async fn answer(request: async_nats::service::Request, responder: Responder) {
-    let headers = request.message.headers.as_ref();
-    let format = Format::of(headers);
-    let ctx = RequestContext { call: CallContext::from_headers(headers) };
-    let subject = request.message.subject.clone();
+async fn answer(request: async_nats::service::Request, ctx: RequestContext, responder: Responder) {
+    let format = Format::of(request.message.headers.as_ref());
     let mut reply_headers = HeaderMap::new();
     reply_headers.insert(headers::CONTENT_TYPE, format.content_type());
     let payload = request.message.payload.clone();
-    let outcome = match responder(ctx.clone(), format, payload).await {
-        Reply::Ok(body) => request.respond_with_headers(Ok(body), reply_headers).await,
-        Reply::Err(error) => {
-            if error.code >= 500 {
-                tracing::error!(%subject, request_id = %ctx.call.request_id, %error, "request failed");
+    let outcome = match responder(ctx, format, payload).await {
+        Ok(body) => request.respond_with_headers(Ok(body), reply_headers).await,
+        Err(error) => {
+            if error.code.is_server_error() {
+                tracing::warn!(%error, "request failed");
             } else {
-                tracing::debug!(%subject, %error, "request refused");
+                tracing::debug!(%error, "request refused");
             }
             // The service protocol's error headers, plus a body with the field details.
             reply_headers.insert(headers::SERVICE_ERROR, error.message.as_str());
-            reply_headers.insert(headers::SERVICE_ERROR_CODE, error.code.to_string().as_str());
+            reply_headers.insert(headers::SERVICE_ERROR_CODE, error.code.as_u16().to_string().as_str());
             request.respond_with_headers(Ok(format.encode(&error.to_body())), reply_headers).await
         }
     };
     if let Err(e) = outcome {
-        tracing::warn!(%subject, "could not send reply: {e}");
+        tracing::warn!("could not send reply: {e}");
     }
 }
 
 /// A serving worker. Dropping it does not stop it; call [`Worker::run_until_shutdown`].
-pub struct Worker {
+pub(crate) struct Worker {
     name: &'static str,
     service: Service,
     tracker: TaskTracker,
@@ -206,7 +206,7 @@ pub struct Worker {
 impl Worker {
     /// Serves until the shutdown token is cancelled, then drains: the endpoints unsubscribe, the
     /// requests already received are answered, and the connection flushes.
-    pub async fn run_until_shutdown(self) {
+    pub(crate) async fn run_until_shutdown(self) {
         self.shutdown.cancelled().await;
         tracing::info!(service = self.name, "draining");
         if let Err(e) = self.service.stop().await {

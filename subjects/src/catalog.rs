@@ -1,0 +1,165 @@
+//! The contract as tables, for people: every operation, event, durable consumer, stream and
+//! bucket, rendered from the declarations themselves. The README's NATS sections are these
+//! tables between `<!-- contract:NAME -->` and `<!-- /contract:NAME -->` markers, and a test
+//! fails when they differ (`SOULCHAT_BLESS=1` rewrites them), so a new operation cannot be
+//! forgotten there.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use async_nats::jetstream::stream::{RetentionPolicy, StorageType};
+
+use crate::operation::{ConsumerInfo, EventInfo, OperationInfo};
+use crate::{ServiceDef, chat, notification, profile, streams, user};
+
+/// Every service with its operations, in [`crate::SERVICES`] order.
+pub fn services() -> [(ServiceDef, &'static [OperationInfo]); 4] {
+    [
+        (user::SERVICE, user::OPERATIONS),
+        (profile::SERVICE, profile::OPERATIONS),
+        (chat::SERVICE, chat::OPERATIONS),
+        (notification::SERVICE, notification::OPERATIONS),
+    ]
+}
+
+/// Every kind of event.
+pub fn events() -> Vec<EventInfo> {
+    [user::EVENTS, profile::EVENTS, chat::EVENTS, notification::EVENTS].concat()
+}
+
+/// Every durable consumer, with the service that owns it.
+pub fn consumers() -> Vec<(ServiceDef, ConsumerInfo)> {
+    let mut all = Vec::new();
+    for (service, list) in
+        [(profile::SERVICE, profile::CONSUMERS), (chat::SERVICE, chat::CONSUMERS), (notification::SERVICE, notification::CONSUMERS)]
+    {
+        all.extend(list.iter().map(|c| (service, *c)));
+    }
+    all
+}
+
+fn doc(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ").replace('|', "\\|")
+}
+
+/// `| subject | service | request → reply | what |`.
+pub fn operations_table() -> String {
+    let mut out = String::from("| subject | service | request → reply | what |\n| --- | --- | --- | --- |\n");
+    for (service, operations) in services() {
+        for op in operations {
+            let _ = writeln!(
+                out,
+                "| `{}` | `{}` | `{}` → `{}` | {} |",
+                op.subject,
+                service.name,
+                op.request,
+                op.response,
+                doc(op.doc)
+            );
+        }
+    }
+    out
+}
+
+/// `| subject | stream | payload | what |`.
+pub fn events_table() -> String {
+    let mut out = String::from("| subject | stream | payload | what |\n| --- | --- | --- | --- |\n");
+    for e in events() {
+        let _ = writeln!(out, "| `{}` | `{}` | `{}` | {} |", e.subject, e.stream, e.payload, doc(e.doc));
+    }
+    out
+}
+
+/// `| durable consumer | service | stream | filter |`.
+pub fn consumers_table() -> String {
+    let mut out = String::from("| durable consumer | service | stream | filter |\n| --- | --- | --- | --- |\n");
+    for (service, c) in consumers() {
+        let _ = writeln!(out, "| `{}` | `{}` | `{}` | `{}` |", c.durable, service.name, c.stream, c.subject);
+    }
+    out
+}
+
+fn days(age: Duration) -> String {
+    match age.as_secs() {
+        0 => "no age limit".to_owned(),
+        s if s % 86_400 == 0 => format!("{} days", s / 86_400),
+        s => format!("{s} s"),
+    }
+}
+
+fn storage(s: StorageType) -> &'static str {
+    match s {
+        StorageType::File => "file",
+        StorageType::Memory => "memory",
+    }
+}
+
+/// `| name | kind | subjects | storage, retention | what |` for streams and buckets.
+pub fn streams_table() -> String {
+    let mut out = String::from("| name | kind | subjects | storage, retention | what |\n| --- | --- | --- | --- | --- |\n");
+    for s in streams::stream_configs().into_iter().chain(streams::delivery_stream_configs()) {
+        let retention = match s.retention {
+            RetentionPolicy::WorkQueue => "work queue (a job leaves when acknowledged)".to_owned(),
+            _ => days(s.max_age),
+        };
+        let _ = writeln!(
+            out,
+            "| `{}` | stream | `{}` | {}, {}, {} s duplicate window | {} |",
+            s.name,
+            s.subjects.join("`, `"),
+            storage(s.storage),
+            retention,
+            s.duplicate_window.as_secs(),
+            doc(s.description.as_deref().unwrap_or(""))
+        );
+    }
+    for b in streams::bucket_configs() {
+        let _ = writeln!(
+            out,
+            "| `{}` | key/value | | {}, entries live {} | {} |",
+            b.bucket,
+            storage(b.storage),
+            humantime::format_duration(b.max_age),
+            doc(&b.description)
+        );
+    }
+    out
+}
+
+/// `readme` with every generated section replaced by what the contract says today.
+pub fn render_readme(readme: &str) -> String {
+    let sections: [(&str, fn() -> String); 4] = [
+        ("operations", operations_table),
+        ("events", events_table),
+        ("consumers", consumers_table),
+        ("streams", streams_table),
+    ];
+    let mut out = readme.to_owned();
+    for (name, table) in sections {
+        let (open, close) = (format!("<!-- contract:{name} -->\n"), format!("<!-- /contract:{name} -->"));
+        if let (Some(start), Some(end)) = (out.find(&open), out.find(&close)) {
+            let start = start + open.len();
+            if start <= end {
+                out.replace_range(start..end, &table());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_subject_is_listed_once() {
+        let table = operations_table();
+        let mut subjects: Vec<&str> = services().iter().flat_map(|(_, ops)| ops.iter().map(|o| o.subject)).collect();
+        let count = subjects.len();
+        subjects.sort_unstable();
+        subjects.dedup();
+        assert_eq!(subjects.len(), count, "a subject is declared twice");
+        assert!(table.contains("`soulchat.user.v1.register`"));
+        assert!(table.contains("`soulchat.chat.v1.health`"));
+    }
+}
