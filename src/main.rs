@@ -1,6 +1,7 @@
 //! The `soulchat` command: runs one role per process (`gateway`, `worker <domain>`), all of them
 //! in one process (`up`), or the migrations (`migrate`). It only wires roles together; each
-//! role lives in its own crate and talks to the others over NATS alone.
+//! role lives in its own crate and talks to the others over NATS alone. (The load tool is a
+//! binary of its own, `soulchat-bench`, so that production builds do not carry it.)
 
 mod settings;
 mod up;
@@ -12,7 +13,7 @@ mod up;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
-use settings::{Domain, Settings};
+use settings::Settings;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -32,13 +33,11 @@ enum Command {
     Gateway,
     /// One domain worker.
     Worker {
-        #[arg(value_enum)]
-        domain: Domain,
+        #[arg(value_parser = soulchat_subjects::SERVICES.map(|s| s.domain))]
+        domain: String,
     },
     /// Applies every service's pending migrations, then exits.
     Migrate,
-    /// Load scenarios against a running system, beside the nats-server's own figures.
-    Bench(soulchat_bench::Args),
 }
 
 #[tokio::main]
@@ -54,9 +53,8 @@ async fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Up => up::run(cli.settings, shutdown).await,
         Command::Gateway => up::gateway(&cli.settings, shutdown).await,
-        Command::Worker { domain } => up::worker(&cli.settings, domain, shutdown).await,
+        Command::Worker { domain } => up::worker(&cli.settings, &domain, shutdown).await,
         Command::Migrate => up::migrate(&cli.settings).await,
-        Command::Bench(args) => soulchat_bench::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -6,15 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Domain {
-    User,
-    Profile,
-    Chat,
-    Notification,
-}
+use clap::Args;
+use soulchat_runtime::Service;
+use soulchat_subjects::{chat, notification, profile, user};
 
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
@@ -102,14 +96,16 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn database_url(&self, domain: Domain) -> String {
-        let (given, file) = match domain {
-            Domain::User => (&self.user_database_url, "user.db"),
-            Domain::Profile => (&self.profile_database_url, "profile.db"),
-            Domain::Chat => (&self.chat_database_url, "chat.db"),
-            Domain::Notification => (&self.notification_database_url, "notification.db"),
+    /// The database of the worker for `domain`: its flag, or a SQLite file in the data dir.
+    pub fn database_url(&self, domain: &str) -> String {
+        let given = match domain {
+            d if d == user::SERVICE.domain => &self.user_database_url,
+            d if d == profile::SERVICE.domain => &self.profile_database_url,
+            d if d == chat::SERVICE.domain => &self.chat_database_url,
+            d if d == notification::SERVICE.domain => &self.notification_database_url,
+            _ => &None,
         };
-        given.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join(file).display()))
+        given.clone().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join(format!("{domain}.db")).display()))
     }
 
     pub fn nats_url(&self) -> String {
@@ -141,45 +137,55 @@ impl Settings {
         }
     }
 
-    pub fn user(&self, jwt_secret: String) -> soulchat_user::Config {
-        soulchat_user::Config {
-            database_url: self.database_url(Domain::User),
-            tokens: soulchat_user::TokenConfig {
-                jwt_secret,
-                access_ttl: self.access_token_ttl,
-                refresh_ttl: self.refresh_token_ttl,
-            },
-            request_timeout: self.request_timeout,
-            public_url: self.public_url(),
-        }
-    }
-
     pub fn public_url(&self) -> String {
         self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.http_addr))
     }
+}
 
-    pub fn profile(&self) -> soulchat_profile::Config {
-        soulchat_profile::Config { database_url: self.database_url(Domain::Profile), redis_url: self.redis_url.clone() }
+/// A worker whose configuration comes from these settings.
+pub trait Configured: Service {
+    fn config(settings: &Settings) -> anyhow::Result<Self::Config>;
+}
+
+impl Configured for soulchat_user::Users {
+    fn config(settings: &Settings) -> anyhow::Result<soulchat_user::Config> {
+        Ok(soulchat_user::Config {
+            tokens: soulchat_user::TokenConfig {
+                jwt_secret: settings.jwt_secret()?,
+                access_ttl: settings.access_token_ttl,
+                refresh_ttl: settings.refresh_token_ttl,
+            },
+            public_url: settings.public_url(),
+        })
     }
+}
 
-    pub fn chat(&self) -> soulchat_chat::Config {
-        soulchat_chat::Config { database_url: self.database_url(Domain::Chat) }
+impl Configured for soulchat_profile::Profiles {
+    fn config(settings: &Settings) -> anyhow::Result<soulchat_profile::Config> {
+        Ok(soulchat_profile::Config { redis_url: settings.redis_url.clone() })
     }
+}
 
-    pub fn notification(&self) -> soulchat_notification::Config {
-        soulchat_notification::Config {
-            database_url: self.database_url(Domain::Notification),
-            smtp_url: self.smtp_url.clone(),
-            mail_from: self.mail_from.clone(),
-            vapid_private_key: self.vapid_private_key.clone(),
-            vapid_subject: self.vapid_subject.clone(),
-            sms_url: self.sms_url.clone(),
-            sms_token: self.sms_token.clone(),
-            public_url: Some(self.public_url()),
-            delivery_attempts: Some(self.delivery_attempts),
-            retry_backoff: Some(self.delivery_backoff),
+impl Configured for soulchat_chat::Chat {
+    fn config(_settings: &Settings) -> anyhow::Result<soulchat_chat::Config> {
+        Ok(soulchat_chat::Config::default())
+    }
+}
+
+impl Configured for soulchat_notification::Notifications {
+    fn config(settings: &Settings) -> anyhow::Result<soulchat_notification::Config> {
+        Ok(soulchat_notification::Config {
+            smtp_url: settings.smtp_url.clone(),
+            mail_from: settings.mail_from.clone(),
+            vapid_private_key: settings.vapid_private_key.clone(),
+            vapid_subject: settings.vapid_subject.clone(),
+            sms_url: settings.sms_url.clone(),
+            sms_token: settings.sms_token.clone(),
+            public_url: Some(settings.public_url()),
+            delivery_attempts: Some(settings.delivery_attempts),
+            retry_backoff: Some(settings.delivery_backoff),
             allow_insecure_push: false,
-        }
+        })
     }
 }
 

@@ -1,14 +1,17 @@
 //! Starting roles: one per process, or all of them together for development (`up`). Either
-//! way each role has its own NATS connection and reaches the others only through it.
+//! way each role has its own NATS connection and reaches the others only through it. Which
+//! workers exist is `soulchat_subjects::SERVICES`; [`launch`] binds each contract to the crate
+//! that implements it.
 
 use anyhow::Context;
 use soulchat_runtime::nats_server::NatsServer;
+use soulchat_runtime::Database;
+use soulchat_runtime::service::{self, Common};
+use soulchat_subjects::{SERVICES, ServiceDef};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::settings::{Domain, Settings, dev_jwt_secret};
-
-const DOMAINS: [Domain; 4] = [Domain::User, Domain::Profile, Domain::Chat, Domain::Notification];
+use crate::settings::{Configured, Settings, dev_jwt_secret};
 
 /// Everything in one process. Without NATS_URL it starts a nats-server child with its store
 /// under the data dir, and stops it on the way out.
@@ -26,11 +29,9 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> anyhow:
     }
 
     let mut roles = JoinSet::new();
-    for domain in DOMAINS {
+    for def in SERVICES {
         let (settings, shutdown) = (settings.clone(), shutdown.clone());
-        roles.spawn(
-            async move { worker(&settings, domain, shutdown).await.with_context(|| format!("{domain:?} worker")) },
-        );
+        roles.spawn(async move { worker(&settings, def.domain, shutdown).await.with_context(|| def.name) });
     }
     let (gateway_settings, gateway_shutdown) = (settings.clone(), shutdown.clone());
     roles.spawn(async move { gateway(&gateway_settings, gateway_shutdown).await.context("gateway") });
@@ -62,33 +63,51 @@ pub async fn gateway(settings: &Settings, shutdown: CancellationToken) -> anyhow
     Ok(())
 }
 
-pub async fn worker(settings: &Settings, domain: Domain, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let name = format!("soulchat-{}", format!("{domain:?}").to_lowercase());
-    let client = soulchat_subjects::connect::connect(&settings.nats_url(), &name).await?;
-    match domain {
-        Domain::User => soulchat_user::run(settings.user(settings.jwt_secret()?), client, shutdown).await,
-        Domain::Profile => soulchat_profile::run(settings.profile(), client, shutdown).await,
-        Domain::Chat => soulchat_chat::run(settings.chat(), client, shutdown).await,
-        Domain::Notification => soulchat_notification::run(settings.notification(), client, shutdown).await,
-    }
+/// The worker of one domain (`user`, `profile`, ...) until `shutdown`.
+pub async fn worker(settings: &Settings, domain: &str, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let def = contract(domain)?;
+    let client = soulchat_subjects::connect::connect(&settings.nats_url(), def.name).await?;
+    let common =
+        Common { client, database_url: settings.database_url(def.domain), request_timeout: settings.request_timeout };
+    launch(settings, def, Mode::Serve(common, shutdown)).await
 }
 
 /// Applies every service's migrations to its database.
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    for domain in DOMAINS {
-        let migrations = match domain {
-            Domain::User => &soulchat_user::MIGRATIONS,
-            Domain::Profile => &soulchat_profile::MIGRATIONS,
-            Domain::Chat => &soulchat_chat::MIGRATIONS,
-            Domain::Notification => &soulchat_notification::MIGRATIONS,
-        };
-        let url = settings.database_url(domain);
-        soulchat_runtime::Database::connect(&url, migrations)
-            .await
-            .with_context(|| format!("migrating the {domain:?} database"))?
-            .close()
-            .await;
-        println!("{}: migrated", format!("{domain:?}").to_lowercase());
+    for def in SERVICES {
+        launch(settings, def, Mode::Migrate).await.with_context(|| format!("migrating the {} database", def.domain))?;
+        println!("{}: migrated", def.domain);
     }
     Ok(())
+}
+
+fn contract(domain: &str) -> anyhow::Result<ServiceDef> {
+    SERVICES.into_iter().find(|s| s.domain == domain).with_context(|| format!("no worker named {domain:?}"))
+}
+
+enum Mode {
+    Serve(Common, CancellationToken),
+    Migrate,
+}
+
+/// The one place a contract meets the crate that serves it.
+async fn launch(settings: &Settings, def: ServiceDef, mode: Mode) -> anyhow::Result<()> {
+    use soulchat_subjects::{chat, notification, profile, user};
+    match def {
+        d if d == user::SERVICE => start::<soulchat_user::Users>(settings, mode).await,
+        d if d == profile::SERVICE => start::<soulchat_profile::Profiles>(settings, mode).await,
+        d if d == chat::SERVICE => start::<soulchat_chat::Chat>(settings, mode).await,
+        d if d == notification::SERVICE => start::<soulchat_notification::Notifications>(settings, mode).await,
+        d => anyhow::bail!("no crate serves {}", d.name),
+    }
+}
+
+async fn start<S: Configured>(settings: &Settings, mode: Mode) -> anyhow::Result<()> {
+    match mode {
+        Mode::Serve(common, shutdown) => service::run::<S>(S::config(settings)?, common, shutdown).await,
+        Mode::Migrate => {
+            Database::connect(&settings.database_url(S::CONTRACT.domain), S::migrations()).await?.close().await;
+            Ok(())
+        }
+    }
 }

@@ -72,7 +72,7 @@ pub async fn run(api: &str, options: &Options) -> anyhow::Result<Report> {
     if sockets < options.sockets {
         report.notes.push(format!(
             "asked for {} sockets, opened at most {sockets}: this process may hold {limit} open files (its hard \
-             limit). For more, run a second `soulchat bench connections` process at the same time",
+             limit). For more, run a second `soulchat-bench connections` process at the same time",
             options.sockets
         ));
     }

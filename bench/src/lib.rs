@@ -1,4 +1,4 @@
-//! `soulchat bench <scenario>`: load scenarios run by hand against a running system (`soulchat up`),
+//! `soulchat-bench <scenario>`: load scenarios run by hand against a running system (`soulchat up`),
 //! each printed as a table beside what the same nats-server does on its own, because a figure
 //! means little without the floor the mesh stands on. Speed targets live here, never in timed
 //! unit tests; `quick_check` is the one piece meant for CI, and it asserts correctness only.
@@ -16,8 +16,9 @@ use std::path::PathBuf;
 
 pub use chat::quick_check;
 
-/// `soulchat bench`: the options every scenario shares, then the scenario.
-#[derive(Debug, clap::Args)]
+/// `soulchat-bench`: the options every scenario shares, then the scenario.
+#[derive(Debug, clap::Parser)]
+#[command(name = "soulchat-bench", version, about = "Load scenarios against a running SoulChat, beside the nats-server's own figures")]
 pub struct Args {
     /// The gateway's base URL.
     #[arg(long, default_value = "http://127.0.0.1:8080", global = true)]

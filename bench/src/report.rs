@@ -87,7 +87,7 @@ impl Report {
     }
 
     pub fn print(&self) {
-        println!("\n== soulchat bench {} ==", self.scenario);
+        println!("\n== soulchat-bench {} ==", self.scenario);
         let width = self.figures.iter().chain(&self.baseline).map(|f| f.name.len()).max().unwrap_or(0);
         for figure in &self.figures {
             let mut line = format!("{:<width$}  {:>16}", figure.name, show(figure.value, figure.unit));

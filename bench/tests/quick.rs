@@ -1,4 +1,4 @@
-//! `soulchat bench chat --quick` against an in-process mesh, so that CI runs the same
+//! `soulchat-bench chat --quick` against an in-process mesh, so that CI runs the same
 //! lost-or-duplicated check the benchmark makes, without timing anything.
 
 use soulchat_testkit::{Backend, Mesh};

@@ -119,7 +119,7 @@ pub fn streams_table() -> String {
             "| `{}` | key/value | | {}, entries live {} | {} |",
             b.bucket,
             storage(b.storage),
-            humantime::format_duration(b.max_age),
+            days(b.max_age),
             doc(&b.description)
         );
     }

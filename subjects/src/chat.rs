@@ -46,8 +46,9 @@ crate::service! {
 
 crate::events! {
     STREAM = crate::streams::CHAT_STREAM;
-    /// Every committed conversation event, as the chat worker publishes it (one subject per
-    /// conversation, [`crate::streams::chat_events`]), for consumers of the whole stream.
+    /// Every committed conversation event (message created, edited or deleted; member added,
+    /// changed or removed; conversation created, updated or deleted), one subject per
+    /// conversation (`soulchat.chat.events.<conversation_id>`), in `seq` order.
     Committed = crate::streams::CHAT_SUBJECTS => ChatEvent;
 }
 

@@ -32,7 +32,7 @@ crate::service! {
 
 crate::events! {
     STREAM = crate::streams::DELIVERIES_STREAM;
-    /// A queued Web Push delivery ([`crate::streams::DELIVERIES_STREAM`]).
+    /// A queued Web Push delivery (a work queue: a job leaves when delivered or dead-lettered).
     PushJob = concat!(crate::streams::deliveries_prefix!(), ".push") => Delivery;
     /// A queued email.
     EmailJob = concat!(crate::streams::deliveries_prefix!(), ".email") => Delivery;

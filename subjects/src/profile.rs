@@ -34,8 +34,11 @@ crate::service! {
 }
 
 crate::events! {
+    /// Someone followed someone.
     Followed = "soulchat.events.profile.followed" => FollowEvent;
+    /// Someone unfollowed someone.
     Unfollowed = "soulchat.events.profile.unfollowed" => FollowEvent;
+    /// A profile's username, bio or image changed.
     Updated = "soulchat.events.profile.updated" => ProfileEvent;
 }
 

@@ -40,7 +40,10 @@ crate::service! {
 }
 
 crate::events! {
+    /// An account was registered and activated (after its profile exists).
     Created = "soulchat.events.user.created" => UserEvent;
+    /// A username, email or verified contact point changed (`previous_username` on a rename).
     Updated = "soulchat.events.user.updated" => UserEvent;
+    /// An account was deleted: every worker forgets the user.
     Deleted = "soulchat.events.user.deleted" => UserEvent;
 }

@@ -27,13 +27,7 @@ pub(crate) struct Databases {
 }
 
 fn name(role: Role) -> &'static str {
-    match role {
-        Role::User => "user",
-        Role::Profile => "profile",
-        Role::Chat => "chat",
-        Role::Notification => "notification",
-        Role::Gateway => unreachable!("the gateway has no database"),
-    }
+    role.contract().expect("the gateway has no database").domain
 }
 
 impl Databases {

@@ -16,6 +16,8 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use soulchat_runtime::nats_server::NatsServer;
+use soulchat_runtime::service::{self, Common};
+use soulchat_subjects::{SERVICES, ServiceDef};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -46,7 +48,24 @@ pub enum Role {
     Notification,
 }
 
-pub const WORKERS: [Role; 4] = [Role::User, Role::Profile, Role::Chat, Role::Notification];
+impl Role {
+    /// The worker role serving `def` (one of `soulchat_subjects::SERVICES`).
+    pub fn worker(def: ServiceDef) -> Role {
+        use soulchat_subjects::{chat, notification, profile, user};
+        match def {
+            d if d == user::SERVICE => Role::User,
+            d if d == profile::SERVICE => Role::Profile,
+            d if d == chat::SERVICE => Role::Chat,
+            d if d == notification::SERVICE => Role::Notification,
+            d => panic!("the testkit cannot start {}", d.name),
+        }
+    }
+
+    /// The contract a worker role serves; `None` for the gateway.
+    pub fn contract(self) -> Option<ServiceDef> {
+        SERVICES.into_iter().find(|&def| Role::worker(def) == self)
+    }
+}
 
 /// Knobs a test may turn before the mesh starts.
 #[derive(Debug, Clone)]
@@ -64,7 +83,7 @@ pub struct Options {
     pub public_url: String,
     /// Who may send system alerts.
     pub admin_user_ids: Vec<String>,
-    /// The notification worker's channels (its database URL is the harness's).
+    /// The notification worker's channels.
     pub notification: soulchat_notification::Config,
 }
 
@@ -135,8 +154,8 @@ impl Mesh {
         let databases = backend::Databases::create(options.backend, dir.path()).await;
         let mut mesh =
             Mesh { options, nats, api: Api::new("http://unused".into()), databases, roles: HashMap::new(), _dir: dir };
-        for role in WORKERS {
-            mesh.start_role(role).await;
+        for def in SERVICES {
+            mesh.start_role(Role::worker(def)).await;
         }
         mesh.start_role(Role::Gateway).await;
         mesh.wait_ready().await;
@@ -246,34 +265,25 @@ impl Mesh {
             }
             Role::User => {
                 let config = soulchat_user::Config {
-                    database_url: self.databases.url(role),
                     tokens: soulchat_user::TokenConfig {
                         jwt_secret: JWT_SECRET.into(),
                         access_ttl: self.options.access_ttl,
                         refresh_ttl: Duration::from_secs(30 * 24 * 3600),
                     },
-                    request_timeout: self.options.request_timeout,
                     public_url: self.options.public_url.clone(),
                 };
-                Box::pin(async move { soulchat_user::run(config, connect.await?, token).await })
+                self.worker_future::<soulchat_user::Users>(role, config, connect, token)
             }
             Role::Profile => {
-                let config = soulchat_profile::Config {
-                    database_url: self.databases.url(role),
-                    redis_url: self.options.redis_url.clone(),
-                };
-                Box::pin(async move { soulchat_profile::run(config, connect.await?, token).await })
+                let config = soulchat_profile::Config { redis_url: self.options.redis_url.clone() };
+                self.worker_future::<soulchat_profile::Profiles>(role, config, connect, token)
             }
             Role::Chat => {
-                let config = soulchat_chat::Config { database_url: self.databases.url(role) };
-                Box::pin(async move { soulchat_chat::run(config, connect.await?, token).await })
+                self.worker_future::<soulchat_chat::Chat>(role, soulchat_chat::Config::default(), connect, token)
             }
             Role::Notification => {
-                let config = soulchat_notification::Config {
-                    database_url: self.databases.url(role),
-                    ..self.options.notification.clone()
-                };
-                Box::pin(async move { soulchat_notification::run(config, connect.await?, token).await })
+                let config = self.options.notification.clone();
+                self.worker_future::<soulchat_notification::Notifications>(role, config, connect, token)
             }
         };
         let task = runtime.spawn(future);
@@ -288,6 +298,21 @@ impl Mesh {
             self.wait_serving(role, replica).await;
             None
         }
+    }
+
+    /// A worker's run, once its connection is made.
+    fn worker_future<S: soulchat_runtime::Service>(
+        &self,
+        role: Role,
+        config: S::Config,
+        connect: impl Future<Output = anyhow::Result<async_nats::Client>> + Send + 'static,
+        shutdown: CancellationToken,
+    ) -> RoleFuture {
+        let (database_url, request_timeout) = (self.databases.url(role), self.options.request_timeout);
+        Box::pin(async move {
+            let common = Common { client: connect.await?, database_url, request_timeout };
+            service::run::<S>(config, common, shutdown).await
+        })
     }
 
     /// Stops one role gracefully and waits until it has.
@@ -315,13 +340,7 @@ impl Mesh {
 
     async fn wait_serving(&self, role: Role, replica: u8) {
         let client = self.client().await;
-        let subject = match role {
-            Role::User => <soulchat_subjects::user::Health as soulchat_subjects::Operation>::SUBJECT,
-            Role::Profile => <soulchat_subjects::profile::Health as soulchat_subjects::Operation>::SUBJECT,
-            Role::Chat => <soulchat_subjects::chat::Health as soulchat_subjects::Operation>::SUBJECT,
-            Role::Notification => <soulchat_subjects::notification::Health as soulchat_subjects::Operation>::SUBJECT,
-            Role::Gateway => return,
-        };
+        let Some(subject) = role.contract().map(|def| def.health) else { return };
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Some(running) = self.roles.get(&(role, replica)) {

@@ -32,7 +32,7 @@ async fn workers_register_with_the_service_api() {
     let client = mesh.client().await;
     let infos = gather(&client, "$SRV.INFO", Duration::from_millis(500)).await;
     let names: BTreeSet<&str> = infos.iter().filter_map(|i| i["name"].as_str()).collect();
-    assert_eq!(names, BTreeSet::from(["soulchat-chat", "soulchat-notification", "soulchat-profile", "soulchat-user"]));
+    assert_eq!(names, soulchat_subjects::SERVICES.iter().map(|s| s.name).collect::<BTreeSet<_>>());
     let user_info = infos.iter().find(|i| i["name"] == "soulchat-user").unwrap();
     let endpoints: Vec<(&str, &str)> = user_info["endpoints"]
         .as_array()

@@ -130,7 +130,7 @@ impl Layout {
     }
 }
 
-/// `soulchat bench chat --quick` as a library call, for a test against a running gateway: an
+/// `soulchat-bench chat --quick` as a library call, for a test against a running gateway: an
 /// error unless every acknowledged message was stored once and delivered once to every member.
 pub async fn quick_check(api: &str) -> anyhow::Result<()> {
     let report = run(api, &Options::quick()).await?;

@@ -1,8 +1,9 @@
 //! Conversations and the list of a user's conversations.
 
-use soulchat_runtime::now_ms;
+use soulchat_runtime::{Reads, WriteTx};
 use soulchat_subjects::chat::messages::Conversation;
-use sqlx::{AnyConnection, FromRow};
+use soulchat_subjects::time::now_ms;
+use sqlx::FromRow;
 
 use super::{MemberRow, Store, sql};
 
@@ -43,17 +44,17 @@ const CONVERSATION: &str =
     "SELECT id, kind, name, description, last_seq, member_count, created_at_ms, last_activity_ms FROM conversations";
 
 impl Store {
-    pub async fn conversation(conn: &mut AnyConnection, id: &str) -> sqlx::Result<Option<ConversationRow>> {
-        sqlx::query_as(sql(&[CONVERSATION, " WHERE id = ? AND deleted = 0"])).bind(id).fetch_optional(conn).await
+    pub async fn conversation(r: &mut impl Reads, id: &str) -> sqlx::Result<Option<ConversationRow>> {
+        r.fetch_optional(sqlx::query_as(sql(&[CONVERSATION, " WHERE id = ? AND deleted = 0"])).bind(id)).await
     }
 
-    pub async fn direct(conn: &mut AnyConnection, key: &str) -> sqlx::Result<Option<ConversationRow>> {
-        sqlx::query_as(sql(&[CONVERSATION, " WHERE direct_key = ?"])).bind(key).fetch_optional(conn).await
+    pub async fn direct(r: &mut impl Reads, key: &str) -> sqlx::Result<Option<ConversationRow>> {
+        r.fetch_optional(sqlx::query_as(sql(&[CONVERSATION, " WHERE direct_key = ?"])).bind(key)).await
     }
 
     /// A new conversation at seq 0; its creation event takes seq 1.
     pub async fn insert_conversation(
-        conn: &mut AnyConnection,
+        tx: &mut WriteTx<'_>,
         id: &str,
         kind: &str,
         name: &str,
@@ -72,13 +73,13 @@ impl Store {
         .bind(direct_key)
         .bind(now)
         .bind(now)
-        .execute(conn)
+        .execute(&mut **tx)
         .await?;
         Ok(())
     }
 
     pub async fn update_conversation(
-        conn: &mut AnyConnection,
+        tx: &mut WriteTx<'_>,
         id: &str,
         name: Option<&str>,
         description: Option<&str>,
@@ -89,24 +90,24 @@ impl Store {
         .bind(name)
         .bind(description)
         .bind(id)
-        .execute(conn)
+        .execute(&mut **tx)
         .await?;
         Ok(())
     }
 
     /// Marks the conversation deleted and drops its members, messages and every event but the
     /// last (the deletion itself, still to be published).
-    pub async fn delete_conversation(conn: &mut AnyConnection, id: &str, last_seq: i64) -> sqlx::Result<()> {
+    pub async fn delete_conversation(tx: &mut WriteTx<'_>, id: &str, last_seq: i64) -> sqlx::Result<()> {
         sqlx::query("UPDATE conversations SET deleted = 1, member_count = 0 WHERE id = ?")
             .bind(id)
-            .execute(&mut *conn)
+            .execute(&mut **tx)
             .await?;
-        sqlx::query("DELETE FROM members WHERE conversation_id = ?").bind(id).execute(&mut *conn).await?;
-        sqlx::query("DELETE FROM messages WHERE conversation_id = ?").bind(id).execute(&mut *conn).await?;
+        sqlx::query("DELETE FROM members WHERE conversation_id = ?").bind(id).execute(&mut **tx).await?;
+        sqlx::query("DELETE FROM messages WHERE conversation_id = ?").bind(id).execute(&mut **tx).await?;
         sqlx::query("DELETE FROM events WHERE conversation_id = ? AND seq < ?")
             .bind(id)
             .bind(last_seq)
-            .execute(&mut *conn)
+            .execute(&mut **tx)
             .await?;
         Ok(())
     }
@@ -114,13 +115,13 @@ impl Store {
     /// A page of `user_id`'s conversations, newest activity first, strictly after `after`
     /// (`(last_activity_ms, id)` of the previous page's last row).
     pub async fn conversations_of(
-        conn: &mut AnyConnection,
+        r: &mut impl Reads,
         user_id: &str,
         after: Option<(i64, &str)>,
         limit: i64,
     ) -> sqlx::Result<Vec<(ConversationRow, MemberRow)>> {
         let (at, id) = after.unwrap_or((i64::MAX, ""));
-        let rows: Vec<ListRow> = sqlx::query_as(
+        let query = sqlx::query_as(
             "SELECT c.id, c.kind, c.name, c.description, c.last_seq, c.member_count, c.created_at_ms, \
              c.last_activity_ms, m.user_id, m.role, m.joined_seq, m.joined_at_ms, m.read_seq \
              FROM members m JOIN conversations c ON c.id = m.conversation_id \
@@ -131,20 +132,22 @@ impl Store {
         .bind(at)
         .bind(at)
         .bind(id)
-        .bind(limit)
-        .fetch_all(conn)
-        .await?;
+        .bind(limit);
+        let rows: Vec<ListRow> = r.fetch_all(query).await?;
         Ok(rows.into_iter().map(ListRow::split).collect())
     }
 
     /// Every conversation `user_id` belongs to, with the membership.
-    pub async fn memberships(conn: &mut AnyConnection, user_id: &str) -> sqlx::Result<Vec<(String, MemberRow)>> {
-        let rows: Vec<(String, String, String, i64, i64, i64)> = sqlx::query_as(
-            "SELECT conversation_id, user_id, role, joined_seq, joined_at_ms, read_seq FROM members WHERE user_id = ?",
-        )
-        .bind(user_id)
-        .fetch_all(conn)
-        .await?;
+    pub async fn memberships(r: &mut impl Reads, user_id: &str) -> sqlx::Result<Vec<(String, MemberRow)>> {
+        let rows: Vec<(String, String, String, i64, i64, i64)> = r
+            .fetch_all(
+                sqlx::query_as(
+                    "SELECT conversation_id, user_id, role, joined_seq, joined_at_ms, read_seq FROM members \
+                     WHERE user_id = ?",
+                )
+                .bind(user_id),
+            )
+            .await?;
         Ok(rows
             .into_iter()
             .map(|(c, user_id, role, joined_seq, joined_at_ms, read_seq)| {

@@ -2,9 +2,10 @@
 
 use std::collections::HashMap;
 
-use soulchat_runtime::now_ms;
+use soulchat_runtime::{Reads, WriteTx};
 use soulchat_subjects::chat::messages::Member;
-use sqlx::{AnyConnection, FromRow};
+use soulchat_subjects::time::now_ms;
+use sqlx::FromRow;
 
 use super::{Store, sql};
 
@@ -31,21 +32,16 @@ impl MemberRow {
 const MEMBER: &str = "SELECT user_id, role, joined_seq, joined_at_ms, read_seq FROM members";
 
 impl Store {
-    pub async fn member(
-        conn: &mut AnyConnection,
-        conversation_id: &str,
-        user_id: &str,
-    ) -> sqlx::Result<Option<MemberRow>> {
-        sqlx::query_as(sql(&[MEMBER, " WHERE conversation_id = ? AND user_id = ?"]))
-            .bind(conversation_id)
-            .bind(user_id)
-            .fetch_optional(conn)
-            .await
+    pub async fn member(r: &mut impl Reads, conversation_id: &str, user_id: &str) -> sqlx::Result<Option<MemberRow>> {
+        r.fetch_optional(
+            sqlx::query_as(sql(&[MEMBER, " WHERE conversation_id = ? AND user_id = ?"])).bind(conversation_id).bind(user_id),
+        )
+        .await
     }
 
     /// Everyone sharing a live conversation with `user_id`, at most `limit`.
-    pub async fn contacts(&self, user_id: &str, limit: i64) -> sqlx::Result<Vec<String>> {
-        let rows: Vec<(String,)> = sqlx::query_as(
+    pub async fn contacts(r: &mut impl Reads, user_id: &str, limit: i64) -> sqlx::Result<Vec<String>> {
+        let query = sqlx::query_as(
             "SELECT DISTINCT other.user_id FROM members mine \
              JOIN members other ON other.conversation_id = mine.conversation_id \
              JOIN conversations c ON c.id = mine.conversation_id \
@@ -53,16 +49,15 @@ impl Store {
         )
         .bind(user_id)
         .bind(user_id)
-        .bind(limit)
-        .fetch_all(self.db().pool())
-        .await?;
+        .bind(limit);
+        let rows: Vec<(String,)> = r.fetch_all(query).await?;
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
     /// The members (id, joined seq) and kind of each of `conversations`, in two statements: what
     /// the relay needs to address a batch of events.
     pub async fn audiences(
-        conn: &mut AnyConnection,
+        r: &mut impl Reads,
         conversations: &[&str],
     ) -> sqlx::Result<HashMap<String, (String, Vec<(String, i64)>)>> {
         let mut audiences: HashMap<String, (String, Vec<(String, i64)>)> = HashMap::new();
@@ -75,7 +70,7 @@ impl Store {
             list.push_bind(c.to_string());
         }
         q.push(")");
-        let kinds: Vec<(String, String)> = q.build_query_as().fetch_all(&mut *conn).await?;
+        let kinds: Vec<(String, String)> = r.fetch_all(q.build_query_as()).await?;
         for (id, kind) in kinds {
             audiences.entry(id).or_default().0 = kind;
         }
@@ -87,7 +82,7 @@ impl Store {
             list.push_bind(c.to_string());
         }
         q.push(")");
-        let members: Vec<(String, String, i64)> = q.build_query_as().fetch_all(conn).await?;
+        let members: Vec<(String, String, i64)> = r.fetch_all(q.build_query_as()).await?;
         for (conversation, user, joined) in members {
             audiences.entry(conversation).or_default().1.push((user, joined));
         }
@@ -95,15 +90,15 @@ impl Store {
     }
 
     /// Members in joining order (oldest first).
-    pub async fn members(conn: &mut AnyConnection, conversation_id: &str) -> sqlx::Result<Vec<MemberRow>> {
-        sqlx::query_as(sql(&[MEMBER, " WHERE conversation_id = ? ORDER BY joined_seq, user_id"]))
-            .bind(conversation_id)
-            .fetch_all(conn)
-            .await
+    pub async fn members(r: &mut impl Reads, conversation_id: &str) -> sqlx::Result<Vec<MemberRow>> {
+        r.fetch_all(
+            sqlx::query_as(sql(&[MEMBER, " WHERE conversation_id = ? ORDER BY joined_seq, user_id"])).bind(conversation_id),
+        )
+        .await
     }
 
     pub async fn insert_member(
-        conn: &mut AnyConnection,
+        tx: &mut WriteTx<'_>,
         conversation_id: &str,
         user_id: &str,
         role: &str,
@@ -118,82 +113,68 @@ impl Store {
         .bind(role)
         .bind(joined_seq)
         .bind(joined_at_ms)
-        .execute(&mut *conn)
+        .execute(&mut **tx)
         .await?;
-        Self::count_members(conn, conversation_id, 1).await?;
+        Self::count_members(tx, conversation_id, 1).await?;
         Ok(MemberRow { user_id: user_id.to_owned(), role: role.to_owned(), joined_seq, joined_at_ms, read_seq: 0 })
     }
 
-    pub async fn set_role(
-        conn: &mut AnyConnection,
-        conversation_id: &str,
-        user_id: &str,
-        role: &str,
-    ) -> sqlx::Result<()> {
+    pub async fn set_role(tx: &mut WriteTx<'_>, conversation_id: &str, user_id: &str, role: &str) -> sqlx::Result<()> {
         sqlx::query("UPDATE members SET role = ? WHERE conversation_id = ? AND user_id = ?")
             .bind(role)
             .bind(conversation_id)
             .bind(user_id)
-            .execute(conn)
+            .execute(&mut **tx)
             .await?;
         Ok(())
     }
 
-    pub async fn delete_member(conn: &mut AnyConnection, conversation_id: &str, user_id: &str) -> sqlx::Result<()> {
+    pub async fn delete_member(tx: &mut WriteTx<'_>, conversation_id: &str, user_id: &str) -> sqlx::Result<()> {
         sqlx::query("DELETE FROM members WHERE conversation_id = ? AND user_id = ?")
             .bind(conversation_id)
             .bind(user_id)
-            .execute(&mut *conn)
+            .execute(&mut **tx)
             .await?;
-        Self::count_members(conn, conversation_id, -1).await
+        Self::count_members(tx, conversation_id, -1).await
     }
 
-    async fn count_members(conn: &mut AnyConnection, conversation_id: &str, delta: i64) -> sqlx::Result<()> {
+    async fn count_members(tx: &mut WriteTx<'_>, conversation_id: &str, delta: i64) -> sqlx::Result<()> {
         sqlx::query("UPDATE conversations SET member_count = member_count + ? WHERE id = ?")
             .bind(delta)
             .bind(conversation_id)
-            .execute(conn)
+            .execute(&mut **tx)
             .await?;
         Ok(())
     }
 
     /// Moves the read position forward only; answers the position after the call.
-    pub async fn mark_read(
-        conn: &mut AnyConnection,
-        conversation_id: &str,
-        user_id: &str,
-        seq: i64,
-    ) -> sqlx::Result<i64> {
+    pub async fn mark_read(tx: &mut WriteTx<'_>, conversation_id: &str, user_id: &str, seq: i64) -> sqlx::Result<i64> {
         sqlx::query("UPDATE members SET read_seq = ? WHERE conversation_id = ? AND user_id = ? AND read_seq < ?")
             .bind(seq)
             .bind(conversation_id)
             .bind(user_id)
             .bind(seq)
-            .execute(&mut *conn)
+            .execute(&mut **tx)
             .await?;
-        let (read,): (i64,) = sqlx::query_as("SELECT read_seq FROM members WHERE conversation_id = ? AND user_id = ?")
-            .bind(conversation_id)
-            .bind(user_id)
-            .fetch_one(conn)
+        let (read,): (i64,) = tx
+            .fetch_one(
+                sqlx::query_as("SELECT read_seq FROM members WHERE conversation_id = ? AND user_id = ?")
+                    .bind(conversation_id)
+                    .bind(user_id),
+            )
             .await?;
         Ok(read)
     }
 
     /// Messages from others after `read_seq`, not deleted.
-    pub async fn unread(
-        conn: &mut AnyConnection,
-        conversation_id: &str,
-        user_id: &str,
-        read_seq: i64,
-    ) -> sqlx::Result<i64> {
-        let (n,): (i64,) = sqlx::query_as(
+    pub async fn unread(r: &mut impl Reads, conversation_id: &str, user_id: &str, read_seq: i64) -> sqlx::Result<i64> {
+        let query = sqlx::query_as(
             "SELECT COUNT(*) FROM messages WHERE conversation_id = ? AND seq > ? AND sender_id <> ? AND deleted = 0",
         )
         .bind(conversation_id)
         .bind(read_seq)
-        .bind(user_id)
-        .fetch_one(conn)
-        .await?;
+        .bind(user_id);
+        let (n,): (i64,) = r.fetch_one(query).await?;
         Ok(n)
     }
 }

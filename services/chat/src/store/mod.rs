@@ -4,6 +4,10 @@
 //! Every change to a conversation appends an event under the conversation's next `seq`
 //! ([`Store::next_seq`], or [`Store::send_context`] for a batch of sends, then [`Store::record`]) in the
 //! transaction that makes the change, so the log, the tables and the outbox never disagree.
+//!
+//! Reads take `&mut impl Reads` (a read connection, or the write transaction they belong to);
+//! writes take the [`WriteTx`](soulchat_runtime::WriteTx). Whatever adds to the event outbox
+//! registers the relay's wake in that transaction, so its commit sets the event on its way.
 
 mod conversations;
 mod events;
@@ -12,6 +16,7 @@ mod messages;
 mod sends;
 
 use soulchat_runtime::Database;
+use soulchat_runtime::relay::Relay;
 
 pub use conversations::ConversationRow;
 pub use members::MemberRow;
@@ -25,11 +30,13 @@ fn sql(parts: &[&str]) -> sqlx::AssertSqlSafe<String> {
 #[derive(Clone)]
 pub struct Store {
     db: Database,
+    /// The relay of `event_outbox`, woken by every commit that recorded events.
+    relay: Relay,
 }
 
 impl Store {
-    pub fn new(db: Database) -> Self {
-        Store { db }
+    pub fn new(db: Database, relay: Relay) -> Self {
+        Store { db, relay }
     }
 
     pub fn db(&self) -> &Database {
