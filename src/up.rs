@@ -4,8 +4,8 @@
 //! that implements it.
 
 use anyhow::Context;
-use soulchat_runtime::nats_server::NatsServer;
 use soulchat_runtime::Database;
+use soulchat_runtime::nats_server::NatsServer;
 use soulchat_runtime::service::{self, Common};
 use soulchat_subjects::{SERVICES, ServiceDef};
 use tokio::task::JoinSet;

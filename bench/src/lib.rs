@@ -18,7 +18,11 @@ pub use chat::quick_check;
 
 /// `soulchat-bench`: the options every scenario shares, then the scenario.
 #[derive(Debug, clap::Parser)]
-#[command(name = "soulchat-bench", version, about = "Load scenarios against a running SoulChat, beside the nats-server's own figures")]
+#[command(
+    name = "soulchat-bench",
+    version,
+    about = "Load scenarios against a running SoulChat, beside the nats-server's own figures"
+)]
 pub struct Args {
     /// The gateway's base URL.
     #[arg(long, default_value = "http://127.0.0.1:8080", global = true)]

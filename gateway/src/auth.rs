@@ -1,6 +1,11 @@
 //! Authentication extractors. `AuthUser` requires a valid, unrevoked access token from
 //! `Authorization: Token <jwt>` (or `Bearer`) and is checked before anything else in a handler;
 //! `MaybeUser` accepts anonymous callers.
+//!
+//! The extractors need only the [`Verifier`] (any router state `S` with `Arc<Verifier>:
+//! FromRef<S>`), not the rest of the gateway: no hub, no worker calls.
+
+use std::sync::Arc;
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
@@ -11,12 +16,12 @@ use soulchat_subjects::auth::AccessClaims;
 
 use crate::error::ApiError;
 use crate::revocations::Revocations;
-use crate::state::AppState;
 
+/// Checks access tokens: signature, expiry, and the revocations this gateway has seen.
 pub struct Verifier {
     key: DecodingKey,
     validation: Validation,
-    pub revocations: Revocations,
+    revocations: Revocations,
 }
 
 impl Verifier {
@@ -35,10 +40,21 @@ impl Verifier {
                 _ => ServiceError::unauthorized("token", "is invalid"),
             })?
             .claims;
-        if self.revocations.is_revoked(&claims.jti, &claims.fam) {
+        if self.is_revoked(&claims) {
             return Err(ServiceError::unauthorized("token", "has been revoked"));
         }
         Ok(claims)
+    }
+
+    /// Whether a token verified earlier (an open socket's) has been revoked since.
+    pub fn is_revoked(&self, claims: &AccessClaims) -> bool {
+        self.revocations.is_revoked(&claims.jti, &claims.fam)
+    }
+
+    /// Waits until the revocations written so far apply here: called after an operation that
+    /// revokes, so that the next request is refused at once.
+    pub async fn sync_revocations(&self) {
+        self.revocations.sync().await;
     }
 }
 
@@ -69,13 +85,13 @@ fn bearer(parts: &Parts) -> Result<Option<String>, ServiceError> {
 
 impl<S: Send + Sync> FromRequestParts<S> for AuthUser
 where
-    AppState: FromRef<S>,
+    Arc<Verifier>: FromRef<S>,
 {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let token = bearer(parts)?.ok_or_else(|| ServiceError::unauthorized("token", "is missing"))?;
-        let claims = AppState::from_ref(state).auth.verify(&token)?;
+        let claims = Arc::<Verifier>::from_ref(state).verify(&token)?;
         Ok(AuthUser { claims, token })
     }
 }
@@ -85,7 +101,7 @@ pub struct MaybeUser(pub Option<AuthUser>);
 
 impl<S: Send + Sync> FromRequestParts<S> for MaybeUser
 where
-    AppState: FromRef<S>,
+    Arc<Verifier>: FromRef<S>,
 {
     type Rejection = ApiError;
 
@@ -93,7 +109,7 @@ where
         match bearer(parts)? {
             None => Ok(MaybeUser(None)),
             Some(token) => {
-                let claims = AppState::from_ref(state).auth.verify(&token)?;
+                let claims = Arc::<Verifier>::from_ref(state).verify(&token)?;
                 Ok(MaybeUser(Some(AuthUser { claims, token })))
             }
         }

@@ -24,7 +24,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(|e| match e {
             BytesRejection::FailedToBufferBody(_) if is_too_large(&e) => {
-                ServiceError::new(413, "body", &format!("is too large (maximum is {MAX_BODY_BYTES} bytes)"))
+                ServiceError::too_large("body", MAX_BODY_BYTES)
             }
             _ => ServiceError::bad_request("body", "is invalid"),
         })?;
@@ -122,6 +122,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Paging {
 
 #[cfg(test)]
 mod tests {
+    use soulchat_subjects::ErrorCode;
+
     use super::*;
 
     #[derive(Debug, serde::Deserialize)]
@@ -138,14 +140,14 @@ mod tests {
 
     #[test]
     fn malformed_json_is_400_and_wrong_types_are_422_by_field() {
-        assert_eq!(parse::<Outer>(b"{not json").unwrap_err().code, 400);
-        assert_eq!(parse::<Outer>(b"").unwrap_err().code, 400);
+        assert_eq!(parse::<Outer>(b"{not json").unwrap_err().code, ErrorCode::BadRequest);
+        assert_eq!(parse::<Outer>(b"").unwrap_err().code, ErrorCode::BadRequest);
         let e = parse::<Outer>(br#"{"user":{"username":5}}"#).unwrap_err();
-        assert_eq!(e.code, 422);
+        assert_eq!(e.code, ErrorCode::Unprocessable);
         assert!(e.fields.contains_key("username"), "{e:?}");
         let e = parse::<Outer>(b"{}").unwrap_err();
-        assert_eq!((e.code, e.fields["user"][0].as_str()), (422, "can't be blank"));
+        assert_eq!((e.code, e.fields["user"][0].as_str()), (ErrorCode::Unprocessable, "can't be blank"));
         let e = parse::<Outer>(b"[]").unwrap_err();
-        assert_eq!(e.code, 422);
+        assert_eq!(e.code, ErrorCode::Unprocessable);
     }
 }

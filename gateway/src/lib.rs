@@ -2,11 +2,21 @@
 //! attempts), and translates each request into one NATS call to the worker that owns it. It has
 //! no database and no business rules: a handler here reads the request, calls the contract in
 //! `soulchat-subjects`, and shapes the answer.
+//!
+//! Modules depend downwards only:
+//! - on top, the APIs: `routes` (REST) and `ws` with its sessions;
+//! - `state`, which only wires what they share, including the live machinery of
+//!   `ws::hub` (socket registry, chat stream, deliveries, presence);
+//! - below, the parts: `chat` (the calls REST and WebSocket share), `auth` and
+//!   `revocations`, `limits`, `people` (ids and names), `live` (publishing live frames),
+//!   `views` (every JSON shape, WebSocket frames included), `extract` and `error`.
 
 mod auth;
+mod chat;
 mod error;
 mod extract;
 mod limits;
+mod live;
 mod people;
 mod revocations;
 mod routes;
@@ -64,13 +74,14 @@ impl Gateway {
         let limiter = limits::Limiter::connect(config.redis_url.as_deref()).await?;
         let caller = Caller::new(client.clone(), config.request_timeout);
         let state = state::AppState::new(state::Shared {
-            hub: ws::Hub::start(client, caller.clone(), config.socket_queue, disruptions, shutdown.clone()).await?,
+            hub: ws::hub::Hub::start(client, caller.clone(), config.socket_queue, disruptions, shutdown.clone())
+                .await?,
             shutdown,
             tickets: ws::tickets(&js).await?,
+            chat: chat::Chat::new(caller.clone(), limits::SendLimit::new(limiter.clone(), config.send_limit)),
             caller,
             auth: Arc::new(auth::Verifier::new(&config.jwt_secret, revocations)),
             login_limits: config.login_limits.clone(),
-            send_limit: limits::SendLimit::new(limiter.clone(), config.send_limit),
             limiter,
             cors_origins: Arc::new(config.cors_origins.clone()),
             admins: Arc::new(config.admin_user_ids.clone()),
@@ -94,9 +105,4 @@ impl Gateway {
             .await
             .context("serving HTTP")
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

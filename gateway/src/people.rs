@@ -60,7 +60,8 @@ pub async fn ids_of(
 /// An entry past its TTL is still served, and refreshed in the background, for up to
 /// [`NAME_STALE_MAX`] more: the fan-out renders events one after another, and entries that were
 /// filled together (every socket of a busy run opens within a second) would otherwise expire
-/// together and make each event wait for the profile worker in turn.
+/// together and make each event wait for the profile worker in turn. Clones share the cache.
+#[derive(Clone)]
 pub struct NameCache {
     entries: Arc<Mutex<HashMap<String, CachedName>>>,
 }

@@ -105,7 +105,7 @@ fn apply(inner: &Inner, entry: kv::Entry) {
         }
         // Token entries are useless once the token has expired anyway.
         if entry.revision.is_multiple_of(1024) {
-            let now = crate::now_ms();
+            let now = soulchat_subjects::time::now_ms();
             revoked.retain(|key, at| !key.starts_with("jti.") || *at > now);
         }
     }

@@ -1,13 +1,17 @@
-//! What every handler shares.
+//! What every handler shares. This module only wires: it holds the parts the handlers use and
+//! depends on them, never the other way round (the auth extractors find the [`Verifier`]
+//! through [`FromRef`]).
 
 use std::ops::Deref;
 use std::sync::Arc;
 
+use axum::extract::FromRef;
 use soulchat_subjects::Caller;
 
 use crate::auth::Verifier;
-use crate::limits::{Limiter, LoginLimits, SendLimit};
-use crate::ws::Hub;
+use crate::chat::Chat;
+use crate::limits::{Limiter, LoginLimits};
+use crate::ws::hub::Hub;
 
 /// The shared state behind one pointer: axum clones the state for every extractor of every
 /// request, and cloning the NATS clients and the bucket handle field by field showed in profiles.
@@ -28,12 +32,19 @@ impl Deref for AppState {
     }
 }
 
+impl FromRef<AppState> for Arc<Verifier> {
+    fn from_ref(state: &AppState) -> Self {
+        state.auth.clone()
+    }
+}
+
 pub struct Shared {
     pub caller: Caller,
     pub auth: Arc<Verifier>,
+    /// The chat calls REST and WebSocket share (sending is rate limited there).
+    pub chat: Chat,
     pub login_limits: LoginLimits,
     pub limiter: Limiter,
-    pub send_limit: SendLimit,
     pub hub: Hub,
     /// Single-use WebSocket tickets.
     pub tickets: async_nats::jetstream::kv::Store,

@@ -30,9 +30,11 @@ pub fn events() -> Vec<EventInfo> {
 /// Every durable consumer, with the service that owns it.
 pub fn consumers() -> Vec<(ServiceDef, ConsumerInfo)> {
     let mut all = Vec::new();
-    for (service, list) in
-        [(profile::SERVICE, profile::CONSUMERS), (chat::SERVICE, chat::CONSUMERS), (notification::SERVICE, notification::CONSUMERS)]
-    {
+    for (service, list) in [
+        (profile::SERVICE, profile::CONSUMERS),
+        (chat::SERVICE, chat::CONSUMERS),
+        (notification::SERVICE, notification::CONSUMERS),
+    ] {
         all.extend(list.iter().map(|c| (service, *c)));
     }
     all
@@ -96,7 +98,8 @@ fn storage(s: StorageType) -> &'static str {
 
 /// `| name | kind | subjects | storage, retention | what |` for streams and buckets.
 pub fn streams_table() -> String {
-    let mut out = String::from("| name | kind | subjects | storage, retention | what |\n| --- | --- | --- | --- | --- |\n");
+    let mut out =
+        String::from("| name | kind | subjects | storage, retention | what |\n| --- | --- | --- | --- | --- |\n");
     for s in streams::stream_configs().into_iter().chain(streams::delivery_stream_configs()) {
         let retention = match s.retention {
             RetentionPolicy::WorkQueue => "work queue (a job leaves when acknowledged)".to_owned(),
@@ -128,7 +131,8 @@ pub fn streams_table() -> String {
 
 /// `readme` with every generated section replaced by what the contract says today.
 pub fn render_readme(readme: &str) -> String {
-    let sections: [(&str, fn() -> String); 4] = [
+    type Render = fn() -> String;
+    let sections: [(&str, Render); 4] = [
         ("operations", operations_table),
         ("events", events_table),
         ("consumers", consumers_table),

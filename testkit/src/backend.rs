@@ -57,8 +57,8 @@ impl Databases {
         }
         sqlx::any::install_default_drivers();
         let Ok(mut conn) = <sqlx::AnyConnection as sqlx::Connection>::connect(&self.base).await else { return };
-        for role in crate::WORKERS {
-            let sql = format!("DROP DATABASE IF EXISTS `{}_{}_service`", self.prefix, name(role));
+        for def in soulchat_subjects::SERVICES {
+            let sql = format!("DROP DATABASE IF EXISTS `{}_{}_service`", self.prefix, def.domain);
             let _ = conn.execute(sqlx::AssertSqlSafe(sql)).await;
         }
     }

@@ -1,5 +1,6 @@
 //! Conversations, members and messages: `/api/conversations*`, answered by the chat worker.
 //! Clients name people by username; the chat worker knows ids: [`crate::people`] translates.
+//! Sending and marking read are [`crate::chat`] calls, shared with the WebSocket sessions.
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -166,23 +167,10 @@ pub async fn send(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<SendBody>,
 ) -> ApiResult<(StatusCode, Json<MessageEnvelope>)> {
-    state.send_limit.check(auth.id()).await?;
     let ctx = ctx.with_user(auth.id());
-    let reply = state.caller.call::<chat::Send>(&ctx, &send_request(id, body)).await?;
+    let reply = state.chat.send(auth.id(), &ctx, id, body).await?;
     let status = if reply.duplicate { StatusCode::OK } else { StatusCode::CREATED };
     Ok((status, Json(message(&state, &ctx, reply).await?)))
-}
-
-pub fn send_request(conversation_id: String, body: SendBody) -> cm::SendRequest {
-    cm::SendRequest {
-        conversation_id,
-        client_id: body.client_id,
-        content: body.content,
-        kind: body.kind,
-        reply_to: body.reply_to,
-        url: body.url,
-        metadata: body.metadata,
-    }
 }
 
 pub async fn edit(
@@ -218,10 +206,7 @@ pub async fn mark_read(
     Path(id): Path<String>,
     JsonBody(body): JsonBody<ReadBody>,
 ) -> ApiResult<StatusCode> {
-    let ctx = ctx.with_user(auth.id());
-    let reply =
-        state.caller.call::<chat::MarkRead>(&ctx, &cm::MarkReadRequest { conversation_id: id, seq: body.seq }).await?;
-    state.hub.announce_read(&ctx, reply).await;
+    state.chat.mark_read(&ctx.with_user(auth.id()), id, body.seq).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -253,7 +238,7 @@ async fn member(state: &AppState, ctx: &CallContext, reply: cm::MemberReply) -> 
     Ok(MemberEnvelope { member: MemberView::new(m, &names) })
 }
 
-pub async fn message(
+async fn message(
     state: &AppState,
     ctx: &CallContext,
     reply: cm::MessageReply,

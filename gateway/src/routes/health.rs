@@ -4,7 +4,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use soulchat_subjects::{CallContext, chat, notification, profile, user};
+use soulchat_subjects::proto::common::v1::{HealthReply, HealthRequest};
+use soulchat_subjects::{CallContext, Caller, Format, SERVICES, headers};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -14,22 +15,10 @@ pub async fn live() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// Every worker answers its health operation.
+/// Every worker of [`SERVICES`] answers its health operation.
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    let ctx = CallContext::internal();
-    let req = Default::default();
-    let (u, p, c, n) = tokio::join!(
-        state.caller.call::<user::Health>(&ctx, &req),
-        state.caller.call::<profile::Health>(&ctx, &req),
-        state.caller.call::<chat::Health>(&ctx, &req),
-        state.caller.call::<notification::Health>(&ctx, &req),
-    );
-    let services = [
-        (user::SERVICE.name, u.is_ok()),
-        (profile::SERVICE.name, p.is_ok()),
-        (chat::SERVICE.name, c.is_ok()),
-        (notification::SERVICE.name, n.is_ok()),
-    ];
+    let answers = futures::future::join_all(SERVICES.iter().map(|s| answers(&state.caller, s.health))).await;
+    let services: Vec<(&str, bool)> = SERVICES.iter().map(|s| s.name).zip(answers).collect();
     let ready = services.iter().all(|(_, up)| *up);
     let body = serde_json::json!({
         "status": if ready { "ready" } else { "unavailable" },
@@ -37,6 +26,29 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     });
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body))
+}
+
+/// Whether the worker behind a health subject answers it within the call deadline, as the
+/// typed `Caller::call` of its `Health` operation would count it: a reply that is not an error
+/// and decodes. The subject comes from the list of services, so the call is made by subject.
+async fn answers(caller: &Caller, subject: &'static str) -> bool {
+    let format = Format::Protobuf;
+    let mut h = async_nats::HeaderMap::new();
+    h.insert(headers::REQUEST_ID, CallContext::internal().request_id.as_str());
+    h.insert(headers::CONTENT_TYPE, format.content_type());
+    let request =
+        async_nats::Request::new().payload(format.encode(&HealthRequest {})).headers(h).timeout(Some(caller.timeout()));
+    match caller.client().send_request(subject, request).await {
+        Ok(reply) => {
+            let found = reply.headers.as_ref();
+            found.and_then(|h| h.get(headers::SERVICE_ERROR_CODE)).is_none()
+                && Format::of(found).decode::<HealthReply>(&reply.payload).is_ok()
+        }
+        Err(e) => {
+            tracing::warn!(subject, reason = %e, "call failed");
+            false
+        }
+    }
 }
 
 pub async fn not_found() -> ApiError {

@@ -1,6 +1,6 @@
 //! The route table and the layers around it.
 
-pub mod conversations;
+mod conversations;
 mod health;
 mod notifications;
 mod profiles;

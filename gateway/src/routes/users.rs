@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use soulchat_subjects::user::{self, messages::*};
-use soulchat_subjects::{ServiceError, error::Validation};
+use soulchat_subjects::{CallError, ErrorCode, ServiceError, error::Validation};
 
 use crate::auth::AuthUser;
 use crate::error::ApiResult;
@@ -46,7 +46,7 @@ pub async fn login(
         }
     }
     let result = state.caller.call::<user::Login>(&ctx, &LoginRequest { email: b.email, password: b.password }).await;
-    if matches!(&result, Err(soulchat_subjects::CallError::Service(e)) if e.code == 401) {
+    if matches!(&result, Err(CallError::Service(e)) if e.code == ErrorCode::Unauthorized) {
         // Only failures count: a user who types the password right is never locked out.
         state.limiter.hit(&account_key, limits.window).await;
         state.limiter.hit(&ip_key, limits.window).await;
@@ -79,7 +79,7 @@ pub async fn update(
     };
     let reply = state.caller.call::<user::Update>(&ctx.with_user(auth.id()), &request).await?;
     if changes_password {
-        state.auth.revocations.sync().await;
+        state.auth.sync_revocations().await;
     }
     let user = reply.user.ok_or_else(ServiceError::internal)?;
     let token = reply.token.unwrap_or(auth.token);
@@ -88,7 +88,7 @@ pub async fn update(
 
 pub async fn delete(State(state): State<AppState>, auth: AuthUser, Meta(ctx): Meta) -> ApiResult<StatusCode> {
     state.caller.call::<user::Delete>(&ctx.with_user(auth.id()), &DeleteRequest {}).await?;
-    state.auth.revocations.sync().await;
+    state.auth.sync_revocations().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -105,7 +105,7 @@ pub async fn refresh(
     let result = state.caller.call::<user::Refresh>(&ctx, &RefreshRequest { refresh_token: body.refresh_token }).await;
     if result.is_err() {
         // A reused token revoked its family: make that visible here before answering.
-        state.auth.revocations.sync().await;
+        state.auth.sync_revocations().await;
     }
     Ok(Json(auth_envelope(result?)?))
 }
@@ -117,7 +117,7 @@ pub async fn logout(State(state): State<AppState>, auth: AuthUser, Meta(ctx): Me
         session_family: auth.claims.fam.clone(),
     };
     state.caller.call::<user::Logout>(&ctx.with_user(auth.id()), &request).await?;
-    state.auth.revocations.sync().await;
+    state.auth.sync_revocations().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -199,6 +199,6 @@ pub async fn reset_password(
 ) -> ApiResult<StatusCode> {
     let request = ResetPasswordRequest { token: body.token, password: body.password };
     state.caller.call::<user::ResetPassword>(&ctx, &request).await?;
-    state.auth.revocations.sync().await;
+    state.auth.sync_revocations().await;
     Ok(StatusCode::NO_CONTENT)
 }

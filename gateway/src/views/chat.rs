@@ -1,17 +1,11 @@
 //! The JSON shapes of conversations and messages, shared by the REST routes and the WebSocket
 //! frames. Ids are strings, a message's `seq` a number, times RFC 3339 in UTC.
 
-use std::time::{Duration, UNIX_EPOCH};
-
 use serde::{Deserialize, Serialize};
 use soulchat_subjects::chat::messages::{Conversation, Member, Message};
+use soulchat_subjects::time::rfc3339_ms;
 
 use crate::people::Names;
-
-pub fn time(ms: i64) -> String {
-    let at = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_millis(at).to_string()
-}
 
 #[derive(Debug, Serialize)]
 pub struct MessageView {
@@ -42,8 +36,8 @@ impl MessageView {
             content: m.content,
             reply_to: m.reply_to,
             url: m.url,
-            created_at: time(m.created_at_ms),
-            edited_at: m.edited_at_ms.map(time),
+            created_at: rfc3339_ms(m.created_at_ms),
+            edited_at: m.edited_at_ms.map(rfc3339_ms),
             deleted: m.deleted,
             metadata: m.metadata,
         }
@@ -59,7 +53,7 @@ pub struct MemberView {
 
 impl MemberView {
     pub fn new(m: Member, names: &Names) -> Self {
-        MemberView { username: names.get(&m.user_id), role: m.role, joined_at: time(m.joined_at_ms) }
+        MemberView { username: names.get(&m.user_id), role: m.role, joined_at: rfc3339_ms(m.joined_at_ms) }
     }
 }
 
@@ -88,8 +82,8 @@ impl ConversationView {
             name: group.then_some(c.name),
             description: group.then_some(c.description),
             kind: c.kind,
-            created_at: time(c.created_at_ms),
-            last_activity_at: time(c.last_activity_ms),
+            created_at: rfc3339_ms(c.created_at_ms),
+            last_activity_at: rfc3339_ms(c.last_activity_ms),
             last_seq: c.last_seq,
             member_count: c.member_count,
             members: c.members.into_iter().map(|m| MemberView::new(m, names)).collect(),

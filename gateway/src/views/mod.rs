@@ -1,8 +1,10 @@
 //! The JSON shapes clients see, built from the workers' messages. Request bodies are read
 //! into the `*Body` types here, responses are written from the `*View` types. Accounts and
-//! profiles live here, conversations and messages in [`chat`].
+//! profiles live here, conversations and messages in [`chat`], notifications in
+//! [`notifications`], WebSocket frames (both ways) in [`frames`].
 
 pub mod chat;
+pub mod frames;
 pub mod notifications;
 
 use serde::{Deserialize, Serialize};

@@ -1,11 +1,11 @@
-//! The JSON shapes of notifications, preferences and push subscriptions.
+//! The JSON shapes of notifications, preferences and push subscriptions. A notification reads
+//! the same in the REST list and in a live `notification` frame.
 
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 use soulchat_subjects::notification::messages::{Notification, Preferences};
-
-use crate::views::chat::time;
+use soulchat_subjects::time::rfc3339_ms;
 
 #[derive(Debug, Serialize)]
 pub struct NotificationView {
@@ -27,7 +27,7 @@ impl From<Notification> for NotificationView {
             body: n.body,
             data: n.data,
             read: n.read,
-            created_at: time(n.created_at_ms),
+            created_at: rfc3339_ms(n.created_at_ms),
         }
     }
 }

@@ -5,10 +5,16 @@
 //! appears in a URL or a log line. Browser origins are checked against `SOULCHAT_CORS_ORIGINS`.
 //! Buffers are sized per socket on purpose: an idle socket should cost kilobytes, not the
 //! WebSocket library's default hundreds of kilobytes.
+//!
+//! This module and [`session`] are the API, on top of [`crate::state`]; [`hub`] and the
+//! modules it wires ([`registry`], [`chat_feed`], [`deliveries`], [`presence`]) are the live
+//! machinery below it, which `state` holds and which never reaches back up.
 
-mod frames;
+mod chat_feed;
+mod deliveries;
 pub mod hub;
 mod presence;
+mod registry;
 mod session;
 
 use axum::Json;
@@ -23,8 +29,6 @@ use soulchat_subjects::{ServiceError, streams};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
-
-pub use hub::Hub;
 
 /// The largest frame the socket reads; frames over the API's 64 KiB limit still arrive whole and
 /// get an `error` frame, where a lower transport limit would drop the connection.

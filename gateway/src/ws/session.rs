@@ -15,14 +15,16 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
 use futures::StreamExt;
 use soulchat_subjects::chat::{self, messages as cm};
+use soulchat_subjects::time::now_ms;
 use soulchat_subjects::{CallContext, ServiceError};
 
 use crate::auth::AuthUser;
 use crate::extract::MAX_BODY_BYTES;
-use crate::routes::conversations::send_request;
+use crate::live;
 use crate::state::AppState;
-use crate::ws::frames::{self, ClientFrame};
-use crate::ws::hub::Outbound;
+use crate::views::chat::{MessageView, SendBody};
+use crate::views::frames::{self, ClientFrame};
+use crate::ws::registry::Outbound;
 
 /// Close codes of the WebSocket API.
 const CLOSE_RESUME: u16 = 4000;
@@ -61,8 +63,8 @@ pub async fn run(socket: WebSocket, state: AppState, auth: AuthUser) {
     let user_id = auth.id().to_owned();
     let mut registration = Box::pin(state.hub.register(&user_id)).await;
     metrics::gauge!("soulchat_gateway_sockets").increment(1.0);
-    let expires = tokio::time::Instant::now()
-        + Duration::from_secs(auth.claims.exp.saturating_sub(crate::now_ms() as u64 / 1000));
+    let expires =
+        tokio::time::Instant::now() + Duration::from_secs(auth.claims.exp.saturating_sub(now_ms() as u64 / 1000));
     let mut session = Session {
         state,
         auth,
@@ -95,7 +97,7 @@ pub async fn run(socket: WebSocket, state: AppState, auth: AuthUser) {
                 }
             }
             _ = tick.tick() => {
-                if session.state.auth.revocations.is_revoked(&session.auth.claims.jti, &session.auth.claims.fam) {
+                if session.state.auth.is_revoked(&session.auth.claims) {
                     break End::Close(CLOSE_UNAUTHORIZED, "token revoked");
                 }
                 // Live frames sent while the connection was down, or dropped as a slow consumer,
@@ -205,8 +207,7 @@ impl Session {
 
     async fn handle(&mut self, text: &[u8]) -> Result<(), End> {
         if text.len() > MAX_BODY_BYTES {
-            let e = ServiceError::new(413, "frame", &format!("is too large (maximum is {MAX_BODY_BYTES} bytes)"));
-            return self.write(frames::error(&e, None)).await;
+            return self.write(frames::error(&ServiceError::too_large("frame", MAX_BODY_BYTES), None)).await;
         }
         let frame: ClientFrame = match crate::extract::parse(text) {
             Ok(frame) => frame,
@@ -233,13 +234,9 @@ impl Session {
                 Err(e) => self.write(frames::error(&e, None)).await,
             },
             ClientFrame::Read { conversation_id, seq } => {
-                let request = cm::MarkReadRequest { conversation_id, seq };
-                match self.state.caller.call::<chat::MarkRead>(&self.ctx(), &request).await {
-                    Ok(read) => {
-                        self.state.hub.announce_read(&self.ctx(), read).await;
-                        Ok(())
-                    }
-                    Err(e) => self.write(frames::error(&e.into(), None)).await,
+                match self.state.chat.mark_read(&self.ctx(), conversation_id, seq).await {
+                    Ok(()) => Ok(()),
+                    Err(e) => self.write(frames::error(&e, None)).await,
                 }
             }
             ClientFrame::Resume { conversations } => self.resume(conversations).await,
@@ -247,14 +244,9 @@ impl Session {
     }
 
     /// Sends a message and answers with its `ack`; the live copy of it is then skipped here.
-    async fn send(
-        &mut self,
-        conversation_id: String,
-        body: crate::views::chat::SendBody,
-    ) -> Result<Bytes, ServiceError> {
-        self.state.send_limit.check(self.auth.id()).await?;
+    async fn send(&mut self, conversation_id: String, body: SendBody) -> Result<Bytes, ServiceError> {
         let client_id = body.client_id.clone();
-        let reply = self.state.caller.call::<chat::Send>(&self.ctx(), &send_request(conversation_id, body)).await?;
+        let reply = self.state.chat.send(self.auth.id(), &self.ctx(), conversation_id, body).await?;
         let message = reply.message.ok_or_else(ServiceError::internal)?;
         if !reply.duplicate {
             let delivered = self.cursors.get(&message.conversation_id).is_some_and(|c| *c >= message.seq);
@@ -263,7 +255,7 @@ impl Session {
             }
         }
         let names = self.state.hub.names().names(&self.state.caller, vec![message.sender_id.clone()]).await?;
-        Ok(frames::ack(&client_id, crate::views::chat::MessageView::new(message, &names)))
+        Ok(frames::ack(&client_id, MessageView::new(message, &names)))
     }
 
     /// Tells the conversation's other members, at most every [`TYPING_EVERY`].
@@ -280,7 +272,7 @@ impl Session {
         let names = self.state.hub.names().names(&self.state.caller, vec![me.clone()]).await?;
         let frame = frames::typing(&conversation_id, &names.get(&me).unwrap_or_default());
         let others: Vec<String> = conversation.members.into_iter().map(|m| m.user_id).filter(|id| *id != me).collect();
-        self.state.hub.deliver(&others, frame).await;
+        live::publish(self.state.caller.client(), &others, frame).await;
         Ok(())
     }
 

@@ -1,9 +1,8 @@
 //! Who may do what in a conversation. A caller who is not a member learns nothing (404, as if
 //! the conversation did not exist); a member without the needed role gets 403.
 
-use soulchat_runtime::database::internal;
+use soulchat_runtime::Reads;
 use soulchat_subjects::ServiceError;
-use sqlx::AnyConnection;
 
 use crate::store::{ConversationRow, MemberRow, Store};
 
@@ -45,12 +44,12 @@ pub fn not_found() -> ServiceError {
 
 /// The conversation and the caller's membership, or 404.
 pub async fn membership(
-    conn: &mut AnyConnection,
+    r: &mut impl Reads,
     conversation_id: &str,
     user_id: &str,
-) -> Result<(ConversationRow, MemberRow), ServiceError> {
-    let member = Store::member(conn, conversation_id, user_id).await.map_err(internal)?.ok_or_else(not_found)?;
-    let conversation = Store::conversation(conn, conversation_id).await.map_err(internal)?.ok_or_else(not_found)?;
+) -> soulchat_runtime::Result<(ConversationRow, MemberRow)> {
+    let member = Store::member(r, conversation_id, user_id).await?.ok_or_else(not_found)?;
+    let conversation = Store::conversation(r, conversation_id).await?.ok_or_else(not_found)?;
     Ok((conversation, member))
 }
 

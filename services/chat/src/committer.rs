@@ -11,7 +11,8 @@
 //! round trip on SQLite. Retries of earlier sends are rare, so the batch does not look for them
 //! first: the unique (sender, client id) key refuses such an insert, and only then is the batch
 //! run again with a look-up of the originals. The committer keeps one connection, so its SQLite
-//! page cache stays warm, and runs on a thread of its own.
+//! page cache stays warm, and runs on a thread of its own. The commit wakes the relay, since the
+//! batch's events were recorded in it.
 //!
 //! A refused send (not a member, unknown `reply_to`) is refused before it writes anything and
 //! does not disturb the batch. If the transaction itself fails (a lost unique-key race with
@@ -20,21 +21,18 @@
 use std::collections::HashMap;
 use std::slice;
 
-use soulchat_runtime::database::internal;
-use soulchat_runtime::now_ms;
-use soulchat_runtime::{Database, dedicated};
+use anyhow::anyhow;
+use soulchat_runtime::database::WriterConn;
+use soulchat_runtime::{Context, Database, WriteTx, dedicated};
 use soulchat_subjects::ServiceError;
 use soulchat_subjects::chat::messages::chat_event::Event;
 use soulchat_subjects::chat::messages::{ChatEvent, Message, MessageReply, SendRequest};
-use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection};
+use soulchat_subjects::time::now_ms;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::access;
 use crate::log;
-use crate::relay::Relay;
 use crate::store::{MessageRow, Store};
 
 /// Sends per transaction at most: bounds the time a batch holds the write lock.
@@ -44,7 +42,8 @@ const LOOKUP_CHUNK: usize = 128;
 /// Sends waiting for the committer at most; beyond it senders wait (and their deadline bounds it).
 const QUEUE: usize = 8192;
 
-type Answer = Result<MessageReply, ServiceError>;
+/// A send's answer; an internal error carries its cause to the request's log line.
+type Answer = soulchat_runtime::Result<MessageReply>;
 
 struct Job {
     sender: String,
@@ -55,39 +54,34 @@ struct Job {
 #[derive(Clone)]
 pub struct Committer {
     jobs: mpsc::Sender<Job>,
-    closing: CancellationToken,
 }
 
 impl Committer {
     /// Starts the committing loop, on a thread of its own (every send waits for it). It runs
-    /// until [`Committer::close`], then commits what is still queued and ends.
-    pub fn spawn(store: Store, relay: Relay) -> std::io::Result<(Committer, JoinHandle<()>)> {
+    /// until every request was answered ([`Context::drained`]), then commits what is still
+    /// queued and ends.
+    pub fn spawn(store: Store, ctx: &mut Context) -> std::io::Result<Committer> {
         let (jobs, queue) = mpsc::channel(QUEUE);
-        let closing = CancellationToken::new();
-        let task = dedicated::spawn("chat-committer", run(store, relay, queue, closing.clone()))?;
-        Ok((Committer { jobs, closing }, task))
+        let task = dedicated::spawn("chat-committer", run(store, queue, ctx.drained()))?;
+        ctx.spawn_until_drained(task);
+        Ok(Committer { jobs })
     }
 
     /// Stores the message (or finds the original of a retry) and answers after the commit.
     pub async fn send(&self, sender: String, request: SendRequest) -> Answer {
         let (answer, answered) = oneshot::channel();
         self.jobs.send(Job { sender, request, answer }).await.map_err(|_| ServiceError::unavailable())?;
-        answered.await.unwrap_or_else(|_| Err(ServiceError::unavailable()))
-    }
-
-    /// Stops taking new batches once the queue is empty; call after the worker drained.
-    pub fn close(&self) {
-        self.closing.cancel();
+        answered.await.unwrap_or_else(|_| Err(ServiceError::unavailable().into()))
     }
 }
 
-async fn run(store: Store, relay: Relay, mut queue: mpsc::Receiver<Job>, closing: CancellationToken) {
+async fn run(store: Store, mut queue: mpsc::Receiver<Job>, drained: CancellationToken) {
     let mut writer = Writer::default();
     loop {
         let first = tokio::select! {
             biased;
             job = queue.recv() => job,
-            _ = closing.cancelled() => None,
+            _ = drained.cancelled() => None,
         };
         let Some(first) = first else { break };
         let mut batch = vec![first];
@@ -97,18 +91,18 @@ async fn run(store: Store, relay: Relay, mut queue: mpsc::Receiver<Job>, closing
             tokio::task::yield_now().await;
             fill(&mut queue, &mut batch);
         }
-        writer.commit(&store, &relay, batch).await;
+        writer.commit(&store, batch).await;
     }
     queue.close();
     let mut rest = Vec::new();
     while let Some(job) = queue.recv().await {
         rest.push(job);
         if rest.len() == MAX_BATCH {
-            writer.commit(&store, &relay, std::mem::take(&mut rest)).await;
+            writer.commit(&store, std::mem::take(&mut rest)).await;
         }
     }
     if !rest.is_empty() {
-        writer.commit(&store, &relay, rest).await;
+        writer.commit(&store, rest).await;
     }
 }
 
@@ -125,31 +119,31 @@ fn fill(queue: &mut mpsc::Receiver<Job>, batch: &mut Vec<Job>) {
 /// replaced after a failure, in case the connection is what failed.
 #[derive(Default)]
 struct Writer {
-    conn: Option<PoolConnection<Any>>,
+    conn: Option<WriterConn>,
 }
 
 impl Writer {
-    async fn commit(&mut self, store: &Store, relay: &Relay, batch: Vec<Job>) {
+    async fn commit(&mut self, store: &Store, batch: Vec<Job>) {
         match self.apply(store, &batch).await {
-            Ok(answers) => finish(relay, batch, answers),
+            Ok(answers) => finish(batch, answers),
             Err(e) if batch.len() > 1 => {
                 tracing::warn!(sends = batch.len(), "group commit failed, retrying each send alone: {e}");
                 for job in batch {
                     let answer = match self.apply(store, slice::from_ref(&job)).await {
-                        Ok(mut answers) => answers.pop().unwrap_or_else(|| Err(ServiceError::internal())),
-                        Err(e) => Err(internal(e)),
+                        Ok(mut answers) => answers.pop().unwrap_or_else(|| Err(anyhow!("a send had no answer").into())),
+                        Err(e) => Err(e.into()),
                     };
-                    finish(relay, vec![job], vec![answer]);
+                    finish(vec![job], vec![answer]);
                 }
             }
-            Err(e) => finish(relay, batch, vec![Err(internal(e))]),
+            Err(e) => finish(batch, vec![Err(e.into())]),
         }
     }
 
     async fn apply(&mut self, store: &Store, jobs: &[Job]) -> sqlx::Result<Vec<Answer>> {
         let conn = match &mut self.conn {
             Some(conn) => conn,
-            None => self.conn.insert(store.db().pool().acquire().await?),
+            None => self.conn.insert(store.db().writer_conn().await?),
         };
         let result = match apply(store, conn, jobs, false).await {
             Err(e) if Database::is_unique_violation(&e) => apply(store, conn, jobs, true).await,
@@ -162,10 +156,7 @@ impl Writer {
     }
 }
 
-fn finish(relay: &Relay, batch: Vec<Job>, answers: Vec<Answer>) {
-    if answers.iter().any(|a| a.as_ref().is_ok_and(|r| !r.duplicate)) {
-        relay.wake();
-    }
+fn finish(batch: Vec<Job>, answers: Vec<Answer>) {
     for (job, answer) in batch.into_iter().zip(answers) {
         let _ = job.answer.send(answer); // a sender that gave up still has its message stored
     }
@@ -193,7 +184,7 @@ struct Batch {
 /// Unless `retries` says the batch may hold retries of earlier sends, it does not look for
 /// them: the unique (sender, client id) key refuses a retry's insert, and the caller runs the
 /// batch again with `retries`.
-async fn apply(store: &Store, conn: &mut AnyConnection, jobs: &[Job], retries: bool) -> sqlx::Result<Vec<Answer>> {
+async fn apply(store: &Store, conn: &mut WriterConn, jobs: &[Job], retries: bool) -> sqlx::Result<Vec<Answer>> {
     let mut tx = store.db().begin_on(conn).await?;
     let mut batch = Batch::default();
     if retries {
@@ -223,7 +214,7 @@ async fn apply(store: &Store, conn: &mut AnyConnection, jobs: &[Job], retries: b
     Ok(answers)
 }
 
-async fn take(conn: &mut AnyConnection, batch: &mut Batch, sender: &str, req: &SendRequest) -> sqlx::Result<Answer> {
+async fn take(tx: &mut WriteTx<'_>, batch: &mut Batch, sender: &str, req: &SendRequest) -> sqlx::Result<Answer> {
     let client = (sender.to_owned(), req.client_id.clone());
     if let Some(&i) = batch.clients.get(&client) {
         return Ok(Ok(MessageReply { message: Some(batch.messages[i].clone()), duplicate: true }));
@@ -233,17 +224,17 @@ async fn take(conn: &mut AnyConnection, batch: &mut Batch, sender: &str, req: &S
     }
     let conversation_id = &req.conversation_id;
     if !batch.members.contains(&(conversation_id.clone(), sender.to_owned())) {
-        return Ok(Err(access::not_found()));
+        return Ok(Err(access::not_found().into()));
     }
     if let Some(reply_to) = req.reply_to {
         let in_batch = batch.messages.iter().any(|m| m.conversation_id == *conversation_id && m.seq == reply_to);
-        if !in_batch && Store::message(conn, conversation_id, reply_to).await?.is_none() {
-            return Ok(Err(ServiceError::invalid("reply_to", "is not a message of this conversation")));
+        if !in_batch && Store::message(tx, conversation_id, reply_to).await?.is_none() {
+            return Ok(Err(ServiceError::invalid("reply_to", "is not a message of this conversation").into()));
         }
     }
     // A deleted conversation has no last seq here.
     let Some(last) = batch.seqs.get_mut(conversation_id) else {
-        return Ok(Err(access::not_found()));
+        return Ok(Err(access::not_found().into()));
     };
     *last += 1;
     let seq = *last;

@@ -3,14 +3,13 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use soulchat_runtime::database::internal;
-use soulchat_runtime::{Database, RequestContext};
+use anyhow::Context as _;
+use soulchat_runtime::{Database, Reads, RequestContext, Result, WriteTx};
 use soulchat_subjects::ServiceError;
 use soulchat_subjects::chat::messages::chat_event::Event;
 use soulchat_subjects::chat::messages::*;
 use soulchat_subjects::error::Validation;
 use soulchat_subjects::proto::common::v1::Empty;
-use sqlx::AnyConnection;
 
 use crate::Chat;
 use crate::access::{self, Role};
@@ -21,7 +20,7 @@ use crate::validate::{self, MAX_MEMBERS};
 /// The conversation as `me` sees it: role, read position, unread count, last message, and the
 /// members when asked.
 pub async fn view(
-    conn: &mut AnyConnection,
+    r: &mut impl Reads,
     c: &ConversationRow,
     me: &MemberRow,
     with_members: bool,
@@ -29,18 +28,19 @@ pub async fn view(
     let mut out = c.to_proto();
     out.my_role = me.role.clone();
     out.read_seq = me.read_seq;
-    out.unread_count = Store::unread(conn, &c.id, &me.user_id, me.read_seq).await?;
-    out.last_message = Store::last_message(conn, &c.id).await?.map(|m| m.to_proto());
+    out.unread_count = Store::unread(r, &c.id, &me.user_id, me.read_seq).await?;
+    out.last_message = Store::last_message(r, &c.id).await?.map(|m| m.to_proto());
     if with_members {
-        out.members = Store::members(conn, &c.id).await?.iter().map(MemberRow::to_proto).collect();
+        out.members = Store::members(r, &c.id).await?.iter().map(MemberRow::to_proto).collect();
     }
     Ok(out)
 }
 
-/// Creates a conversation with its members, all joining at its creation event (seq 1).
+/// Creates a conversation with its members, all joining at its creation event (seq 1): the
+/// direct conversation of the pair `direct_key` names, or else a group.
 async fn create(
-    conn: &mut AnyConnection,
-    kind: &str,
+    store: &Store,
+    tx: &mut WriteTx<'_>,
     name: &str,
     description: &str,
     direct_key: Option<&str>,
@@ -48,23 +48,20 @@ async fn create(
     members: &[(&str, Role)],
 ) -> sqlx::Result<ConversationRow> {
     let id = uuid::Uuid::now_v7().to_string();
-    Store::insert_conversation(conn, &id, kind, name, description, direct_key).await?;
-    let seq = Store::next_seq(conn, &id).await?;
+    let kind = if direct_key.is_some() { "direct" } else { "group" };
+    Store::insert_conversation(tx, &id, kind, name, description, direct_key).await?;
+    let seq = Store::next_seq(tx, &id).await?;
     for (user, role) in members {
-        Store::insert_member(conn, &id, user, role.as_str(), seq).await?;
+        Store::insert_member(tx, &id, user, role.as_str(), seq).await?;
     }
-    let row = Store::conversation(conn, &id).await?.ok_or(sqlx::Error::RowNotFound)?;
+    let row = Store::conversation(tx, &id).await?.ok_or(sqlx::Error::RowNotFound)?;
     let mut created = row.to_proto();
-    created.members = Store::members(conn, &id).await?.iter().map(MemberRow::to_proto).collect();
-    log::record_at(conn, &id, seq, creator, Event::ConversationCreated(created)).await?;
+    created.members = Store::members(tx, &id).await?.iter().map(MemberRow::to_proto).collect();
+    log::record_at(store, tx, &id, seq, creator, Event::ConversationCreated(created)).await?;
     Ok(row)
 }
 
-pub async fn open_direct(
-    chat: Arc<Chat>,
-    ctx: RequestContext,
-    req: OpenDirectRequest,
-) -> Result<ConversationReply, ServiceError> {
+pub async fn open_direct(chat: Arc<Chat>, ctx: RequestContext, req: OpenDirectRequest) -> Result<ConversationReply> {
     let me = ctx.user_id()?;
     let other = req.user_id.trim();
     let mut v = Validation::new();
@@ -75,54 +72,48 @@ pub async fn open_direct(
     v.finish()?;
     let key = if me < other { format!("{me}:{other}") } else { format!("{other}:{me}") };
 
-    let mut conn = chat.store.db().pool().acquire().await.map_err(internal)?;
+    let db = chat.store.db();
+    let mut conn = db.reads().await?;
     if let Some(found) = existing_direct(&mut conn, &key, me).await? {
         return Ok(found);
     }
     drop(conn);
-    let mut tx = chat.store.db().begin().await.map_err(internal)?;
+    let mut tx = db.begin().await?;
     // Checked again under the write lock: another request may have created it meanwhile.
     if let Some(found) = existing_direct(&mut tx, &key, me).await? {
         return Ok(found);
     }
-    let created = create(&mut tx, "direct", "", "", Some(&key), me, &[(me, Role::Member), (other, Role::Member)]).await;
+    let members = [(me, Role::Member), (other, Role::Member)];
+    let created = create(&chat.store, &mut tx, "", "", Some(&key), me, &members).await;
     let row = match created {
         Ok(row) => row,
         // Another replica won the race on the pair's unique key (MySQL; SQLite serialises).
         Err(e) if Database::is_unique_violation(&e) => {
             drop(tx);
-            let mut conn = chat.store.db().pool().acquire().await.map_err(internal)?;
-            return existing_direct(&mut conn, &key, me).await?.ok_or_else(ServiceError::internal);
+            let mut conn = db.reads().await?;
+            let found = existing_direct(&mut conn, &key, me).await?;
+            return Ok(found.context("a direct conversation's unique key was taken, but it is not there")?);
         }
-        Err(e) => return Err(internal(e)),
+        Err(e) => return Err(e.into()),
     };
-    let mine = Store::member(&mut tx, &row.id, me).await.map_err(internal)?.ok_or_else(ServiceError::internal)?;
-    let conversation = view(&mut tx, &row, &mine, true).await.map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
-    chat.relay.wake();
+    let mine = Store::member(&mut tx, &row.id, me).await?.context("the creator is not a member")?;
+    let conversation = view(&mut tx, &row, &mine, true).await?;
+    tx.commit().await?;
     Ok(ConversationReply { conversation: Some(conversation), created: true })
 }
 
 /// The pair's conversation if it exists and `me` is still in it. One whose other member left
 /// (a deleted account) stays theirs; one `me` left is as good as gone.
-async fn existing_direct(
-    conn: &mut AnyConnection,
-    key: &str,
-    me: &str,
-) -> Result<Option<ConversationReply>, ServiceError> {
-    let Some(row) = Store::direct(conn, key).await.map_err(internal)? else { return Ok(None) };
-    let Some(mine) = Store::member(conn, &row.id, me).await.map_err(internal)? else {
-        return Err(ServiceError::forbidden("conversation", "was left and cannot be reopened"));
+async fn existing_direct(r: &mut impl Reads, key: &str, me: &str) -> Result<Option<ConversationReply>> {
+    let Some(row) = Store::direct(r, key).await? else { return Ok(None) };
+    let Some(mine) = Store::member(r, &row.id, me).await? else {
+        return Err(ServiceError::forbidden("conversation", "was left and cannot be reopened").into());
     };
-    let conversation = view(conn, &row, &mine, true).await.map_err(internal)?;
+    let conversation = view(r, &row, &mine, true).await?;
     Ok(Some(ConversationReply { conversation: Some(conversation), created: false }))
 }
 
-pub async fn create_group(
-    chat: Arc<Chat>,
-    ctx: RequestContext,
-    req: CreateGroupRequest,
-) -> Result<ConversationReply, ServiceError> {
+pub async fn create_group(chat: Arc<Chat>, ctx: RequestContext, req: CreateGroupRequest) -> Result<ConversationReply> {
     let me = ctx.user_id()?;
     let mut v = Validation::new();
     validate::name(&mut v, &req.name);
@@ -138,25 +129,23 @@ pub async fn create_group(
     let members: Vec<(&str, Role)> =
         std::iter::once((me, Role::Owner)).chain(others.iter().map(|m| (*m, Role::Member))).collect();
 
-    let mut tx = chat.store.db().begin().await.map_err(internal)?;
-    let row =
-        create(&mut tx, "group", req.name.trim(), &req.description, None, me, &members).await.map_err(internal)?;
-    let mine = Store::member(&mut tx, &row.id, me).await.map_err(internal)?.ok_or_else(ServiceError::internal)?;
-    let conversation = view(&mut tx, &row, &mine, true).await.map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
-    chat.relay.wake();
+    let mut tx = chat.store.db().begin().await?;
+    let row = create(&chat.store, &mut tx, req.name.trim(), &req.description, None, me, &members).await?;
+    let mine = Store::member(&mut tx, &row.id, me).await?.context("the creator is not a member")?;
+    let conversation = view(&mut tx, &row, &mine, true).await?;
+    tx.commit().await?;
     Ok(ConversationReply { conversation: Some(conversation), created: true })
 }
 
-pub async fn get(chat: Arc<Chat>, ctx: RequestContext, req: GetRequest) -> Result<ConversationReply, ServiceError> {
+pub async fn get(chat: Arc<Chat>, ctx: RequestContext, req: GetRequest) -> Result<ConversationReply> {
     let me = ctx.user_id()?;
-    let mut conn = chat.store.db().pool().acquire().await.map_err(internal)?;
+    let mut conn = chat.store.db().reads().await?;
     let (row, mine) = access::membership(&mut conn, &req.conversation_id, me).await?;
-    let conversation = view(&mut conn, &row, &mine, true).await.map_err(internal)?;
+    let conversation = view(&mut conn, &row, &mine, true).await?;
     Ok(ConversationReply { conversation: Some(conversation), created: false })
 }
 
-pub async fn list(chat: Arc<Chat>, ctx: RequestContext, req: ListRequest) -> Result<ConversationList, ServiceError> {
+pub async fn list(chat: Arc<Chat>, ctx: RequestContext, req: ListRequest) -> Result<ConversationList> {
     let me = ctx.user_id()?;
     let limit = validate::limit(req.limit)?;
     // The cursor is "<last_activity_ms>:<id>" of the previous page's last conversation.
@@ -169,8 +158,8 @@ pub async fn list(chat: Arc<Chat>, ctx: RequestContext, req: ListRequest) -> Res
                 .ok_or_else(|| ServiceError::invalid("cursor", "is invalid"))?,
         ),
     };
-    let mut conn = chat.store.db().pool().acquire().await.map_err(internal)?;
-    let mut rows = Store::conversations_of(&mut conn, me, after, limit + 1).await.map_err(internal)?;
+    let mut conn = chat.store.db().reads().await?;
+    let mut rows = Store::conversations_of(&mut conn, me, after, limit + 1).await?;
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
         rows.last().map(|(c, _)| format!("{}:{}", c.last_activity_ms, c.id)).unwrap_or_default()
@@ -179,16 +168,12 @@ pub async fn list(chat: Arc<Chat>, ctx: RequestContext, req: ListRequest) -> Res
     };
     let mut conversations = Vec::with_capacity(rows.len());
     for (row, mine) in &rows {
-        conversations.push(view(&mut conn, row, mine, false).await.map_err(internal)?);
+        conversations.push(view(&mut conn, row, mine, false).await?);
     }
     Ok(ConversationList { conversations, next_cursor })
 }
 
-pub async fn update(
-    chat: Arc<Chat>,
-    ctx: RequestContext,
-    req: UpdateRequest,
-) -> Result<ConversationReply, ServiceError> {
+pub async fn update(chat: Arc<Chat>, ctx: RequestContext, req: UpdateRequest) -> Result<ConversationReply> {
     let me = ctx.user_id()?;
     let mut v = Validation::new();
     if let Some(name) = &req.name {
@@ -198,37 +183,35 @@ pub async fn update(
         validate::description(&mut v, description);
     }
     v.finish()?;
-    let mut tx = chat.store.db().begin().await.map_err(internal)?;
+    let mut tx = chat.store.db().begin().await?;
     let (row, mine) = access::membership(&mut tx, &req.conversation_id, me).await?;
     access::require_group(&row)?;
     access::require(&mine, Role::Admin)?;
     let name = req.name.as_deref().map(str::trim);
-    Store::update_conversation(&mut tx, &row.id, name, req.description.as_deref()).await.map_err(internal)?;
-    let seq = Store::next_seq(&mut tx, &row.id).await.map_err(internal)?;
-    let after = Store::conversation(&mut tx, &row.id).await.map_err(internal)?.ok_or_else(ServiceError::internal)?;
-    log::record_at(&mut tx, &row.id, seq, me, Event::ConversationUpdated(after.to_proto())).await.map_err(internal)?;
-    let conversation = view(&mut tx, &after, &mine, true).await.map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
-    chat.relay.wake();
+    Store::update_conversation(&mut tx, &row.id, name, req.description.as_deref()).await?;
+    let seq = Store::next_seq(&mut tx, &row.id).await?;
+    let after = Store::conversation(&mut tx, &row.id).await?.context("the updated conversation is not there")?;
+    log::record_at(&chat.store, &mut tx, &row.id, seq, me, Event::ConversationUpdated(after.to_proto())).await?;
+    let conversation = view(&mut tx, &after, &mine, true).await?;
+    tx.commit().await?;
     Ok(ConversationReply { conversation: Some(conversation), created: false })
 }
 
-pub async fn delete(chat: Arc<Chat>, ctx: RequestContext, req: DeleteRequest) -> Result<Empty, ServiceError> {
+pub async fn delete(chat: Arc<Chat>, ctx: RequestContext, req: DeleteRequest) -> Result<Empty> {
     let me = ctx.user_id()?;
-    let mut tx = chat.store.db().begin().await.map_err(internal)?;
+    let mut tx = chat.store.db().begin().await?;
     let (row, mine) = access::membership(&mut tx, &req.conversation_id, me).await?;
     access::require_group(&row)?;
     access::require(&mine, Role::Owner)?;
-    remove_conversation(&mut tx, &row.id, me).await.map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
-    chat.relay.wake();
+    remove_conversation(&chat.store, &mut tx, &row.id, me).await?;
+    tx.commit().await?;
     Ok(Empty {})
 }
 
 /// Records the deletion (telling every member) and removes the conversation's contents.
-pub async fn remove_conversation(conn: &mut AnyConnection, id: &str, actor: &str) -> sqlx::Result<()> {
-    let member_ids = Store::members(conn, id).await?.into_iter().map(|m| m.user_id).collect();
-    let event =
-        log::append(conn, id, actor, |_| Event::ConversationDeleted(ConversationDeleted { member_ids })).await?;
-    Store::delete_conversation(conn, id, event.seq).await
+pub async fn remove_conversation(store: &Store, tx: &mut WriteTx<'_>, id: &str, actor: &str) -> sqlx::Result<()> {
+    let member_ids = Store::members(tx, id).await?.into_iter().map(|m| m.user_id).collect();
+    let deleted = |_| Event::ConversationDeleted(ConversationDeleted { member_ids });
+    let event = log::append(store, tx, id, actor, deleted).await?;
+    Store::delete_conversation(tx, id, event.seq).await
 }

@@ -1,24 +1,18 @@
 //! Events the chat worker consumes.
 
+use soulchat_runtime::WriteTx;
 use soulchat_runtime::consumer::EventHandler;
 use soulchat_subjects::user::{self, messages::UserEvent};
-use sqlx::AnyConnection;
 
 use crate::Chat;
 
 /// `user.deleted`: the account leaves every conversation (see `members::remove_everywhere`).
+/// The events it records wake the relay when the consumer's transaction commits.
 impl EventHandler<user::Deleted> for Chat {
     type Prepared = ();
-    /// Whether events were recorded, so the relay has work.
-    type Effect = bool;
+    type Effect = ();
 
-    async fn handle(&self, conn: &mut AnyConnection, event: UserEvent, _: ()) -> anyhow::Result<bool> {
-        Ok(crate::members::remove_everywhere(conn, &event.user_id).await?)
-    }
-
-    async fn committed(&self, recorded: bool) {
-        if recorded {
-            self.relay.wake();
-        }
+    async fn handle(&self, tx: &mut WriteTx<'_>, event: UserEvent, _: ()) -> anyhow::Result<()> {
+        Ok(crate::members::remove_everywhere(&self.store, tx, &event.user_id).await?)
     }
 }

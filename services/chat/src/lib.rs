@@ -21,67 +21,60 @@ mod store;
 mod validate;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use soulchat_runtime::{Database, Migrations, WorkerBuilder, consumer};
-use soulchat_subjects::{chat, user};
-use tokio_util::sync::CancellationToken;
+use soulchat_runtime::{Context, Endpoints, Migrations, Service};
+use soulchat_subjects::{ServiceDef, chat};
 
-pub static MIGRATIONS: Migrations = Migrations {
+static MIGRATIONS: Migrations = Migrations {
     sqlite: sqlx::migrate!("../../migrations/chat/sqlite"),
     mysql: sqlx::migrate!("../../migrations/chat/mysql"),
 };
 
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub database_url: String,
-}
+/// Nothing beyond what every worker is given.
+#[derive(Debug, Clone, Default)]
+pub struct Config {}
 
-pub(crate) struct Chat {
+/// The chat worker's state, shared by its handlers.
+pub struct Chat {
     store: store::Store,
     committer: committer::Committer,
-    relay: relay::Relay,
 }
 
-/// Runs the chat worker until `shutdown`.
-pub async fn run(config: Config, client: async_nats::Client, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let db = Database::connect(&config.database_url, &MIGRATIONS).await?;
-    let js = async_nats::jetstream::new(client.clone());
-    soulchat_subjects::streams::declare(&js).await?;
-    let store = store::Store::new(db.clone());
-    let relay = relay::Relay::default();
-    // The relay outlives the worker's shutdown: it stops after the last send was committed.
-    let relay_stop = CancellationToken::new();
-    let relaying = relay.spawn(db.clone(), js.clone(), relay_stop.clone())?;
-    let (committer, committing) = committer::Committer::spawn(store.clone(), relay.clone())?;
-    let chat = Arc::new(Chat { store, committer, relay });
-    let deletions =
-        consumer::spawn::<user::Deleted, _>(js, db.clone(), "chat-user-deleted", chat.clone(), shutdown.clone());
-    let worker = WorkerBuilder::new(chat::SERVICE, env!("CARGO_PKG_VERSION"), chat.clone())
-        .handle::<chat::OpenDirect, _, _>(conversations::open_direct)
-        .handle::<chat::CreateGroup, _, _>(conversations::create_group)
-        .handle::<chat::Get, _, _>(conversations::get)
-        .handle::<chat::List, _, _>(conversations::list)
-        .handle::<chat::Update, _, _>(conversations::update)
-        .handle::<chat::Delete, _, _>(conversations::delete)
-        .handle::<chat::AddMember, _, _>(members::add_member)
-        .handle::<chat::ChangeRole, _, _>(members::change_role)
-        .handle::<chat::RemoveMember, _, _>(members::remove_member)
-        .handle::<chat::Send, _, _>(messages::send)
-        .handle::<chat::Edit, _, _>(messages::edit)
-        .handle::<chat::DeleteMessage, _, _>(messages::delete_message)
-        .handle::<chat::History, _, _>(messages::history)
-        .handle::<chat::MarkRead, _, _>(messages::mark_read)
-        .handle::<chat::Resume, _, _>(resume::resume)
-        .handle::<chat::Contacts, _, _>(members::contacts)
-        .start(client, shutdown)
-        .await?;
-    worker.run_until_shutdown().await;
-    chat.committer.close();
-    let _ = committing.await;
-    let _ = deletions.await;
-    relay_stop.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(5), relaying).await;
-    db.close().await;
-    Ok(())
+impl Service for Chat {
+    const CONTRACT: ServiceDef = chat::SERVICE;
+    type Config = Config;
+
+    fn migrations() -> &'static Migrations {
+        &MIGRATIONS
+    }
+
+    async fn start(_config: Config, ctx: &mut Context) -> anyhow::Result<Arc<Chat>> {
+        // The relay outlives the requests: it stops after the last send was committed.
+        let relay = ctx.relay("chat-relay", relay::EventOutbox)?;
+        let store = store::Store::new(ctx.db.clone(), relay);
+        let committer = committer::Committer::spawn(store.clone(), ctx)?;
+        let chat = Arc::new(Chat { store, committer });
+        ctx.consume(chat::USER_DELETED, chat.clone());
+        Ok(chat)
+    }
+
+    fn endpoints(endpoints: Endpoints<Chat>) -> Endpoints<Chat> {
+        endpoints
+            .handle::<chat::OpenDirect, _, _, _>(conversations::open_direct)
+            .handle::<chat::CreateGroup, _, _, _>(conversations::create_group)
+            .handle::<chat::Get, _, _, _>(conversations::get)
+            .handle::<chat::List, _, _, _>(conversations::list)
+            .handle::<chat::Update, _, _, _>(conversations::update)
+            .handle::<chat::Delete, _, _, _>(conversations::delete)
+            .handle::<chat::AddMember, _, _, _>(members::add_member)
+            .handle::<chat::ChangeRole, _, _, _>(members::change_role)
+            .handle::<chat::RemoveMember, _, _, _>(members::remove_member)
+            .handle::<chat::Send, _, _, _>(messages::send)
+            .handle::<chat::Edit, _, _, _>(messages::edit)
+            .handle::<chat::DeleteMessage, _, _, _>(messages::delete_message)
+            .handle::<chat::History, _, _, _>(messages::history)
+            .handle::<chat::MarkRead, _, _, _>(messages::mark_read)
+            .handle::<chat::Resume, _, _, _>(resume::resume)
+            .handle::<chat::Contacts, _, _, _>(members::contacts)
+    }
 }

@@ -3,14 +3,13 @@
 
 use std::sync::Arc;
 
-use soulchat_runtime::RequestContext;
-use soulchat_runtime::database::internal;
+use anyhow::Context as _;
+use soulchat_runtime::{RequestContext, Result, WriteTx};
 use soulchat_subjects::ServiceError;
 use soulchat_subjects::chat::messages::chat_event::Event;
 use soulchat_subjects::chat::messages::*;
 use soulchat_subjects::error::Validation;
 use soulchat_subjects::proto::common::v1::Empty;
-use sqlx::AnyConnection;
 
 use crate::Chat;
 use crate::access::{self, Role};
@@ -24,22 +23,14 @@ fn member_not_found() -> ServiceError {
 }
 
 /// Whom the caller's presence concerns. Capped: presence is a courtesy, not a guarantee.
-pub async fn contacts(
-    chat: Arc<Chat>,
-    ctx: RequestContext,
-    _req: ContactsRequest,
-) -> Result<ContactsReply, ServiceError> {
+pub async fn contacts(chat: Arc<Chat>, ctx: RequestContext, _req: ContactsRequest) -> Result<ContactsReply> {
     const MAX_CONTACTS: i64 = 5000;
     let me = ctx.user_id()?;
-    let user_ids = chat.store.contacts(me, MAX_CONTACTS).await.map_err(internal)?;
+    let user_ids = Store::contacts(&mut chat.store.db().reads().await?, me, MAX_CONTACTS).await?;
     Ok(ContactsReply { user_ids })
 }
 
-pub async fn add_member(
-    chat: Arc<Chat>,
-    ctx: RequestContext,
-    req: AddMemberRequest,
-) -> Result<MemberReply, ServiceError> {
+pub async fn add_member(chat: Arc<Chat>, ctx: RequestContext, req: AddMemberRequest) -> Result<MemberReply> {
     let me = ctx.user_id()?;
     let mut v = Validation::new();
     validate::user_id(&mut v, "user_id", req.user_id.trim());
@@ -56,37 +47,31 @@ pub async fn add_member(
     v.finish()?;
     let user = req.user_id.trim();
 
-    let mut tx = chat.store.db().begin().await.map_err(internal)?;
+    let mut tx = chat.store.db().begin().await?;
     let (row, mine) = access::membership(&mut tx, &req.conversation_id, me).await?;
     access::require_group(&row)?;
     access::require(&mine, if role == Role::Admin { Role::Owner } else { Role::Admin })?;
-    if Store::member(&mut tx, &row.id, user).await.map_err(internal)?.is_some() {
-        return Err(ServiceError::new(409, "member", "is already a member"));
+    if Store::member(&mut tx, &row.id, user).await?.is_some() {
+        return Err(ServiceError::conflict("member", "is already a member").into());
     }
     if row.member_count >= MAX_MEMBERS {
-        return Err(ServiceError::invalid("members", &format!("are at the maximum ({MAX_MEMBERS})")));
+        return Err(ServiceError::invalid("members", &format!("are at the maximum ({MAX_MEMBERS})")).into());
     }
-    let seq = Store::next_seq(&mut tx, &row.id).await.map_err(internal)?;
-    let member = Store::insert_member(&mut tx, &row.id, user, role.as_str(), seq).await.map_err(internal)?.to_proto();
-    log::record_at(&mut tx, &row.id, seq, me, Event::MemberAdded(member.clone())).await.map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
-    chat.relay.wake();
+    let seq = Store::next_seq(&mut tx, &row.id).await?;
+    let member = Store::insert_member(&mut tx, &row.id, user, role.as_str(), seq).await?.to_proto();
+    log::record_at(&chat.store, &mut tx, &row.id, seq, me, Event::MemberAdded(member.clone())).await?;
+    tx.commit().await?;
     Ok(MemberReply { member: Some(member) })
 }
 
-pub async fn change_role(
-    chat: Arc<Chat>,
-    ctx: RequestContext,
-    req: ChangeRoleRequest,
-) -> Result<MemberReply, ServiceError> {
+pub async fn change_role(chat: Arc<Chat>, ctx: RequestContext, req: ChangeRoleRequest) -> Result<MemberReply> {
     let me = ctx.user_id()?;
     let role = Role::parse(&req.role).ok_or_else(|| ServiceError::invalid("role", "must be owner, admin or member"))?;
 
-    let mut tx = chat.store.db().begin().await.map_err(internal)?;
+    let mut tx = chat.store.db().begin().await?;
     let (row, mine) = access::membership(&mut tx, &req.conversation_id, me).await?;
     access::require_group(&row)?;
-    let target =
-        Store::member(&mut tx, &row.id, req.user_id.trim()).await.map_err(internal)?.ok_or_else(member_not_found)?;
+    let target = Store::member(&mut tx, &row.id, req.user_id.trim()).await?.ok_or_else(member_not_found)?;
     let current = Role::of(&target);
     if current == role {
         return Ok(MemberReply { member: Some(target.to_proto()) });
@@ -94,89 +79,87 @@ pub async fn change_role(
     if role == Role::Owner {
         // Ownership moves: the new owner first, then the old one steps down to admin.
         access::require(&mine, Role::Owner)?;
-        set_role(&mut tx, &row.id, me, &target, Role::Owner).await.map_err(internal)?;
-        set_role(&mut tx, &row.id, me, &mine, Role::Admin).await.map_err(internal)?;
+        set_role(&chat.store, &mut tx, &row.id, me, &target, Role::Owner).await?;
+        set_role(&chat.store, &mut tx, &row.id, me, &mine, Role::Admin).await?;
     } else if current == Role::Owner {
         // Covers the owner too: a group always has one, so it is handed on, never dropped.
-        return Err(ServiceError::forbidden("role", "of the owner changes only by transferring ownership"));
+        return Err(ServiceError::forbidden("role", "of the owner changes only by transferring ownership").into());
     } else {
         access::require(&mine, Role::Admin)?;
-        set_role(&mut tx, &row.id, me, &target, role).await.map_err(internal)?;
+        set_role(&chat.store, &mut tx, &row.id, me, &target, role).await?;
     }
-    let after =
-        Store::member(&mut tx, &row.id, &target.user_id).await.map_err(internal)?.ok_or_else(ServiceError::internal)?;
-    tx.commit().await.map_err(internal)?;
-    chat.relay.wake();
+    let after = Store::member(&mut tx, &row.id, &target.user_id).await?.context("the member is not there any more")?;
+    tx.commit().await?;
     Ok(MemberReply { member: Some(after.to_proto()) })
 }
 
 async fn set_role(
-    conn: &mut AnyConnection,
+    store: &Store,
+    tx: &mut WriteTx<'_>,
     conversation_id: &str,
     actor: &str,
     member: &MemberRow,
     role: Role,
 ) -> sqlx::Result<()> {
-    Store::set_role(conn, conversation_id, &member.user_id, role.as_str()).await?;
+    Store::set_role(tx, conversation_id, &member.user_id, role.as_str()).await?;
     let changed = Member { role: role.as_str().to_owned(), ..member.to_proto() };
-    log::append(conn, conversation_id, actor, |_| Event::RoleChanged(changed)).await?;
+    log::append(store, tx, conversation_id, actor, |_| Event::RoleChanged(changed)).await?;
     Ok(())
 }
 
-pub async fn remove_member(
-    chat: Arc<Chat>,
-    ctx: RequestContext,
-    req: RemoveMemberRequest,
-) -> Result<Empty, ServiceError> {
+pub async fn remove_member(chat: Arc<Chat>, ctx: RequestContext, req: RemoveMemberRequest) -> Result<Empty> {
     let me = ctx.user_id()?;
     let user = req.user_id.trim();
-    let mut tx = chat.store.db().begin().await.map_err(internal)?;
+    let mut tx = chat.store.db().begin().await?;
     let (row, mine) = access::membership(&mut tx, &req.conversation_id, me).await?;
     access::require_group(&row)?;
     if user == me {
         if Role::of(&mine) == Role::Owner {
-            return Err(ServiceError::forbidden(
-                "conversation",
-                "cannot be left by its owner: transfer ownership first",
-            ));
+            let refusal =
+                ServiceError::forbidden("conversation", "cannot be left by its owner: transfer ownership first");
+            return Err(refusal.into());
         }
     } else {
         access::require(&mine, Role::Admin)?;
-        let target = Store::member(&mut tx, &row.id, user).await.map_err(internal)?.ok_or_else(member_not_found)?;
+        let target = Store::member(&mut tx, &row.id, user).await?.ok_or_else(member_not_found)?;
         if Role::of(&target) >= Role::of(&mine) {
-            return Err(ServiceError::forbidden("member", "has a role as high as yours"));
+            return Err(ServiceError::forbidden("member", "has a role as high as yours").into());
         }
     }
-    remove(&mut tx, &row.id, user, me).await.map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
-    chat.relay.wake();
+    remove(&chat.store, &mut tx, &row.id, user, me).await?;
+    tx.commit().await?;
     Ok(Empty {})
 }
 
-async fn remove(conn: &mut AnyConnection, conversation_id: &str, user: &str, actor: &str) -> sqlx::Result<()> {
-    Store::delete_member(conn, conversation_id, user).await?;
+async fn remove(
+    store: &Store,
+    tx: &mut WriteTx<'_>,
+    conversation_id: &str,
+    user: &str,
+    actor: &str,
+) -> sqlx::Result<()> {
+    Store::delete_member(tx, conversation_id, user).await?;
     let removed = MemberRemoved { user_id: user.to_owned() };
-    log::append(conn, conversation_id, actor, |_| Event::MemberRemoved(removed)).await?;
+    log::append(store, tx, conversation_id, actor, |_| Event::MemberRemoved(removed)).await?;
     Ok(())
 }
 
 /// Takes a deleted account out of every conversation: an owner's group passes to its oldest
-/// admin, else its oldest member; a conversation left empty is deleted. Answers whether any
-/// event was recorded.
-pub async fn remove_everywhere(conn: &mut AnyConnection, user: &str) -> sqlx::Result<bool> {
-    let memberships = Store::memberships(conn, user).await?;
+/// admin, else its oldest member; a conversation left empty is deleted.
+pub async fn remove_everywhere(store: &Store, tx: &mut WriteTx<'_>, user: &str) -> sqlx::Result<()> {
+    let memberships = Store::memberships(tx, user).await?;
     for (conversation_id, membership) in &memberships {
-        let members = Store::members(conn, conversation_id).await?;
+        let members = Store::members(tx, conversation_id).await?;
         let others: Vec<&MemberRow> = members.iter().filter(|m| m.user_id != user).collect();
         if others.is_empty() {
-            remove_conversation(conn, conversation_id, "").await?;
+            remove_conversation(store, tx, conversation_id, "").await?;
             continue;
         }
         if Role::of(membership) == Role::Owner {
             let heir = others.iter().find(|m| Role::of(m) == Role::Admin).unwrap_or(&others[0]);
-            set_role(conn, conversation_id, "", heir, Role::Owner).await?;
+            set_role(store, tx, conversation_id, "", heir, Role::Owner).await?;
         }
-        remove(conn, conversation_id, user, "").await?;
+        remove(store, tx, conversation_id, user, "").await?;
     }
-    Ok(!memberships.is_empty())
+    Ok(())
 }

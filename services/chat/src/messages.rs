@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use soulchat_runtime::database::internal;
-use soulchat_runtime::{RequestContext, now_ms};
+use soulchat_runtime::{Reads, RequestContext, Result};
 use soulchat_subjects::ServiceError;
 use soulchat_subjects::chat::messages::chat_event::Event;
 use soulchat_subjects::chat::messages::*;
 use soulchat_subjects::error::Validation;
 use soulchat_subjects::proto::common::v1::Empty;
+use soulchat_subjects::time::now_ms;
 
 use crate::Chat;
 use crate::access::{self, Role};
@@ -21,86 +21,72 @@ fn message_not_found() -> ServiceError {
     ServiceError::not_found("message")
 }
 
-pub async fn send(chat: Arc<Chat>, ctx: RequestContext, mut req: SendRequest) -> Result<MessageReply, ServiceError> {
+pub async fn send(chat: Arc<Chat>, ctx: RequestContext, mut req: SendRequest) -> Result<MessageReply> {
     let me = ctx.user_id()?.to_owned();
     validate::send(&mut req)?;
     req.client_id = req.client_id.trim().to_owned();
     chat.committer.send(me, req).await
 }
 
-pub async fn edit(chat: Arc<Chat>, ctx: RequestContext, req: EditRequest) -> Result<MessageReply, ServiceError> {
+pub async fn edit(chat: Arc<Chat>, ctx: RequestContext, req: EditRequest) -> Result<MessageReply> {
     let me = ctx.user_id()?;
     let mut v = Validation::new();
     validate::content(&mut v, &req.content, true);
     v.finish()?;
-    let mut tx = chat.store.db().begin().await.map_err(internal)?;
+    let mut tx = chat.store.db().begin().await?;
     let (row, _) = access::membership(&mut tx, &req.conversation_id, me).await?;
     let message = live_message(&mut tx, &row.id, req.seq).await?;
     if message.sender_id != me {
-        return Err(ServiceError::forbidden("message", "can be edited only by its sender"));
+        return Err(ServiceError::forbidden("message", "can be edited only by its sender").into());
     }
     let at = now_ms();
-    Store::edit_message(&mut tx, &row.id, req.seq, &req.content, at).await.map_err(internal)?;
+    Store::edit_message(&mut tx, &row.id, req.seq, &req.content, at).await?;
     let edited = Message { content: req.content.clone(), edited_at_ms: Some(at), ..message.to_proto() };
-    log::append(&mut tx, &row.id, me, |_| Event::MessageEdited(edited.clone())).await.map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
-    chat.relay.wake();
+    log::append(&chat.store, &mut tx, &row.id, me, |_| Event::MessageEdited(edited.clone())).await?;
+    tx.commit().await?;
     Ok(MessageReply { message: Some(edited), duplicate: false })
 }
 
-pub async fn delete_message(
-    chat: Arc<Chat>,
-    ctx: RequestContext,
-    req: DeleteMessageRequest,
-) -> Result<Empty, ServiceError> {
+pub async fn delete_message(chat: Arc<Chat>, ctx: RequestContext, req: DeleteMessageRequest) -> Result<Empty> {
     let me = ctx.user_id()?;
-    let mut tx = chat.store.db().begin().await.map_err(internal)?;
+    let mut tx = chat.store.db().begin().await?;
     let (row, mine) = access::membership(&mut tx, &req.conversation_id, me).await?;
-    let message = Store::message(&mut tx, &row.id, req.seq).await.map_err(internal)?.ok_or_else(message_not_found)?;
+    let message = Store::message(&mut tx, &row.id, req.seq).await?.ok_or_else(message_not_found)?;
     if message.sender_id != me {
         access::require(&mine, Role::Admin)?;
     }
     if message.deleted != 0 {
         return Ok(Empty {}); // deleting twice is the same as once
     }
-    Store::delete_message(&mut tx, &row.id, req.seq).await.map_err(internal)?;
+    Store::delete_message(&mut tx, &row.id, req.seq).await?;
     let deleted = MessageDeleted { seq: req.seq };
-    log::append(&mut tx, &row.id, me, |_| Event::MessageDeleted(deleted)).await.map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
-    chat.relay.wake();
+    log::append(&chat.store, &mut tx, &row.id, me, |_| Event::MessageDeleted(deleted)).await?;
+    tx.commit().await?;
     Ok(Empty {})
 }
 
-async fn live_message(
-    conn: &mut sqlx::AnyConnection,
-    conversation_id: &str,
-    seq: i64,
-) -> Result<MessageRow, ServiceError> {
-    Store::message(conn, conversation_id, seq)
-        .await
-        .map_err(internal)?
-        .filter(|m| m.deleted == 0)
-        .ok_or_else(message_not_found)
+async fn live_message(r: &mut impl Reads, conversation_id: &str, seq: i64) -> Result<MessageRow> {
+    Ok(Store::message(r, conversation_id, seq).await?.filter(|m| m.deleted == 0).ok_or_else(message_not_found)?)
 }
 
-pub async fn history(chat: Arc<Chat>, ctx: RequestContext, req: HistoryRequest) -> Result<MessageList, ServiceError> {
+pub async fn history(chat: Arc<Chat>, ctx: RequestContext, req: HistoryRequest) -> Result<MessageList> {
     let me = ctx.user_id()?;
     let limit = validate::limit(req.limit)?;
     if req.before.is_some() && req.after.is_some() {
-        return Err(ServiceError::invalid("before", "cannot be combined with after"));
+        return Err(ServiceError::invalid("before", "cannot be combined with after").into());
     }
-    let mut conn = chat.store.db().pool().acquire().await.map_err(internal)?;
+    let mut conn = chat.store.db().reads().await?;
     let (row, _) = access::membership(&mut conn, &req.conversation_id, me).await?;
     // One row more than asked says whether another page follows.
     let (rows, next_cursor) = if let Some(after) = req.after {
-        let mut rows = Store::history(&mut conn, &row.id, after, i64::MAX, limit + 1, true).await.map_err(internal)?;
+        let mut rows = Store::history(&mut conn, &row.id, after, i64::MAX, limit + 1, true).await?;
         let more = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
         let next = if more { rows.last().map(|m| m.seq) } else { None };
         (rows, next)
     } else {
         let before = req.before.unwrap_or(i64::MAX);
-        let mut rows = Store::history(&mut conn, &row.id, 0, before, limit + 1, false).await.map_err(internal)?;
+        let mut rows = Store::history(&mut conn, &row.id, 0, before, limit + 1, false).await?;
         let more = rows.len() as i64 > limit;
         if more {
             rows.remove(0);
@@ -111,15 +97,21 @@ pub async fn history(chat: Arc<Chat>, ctx: RequestContext, req: HistoryRequest) 
     Ok(MessageList { messages: rows.iter().map(MessageRow::to_proto).collect(), next_cursor })
 }
 
-pub async fn mark_read(chat: Arc<Chat>, ctx: RequestContext, req: MarkReadRequest) -> Result<ReadReply, ServiceError> {
+/// A read receipt. The membership and the recipients are read before the write transaction
+/// (and the read connection let go), so that it holds the writer's turn, which the group
+/// committer waits for too on SQLite, for the update alone.
+pub async fn mark_read(chat: Arc<Chat>, ctx: RequestContext, req: MarkReadRequest) -> Result<ReadReply> {
     let me = ctx.user_id()?;
     if req.seq < 0 {
-        return Err(ServiceError::invalid("seq", "is invalid"));
+        return Err(ServiceError::invalid("seq", "is invalid").into());
     }
-    let mut conn = chat.store.db().pool().acquire().await.map_err(internal)?;
+    let db = chat.store.db();
+    let mut conn = db.reads().await?;
     let (row, _) = access::membership(&mut conn, &req.conversation_id, me).await?;
-    let read_seq = Store::mark_read(&mut conn, &row.id, me, req.seq.min(row.last_seq)).await.map_err(internal)?;
-    let recipients =
-        Store::members(&mut conn, &row.id).await.map_err(internal)?.into_iter().map(|m| m.user_id).collect();
+    let recipients = Store::members(&mut conn, &row.id).await?.into_iter().map(|m| m.user_id).collect();
+    drop(conn);
+    let mut tx = db.begin().await?;
+    let read_seq = Store::mark_read(&mut tx, &row.id, me, req.seq.min(row.last_seq)).await?;
+    tx.commit().await?;
     Ok(ReadReply { conversation_id: row.id, user_id: me.to_owned(), read_seq, recipients })
 }

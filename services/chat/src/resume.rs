@@ -5,10 +5,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use prost::Message as _;
-use soulchat_runtime::RequestContext;
-use soulchat_runtime::database::internal;
-use soulchat_subjects::ServiceError;
+use soulchat_runtime::{RequestContext, Result};
 use soulchat_subjects::chat::messages::*;
 
 use crate::Chat;
@@ -16,12 +15,11 @@ use crate::store::Store;
 
 const MAX_EVENTS: i64 = 1000;
 
-pub async fn resume(chat: Arc<Chat>, ctx: RequestContext, req: ResumeRequest) -> Result<ResumeReply, ServiceError> {
+pub async fn resume(chat: Arc<Chat>, ctx: RequestContext, req: ResumeRequest) -> Result<ResumeReply> {
     let me = ctx.user_id()?;
-    let mut conn = chat.store.db().pool().acquire().await.map_err(internal)?;
+    let mut conn = chat.store.db().reads().await?;
     let mine: BTreeMap<String, i64> = Store::memberships(&mut conn, me)
-        .await
-        .map_err(internal)?
+        .await?
         .into_iter()
         .map(|(conversation, member)| (conversation, member.joined_seq))
         .collect();
@@ -30,7 +28,7 @@ pub async fn resume(chat: Arc<Chat>, ctx: RequestContext, req: ResumeRequest) ->
     for (conversation_id, joined_seq) in &mine {
         // Never before the joining event: what came earlier was not this member's to see live.
         let seen = req.conversations.get(conversation_id).copied().unwrap_or(0).max(joined_seq - 1);
-        let rows = Store::events_after(&mut conn, conversation_id, seen, MAX_EVENTS + 1).await.map_err(internal)?;
+        let rows = Store::events_after(&mut conn, conversation_id, seen, MAX_EVENTS + 1).await?;
         let truncated = rows.len() as i64 > MAX_EVENTS;
         let rows = if truncated { &rows[1..] } else { &rows[..] };
         let Some((from_seq, _)) = rows.first() else { continue };
@@ -38,10 +36,7 @@ pub async fn resume(chat: Arc<Chat>, ctx: RequestContext, req: ResumeRequest) ->
             .iter()
             .map(|(_, payload)| ChatEvent::decode(payload.as_slice()))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| {
-                tracing::error!(%conversation_id, "undecodable event in the log: {e}");
-                ServiceError::internal()
-            })?;
+            .with_context(|| format!("undecodable event in the log of conversation {conversation_id}"))?;
         conversations.push(ResumedConversation {
             conversation_id: conversation_id.clone(),
             truncated,

@@ -41,7 +41,7 @@ impl Chat {
     async fn code<O: Operation>(&self, user: &str, request: O::Request) -> u16 {
         match self.call::<O>(user, request).await {
             Ok(_) => panic!("{} as {user} succeeded", O::SUBJECT),
-            Err(e) => e.code,
+            Err(e) => e.code.as_u16(),
         }
     }
 
@@ -128,7 +128,7 @@ async fn group_roles_and_permissions(backend: Backend) {
     assert_eq!(group.members.len(), 3);
 
     let not_found = t.call::<chat::Get>(&outsider, get(&id)).await.unwrap_err();
-    assert_eq!((not_found.code, not_found.fields["conversation"][0].as_str()), (404, "not found"));
+    assert_eq!((not_found.code.as_u16(), not_found.fields["conversation"][0].as_str()), (404, "not found"));
     let rename = |name: &str| UpdateRequest { conversation_id: id.clone(), name: Some(name.into()), description: None };
     assert_eq!(t.code::<chat::Update>(&outsider, rename("x")).await, 404);
     assert_eq!(t.code::<chat::Update>(&member, rename("x")).await, 403);

@@ -2,16 +2,16 @@
 //! conversation or an `@username` mention in a group, for recipients with no live socket, and
 //! being added to a group by someone else.
 //!
-//! Consumed with the runtime's durable consumer (`notification-chat`).
+//! Consumed with the runtime's durable consumer ([`soulchat_subjects::notification::CHAT`]).
 
 use std::collections::HashMap;
 
+use soulchat_runtime::WriteTx;
 use soulchat_runtime::consumer::EventHandler;
 use soulchat_subjects::chat::messages::chat_event::Event;
 use soulchat_subjects::chat::messages::{ChatEvent, GetRequest, Message};
 use soulchat_subjects::profile::messages::{LookupRequest, Profile};
 use soulchat_subjects::{CallContext, chat, profile};
-use sqlx::AnyConnection;
 
 use crate::Notifications;
 use crate::compose::{Draft, Stored};
@@ -38,15 +38,10 @@ impl EventHandler<chat::Committed> for Notifications {
         drafts.is_empty()
     }
 
-    async fn handle(
-        &self,
-        conn: &mut AnyConnection,
-        _event: ChatEvent,
-        drafts: Vec<Draft>,
-    ) -> anyhow::Result<Vec<Stored>> {
+    async fn handle(&self, tx: &mut WriteTx<'_>, _event: ChatEvent, drafts: Vec<Draft>) -> anyhow::Result<Vec<Stored>> {
         let mut stored = Vec::new();
         for draft in drafts {
-            stored.extend(self.notify(conn, draft).await?);
+            stored.extend(self.notify(tx, draft).await?);
         }
         Ok(stored)
     }

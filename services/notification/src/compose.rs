@@ -1,19 +1,18 @@
 //! Turning "this user should hear about X" into effects, inside the transaction of the event
 //! that caused it: the user's preferences and mutes decide; the in-app notification is stored;
 //! one delivery job per external channel (and per push subscription) goes into the outbox, so
-//! the jobs leave exactly when the notification commits. After the commit the caller publishes
-//! the live frames ([`Notifications::published`]).
+//! the jobs leave exactly when the notification commits (the commit wakes the relay). After the
+//! commit the caller publishes the live notifications ([`Notifications::published`]).
 
 use std::collections::HashMap;
 
-use soulchat_runtime::now_ms;
+use soulchat_runtime::WriteTx;
 use soulchat_subjects::notification::messages::{Delivery, Notification};
 use soulchat_subjects::notification::{EmailJob, PushJob, SmsJob};
-use sqlx::AnyConnection;
+use soulchat_subjects::time::now_ms;
 
 use crate::channels::Channel;
-use crate::store::Store;
-use crate::{Notifications, live};
+use crate::{Notifications, live, store};
 
 /// A notification for one user, before preferences are applied.
 pub struct Draft {
@@ -33,12 +32,12 @@ pub type Stored = (String, Notification);
 
 impl Notifications {
     /// Applies the user's preferences to `draft` in the caller's transaction.
-    pub async fn notify(&self, conn: &mut AnyConnection, draft: Draft) -> anyhow::Result<Option<Stored>> {
-        let prefs = Store::preferences(conn, &draft.user_id).await?;
+    pub async fn notify(&self, tx: &mut WriteTx<'_>, draft: Draft) -> anyhow::Result<Option<Stored>> {
+        let prefs = store::preferences(tx, &draft.user_id).await?;
         if draft.conversation_id.as_ref().is_some_and(|c| prefs.muted_conversations.contains(c)) {
             return Ok(None);
         }
-        if Store::exists(conn, &draft.user_id, &draft.dedup_key).await? {
+        if store::exists(tx, &draft.user_id, &draft.dedup_key).await? {
             return Ok(None);
         }
         let notification = Notification {
@@ -60,34 +59,31 @@ impl Notifications {
                 "data": notification.data,
             })
             .to_string();
-            for (_, endpoint, p256dh, auth) in Store::subscriptions(conn, &user).await? {
+            for (_, endpoint, p256dh, auth) in store::subscriptions(tx, &user).await? {
                 let job = self.job(Channel::Push, &user, &notification, endpoint, payload.clone());
-                self.outbox.record::<PushJob>(conn, &Delivery { p256dh, auth, ..job }).await?;
+                self.outbox.record::<PushJob>(tx, &Delivery { p256dh, auth, ..job }).await?;
             }
         }
-        let (email, phone) = Store::contacts(conn, &user).await?;
+        let (email, phone) = store::contacts(tx, &user).await?;
         if let Some(address) = email.filter(|_| prefs.email && self.wants(Channel::Email)) {
             let job = self.job(Channel::Email, &user, &notification, address, self.email_text(&notification));
             let html = self.email_html(&notification);
-            self.outbox
-                .record::<EmailJob>(conn, &Delivery { subject: notification.title.clone(), html, ..job })
-                .await?;
+            self.outbox.record::<EmailJob>(tx, &Delivery { subject: notification.title.clone(), html, ..job }).await?;
         }
         if let Some(number) = phone.filter(|_| prefs.sms && self.wants(Channel::Sms)) {
             let text = format!("{}: {}", notification.title, notification.body);
             let job = self.job(Channel::Sms, &user, &notification, number, text);
-            self.outbox.record::<SmsJob>(conn, &job).await?;
+            self.outbox.record::<SmsJob>(tx, &job).await?;
         }
         if !prefs.in_app {
             return Ok(None);
         }
-        Store::insert(conn, &user, &draft.dedup_key, &notification).await?;
+        store::insert(tx, &user, &draft.dedup_key, &notification).await?;
         Ok(Some((user, notification)))
     }
 
-    /// After the commit: the live frames go out and the outbox relay wakes for the jobs.
+    /// After the commit: the live notifications go out (the commit already woke the relay).
     pub async fn published(&self, stored: Vec<Stored>) {
-        self.outbox.wake();
         for (user, notification) in stored {
             live::to_user(&self.client, &user, &notification).await;
             self.stats.live_frames.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -2,12 +2,13 @@
 //!
 //! Jobs live in JetStream, not in a table: `SOULCHAT_NOTIFICATION_DELIVERIES` is a work-queue
 //! stream the outbox relay publishes to (so a job leaves exactly when the notification or the
-//! account mail that decided it commits), and every replica pulls from one durable consumer. A
-//! failed attempt is NAKed with a delay of `backoff · 2^(attempt-1)` (capped at an hour), and
-//! JetStream counts the attempts (`delivered`); the server keeps the schedule, so a restart or
-//! a crashed replica loses nothing and no replica polls a table. After the last attempt (or a
-//! failure no retry can fix) the job goes, as proto3 JSON with the error and attempt count in
-//! headers, to `SOULCHAT_NOTIFICATIONS_DLQ` and leaves the queue. Publishing it back to
+//! account mail that decided it commits), and every replica pulls from one durable consumer
+//! ([`notification::DELIVERIES`]). A failed attempt is NAKed with a delay of
+//! `backoff · 2^(attempt-1)` (capped at an hour), and JetStream counts the attempts
+//! (`delivered`); the server keeps the schedule, so a restart or a crashed replica loses nothing
+//! and no replica polls a table. After the last attempt (or a failure no retry can fix) the job
+//! goes, as proto3 JSON with the error and attempt count in headers, to
+//! `SOULCHAT_NOTIFICATIONS_DLQ` and leaves the queue. Publishing it back to
 //! `soulchat.notification.deliveries.<channel>` replays it with fresh attempts.
 //!
 //! Deliveries are at least once: a worker that dies between a successful send and its ack
@@ -20,16 +21,15 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures::StreamExt;
-use soulchat_subjects::notification::messages::Delivery;
+use soulchat_subjects::notification::{self, messages::Delivery};
 use soulchat_subjects::{Format, headers, streams, wire};
 use tokio_util::sync::CancellationToken;
 
 use crate::Notifications;
 use crate::channels::{Channel, Failure};
 use crate::stats::ChannelCounters;
-use crate::store::Store;
+use crate::store;
 
-const DURABLE: &str = "notification-deliveries";
 /// Attempts in flight per worker.
 const CONCURRENCY: usize = 16;
 /// The longest wait between two attempts.
@@ -64,7 +64,8 @@ pub fn spawn(
             tokio::select! {
                 result = consume(&js, &n) => {
                     if let Err(e) = result {
-                        tracing::warn!(durable = DURABLE, "delivery consumer stopped: {e:#}; restarting");
+                        let durable = notification::DELIVERIES.durable;
+                        tracing::warn!(durable, "delivery consumer stopped: {e:#}; restarting");
                     }
                 }
                 _ = shutdown.cancelled() => return,
@@ -78,13 +79,14 @@ pub fn spawn(
 }
 
 async fn consume(js: &jetstream::Context, n: &Notifications) -> anyhow::Result<()> {
+    let durable = notification::DELIVERIES.durable;
     let consumer = js
         .get_stream(streams::DELIVERIES_STREAM)
         .await?
         .get_or_create_consumer(
-            DURABLE,
+            durable,
             pull::Config {
-                durable_name: Some(DURABLE.to_owned()),
+                durable_name: Some(durable.to_owned()),
                 filter_subject: streams::DELIVERIES_SUBJECTS.to_owned(),
                 // Longer than one attempt may take (channels time out after ~25 s).
                 ack_wait: Duration::from_secs(60),
@@ -157,11 +159,12 @@ async fn attempt(js: &jetstream::Context, n: &Notifications, message: jetstream:
 
 /// The push service no longer knows the subscription: it goes.
 async fn gone(n: &Notifications, delivery: &Delivery, status: u16) {
-    let removed = match n.store.db().pool().acquire().await {
-        Ok(mut conn) => Store::unsubscribe(&mut conn, None, &delivery.to).await,
-        Err(e) => Err(e),
+    let removed = async {
+        let mut tx = n.db.begin().await?;
+        store::unsubscribe(&mut tx, None, &delivery.to).await?;
+        tx.commit().await
     };
-    match removed {
+    match removed.await {
         Ok(_) => {
             n.stats.push_gone.fetch_add(1, Ordering::Relaxed);
             tracing::info!(user_id = %delivery.user_id, status, "push subscription gone: deleted");

@@ -6,16 +6,16 @@ use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use soulchat_runtime::database::internal;
-use soulchat_runtime::{RequestContext, now_ms};
+use soulchat_runtime::{RequestContext, Result};
 use soulchat_subjects::ServiceError;
 use soulchat_subjects::error::Validation;
 use soulchat_subjects::notification::messages::*;
 use soulchat_subjects::notification::{EmailJob, SmsJob};
 use soulchat_subjects::proto::common::v1::Empty;
+use soulchat_subjects::time::now_ms;
 
 use crate::channels::Channel;
-use crate::store::{Cursor, Store};
+use crate::store::{self, Cursor};
 use crate::{Notifications, live};
 
 const MAX_IDS: usize = 1000;
@@ -24,45 +24,35 @@ const TITLE_MAX: usize = 200;
 const BODY_MAX: usize = 2000;
 const ENDPOINT_MAX: usize = 2048;
 
-pub async fn welcome(
-    n: Arc<Notifications>,
-    _ctx: RequestContext,
-    req: WelcomeRequest,
-) -> Result<WelcomeReply, ServiceError> {
+pub async fn welcome(n: Arc<Notifications>, _ctx: RequestContext, req: WelcomeRequest) -> Result<WelcomeReply> {
     if req.user_id.is_empty() {
-        return Err(ServiceError::invalid("user_id", "can't be blank"));
+        return Err(ServiceError::invalid("user_id", "can't be blank").into());
     }
     let body = format!("Hi {}, welcome to SoulChat!", req.username);
-    let (notification, stored) = n
-        .store
-        .insert_once(&req.user_id, "welcome", "welcome", "Welcome to SoulChat", &body)
-        .await
-        .map_err(internal)?;
+    let mut tx = n.db.begin().await?;
+    let (notification, stored) =
+        store::insert_once(&mut tx, &req.user_id, "welcome", "welcome", "Welcome to SoulChat", &body).await?;
+    tx.commit().await?;
     if stored {
         n.published(vec![(req.user_id.clone(), notification.clone())]).await;
     }
     Ok(WelcomeReply { notification_id: notification.id })
 }
 
-pub async fn list(
-    n: Arc<Notifications>,
-    ctx: RequestContext,
-    req: ListRequest,
-) -> Result<NotificationList, ServiceError> {
+pub async fn list(n: Arc<Notifications>, ctx: RequestContext, req: ListRequest) -> Result<NotificationList> {
     let user = ctx.user_id()?;
     let limit = soulchat_subjects::paging::page_size(req.limit)?;
     let cursor = if req.cursor.is_empty() { None } else { Some(parse_cursor(&req.cursor)?) };
-    let mut conn = n.store.db().pool().acquire().await.map_err(internal)?;
+    let mut reads = n.db.reads().await?;
     // One more than asked tells whether another page follows.
-    let mut page =
-        Store::page(&mut conn, user, req.unread_only, cursor.as_ref(), i64::from(limit) + 1).await.map_err(internal)?;
+    let mut page = store::page(&mut reads, user, req.unread_only, cursor.as_ref(), i64::from(limit) + 1).await?;
     let more = page.len() > limit as usize;
     page.truncate(limit as usize);
     let next_cursor = match page.last() {
         Some(last) if more => format!("{}.{}", last.created_at_ms, last.id),
         _ => String::new(),
     };
-    let unread_count = Store::unread_count(&mut conn, user).await.map_err(internal)?;
+    let unread_count = store::unread_count(&mut reads, user).await?;
     Ok(NotificationList { notifications: page, unread_count, next_cursor })
 }
 
@@ -74,22 +64,18 @@ fn parse_cursor(cursor: &str) -> Result<Cursor, ServiceError> {
         .ok_or_else(|| ServiceError::invalid("cursor", "is invalid"))
 }
 
-pub async fn mark_read(
-    n: Arc<Notifications>,
-    ctx: RequestContext,
-    req: MarkReadRequest,
-) -> Result<Empty, ServiceError> {
+pub async fn mark_read(n: Arc<Notifications>, ctx: RequestContext, req: MarkReadRequest) -> Result<Empty> {
     let user = ctx.user_id()?;
     if !req.all && req.ids.is_empty() {
-        return Err(ServiceError::invalid("ids", "can't be blank"));
+        return Err(ServiceError::invalid("ids", "can't be blank").into());
     }
     if req.ids.len() > MAX_IDS {
-        return Err(ServiceError::invalid("ids", &format!("are too many (maximum is {MAX_IDS})")));
+        return Err(ServiceError::invalid("ids", &format!("are too many (maximum is {MAX_IDS})")).into());
     }
     let ids = (!req.all).then_some(req.ids.as_slice());
-    let mut tx = n.store.db().begin().await.map_err(internal)?;
-    Store::mark_read(&mut tx, user, ids).await.map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
+    let mut tx = n.db.begin().await?;
+    store::mark_read(&mut tx, user, ids).await?;
+    tx.commit().await?;
     Ok(Empty {})
 }
 
@@ -97,17 +83,12 @@ pub async fn get_preferences(
     n: Arc<Notifications>,
     ctx: RequestContext,
     _req: GetPreferencesRequest,
-) -> Result<Preferences, ServiceError> {
+) -> Result<Preferences> {
     let user = ctx.user_id()?;
-    let mut conn = n.store.db().pool().acquire().await.map_err(internal)?;
-    Store::preferences(&mut conn, user).await.map_err(internal)
+    Ok(store::preferences(&mut n.db.reads().await?, user).await?)
 }
 
-pub async fn put_preferences(
-    n: Arc<Notifications>,
-    ctx: RequestContext,
-    mut req: Preferences,
-) -> Result<Preferences, ServiceError> {
+pub async fn put_preferences(n: Arc<Notifications>, ctx: RequestContext, mut req: Preferences) -> Result<Preferences> {
     let user = ctx.user_id()?;
     let mut v = Validation::new();
     if req.muted_conversations.len() > MAX_MUTED {
@@ -119,10 +100,10 @@ pub async fn put_preferences(
     v.finish()?;
     req.muted_conversations.sort();
     req.muted_conversations.dedup();
-    let mut tx = n.store.db().begin().await.map_err(internal)?;
-    Store::put_preferences(&mut tx, user, &req).await.map_err(internal)?;
-    let stored = Store::preferences(&mut tx, user).await.map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
+    let mut tx = n.db.begin().await?;
+    store::put_preferences(&mut tx, user, &req).await?;
+    let stored = store::preferences(&mut tx, user).await?;
+    tx.commit().await?;
     Ok(stored)
 }
 
@@ -130,7 +111,7 @@ pub async fn subscribe_push(
     n: Arc<Notifications>,
     ctx: RequestContext,
     req: SubscribePushRequest,
-) -> Result<SubscribePushReply, ServiceError> {
+) -> Result<SubscribePushReply> {
     let user = ctx.user_id()?;
     let mut v = Validation::new();
     let scheme_ok =
@@ -146,9 +127,9 @@ pub async fn subscribe_push(
         v.problem("auth", "must be a base64url 16-byte secret");
     }
     v.finish()?;
-    let mut tx = n.store.db().begin().await.map_err(internal)?;
-    let id = Store::subscribe(&mut tx, user, &req.endpoint, &req.p256dh, &req.auth).await.map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
+    let mut tx = n.db.begin().await?;
+    let id = store::subscribe(&mut tx, user, &req.endpoint, &req.p256dh, &req.auth).await?;
+    tx.commit().await?;
     Ok(SubscribePushReply { id })
 }
 
@@ -156,21 +137,18 @@ pub async fn unsubscribe_push(
     n: Arc<Notifications>,
     ctx: RequestContext,
     req: UnsubscribePushRequest,
-) -> Result<Empty, ServiceError> {
+) -> Result<Empty> {
     let user = ctx.user_id()?;
     if req.endpoint.is_empty() {
-        return Err(ServiceError::invalid("endpoint", "can't be blank"));
+        return Err(ServiceError::invalid("endpoint", "can't be blank").into());
     }
-    let mut conn = n.store.db().pool().acquire().await.map_err(internal)?;
-    Store::unsubscribe(&mut conn, Some(user), &req.endpoint).await.map_err(internal)?;
+    let mut tx = n.db.begin().await?;
+    store::unsubscribe(&mut tx, Some(user), &req.endpoint).await?;
+    tx.commit().await?;
     Ok(Empty {})
 }
 
-pub async fn alert(
-    n: Arc<Notifications>,
-    _ctx: RequestContext,
-    req: AlertRequest,
-) -> Result<Notification, ServiceError> {
+pub async fn alert(n: Arc<Notifications>, _ctx: RequestContext, req: AlertRequest) -> Result<Notification> {
     let mut v = Validation::new();
     text_field(&mut v, "title", &req.title, TITLE_MAX);
     text_field(&mut v, "body", &req.body, BODY_MAX);
@@ -183,17 +161,14 @@ pub async fn alert(
         created_at_ms: now_ms(),
         ..Default::default()
     };
-    let mut conn = n.store.db().pool().acquire().await.map_err(internal)?;
-    Store::insert_alert(&mut conn, &alert).await.map_err(internal)?;
+    let mut tx = n.db.begin().await?;
+    store::insert_alert(&mut tx, &alert).await?;
+    tx.commit().await?;
     live::broadcast(&n.client, &alert);
     Ok(alert)
 }
 
-pub async fn send_email(
-    n: Arc<Notifications>,
-    _ctx: RequestContext,
-    req: SendEmailRequest,
-) -> Result<DeliveryReply, ServiceError> {
+pub async fn send_email(n: Arc<Notifications>, _ctx: RequestContext, req: SendEmailRequest) -> Result<DeliveryReply> {
     let mut v = Validation::new();
     if req.to.parse::<lettre::Address>().is_err() {
         v.problem("to", "is not an email address");
@@ -218,11 +193,7 @@ pub async fn send_email(
     queue_account_delivery(&n, Channel::Email, delivery).await
 }
 
-pub async fn send_sms(
-    n: Arc<Notifications>,
-    _ctx: RequestContext,
-    req: SendSmsRequest,
-) -> Result<DeliveryReply, ServiceError> {
+pub async fn send_sms(n: Arc<Notifications>, _ctx: RequestContext, req: SendSmsRequest) -> Result<DeliveryReply> {
     let mut v = Validation::new();
     let digits = req.to.strip_prefix('+').unwrap_or_default();
     if !(7..=15).contains(&digits.len()) || !digits.chars().all(|c| c.is_ascii_digit()) {
@@ -242,25 +213,19 @@ pub async fn send_sms(
 
 /// Queues account mail through the outbox (the job is durable once this answers). An
 /// unconfigured channel skips it, visibly: a warning, a counter, and an empty delivery id.
-async fn queue_account_delivery(
-    n: &Notifications,
-    channel: Channel,
-    mut delivery: Delivery,
-) -> Result<DeliveryReply, ServiceError> {
+async fn queue_account_delivery(n: &Notifications, channel: Channel, mut delivery: Delivery) -> Result<DeliveryReply> {
     if !n.channels.configured(channel) {
         n.stats.channel(channel).skipped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::warn!(channel = channel.name(), user_id = %delivery.user_id, "account {} skipped: channel not configured", channel.name());
         return Ok(DeliveryReply { delivery_id: String::new() });
     }
     delivery.id = uuid::Uuid::now_v7().to_string();
-    let mut tx = n.store.db().begin().await.map_err(internal)?;
+    let mut tx = n.db.begin().await?;
     match channel {
-        Channel::Email => n.outbox.record::<EmailJob>(&mut tx, &delivery).await,
-        _ => n.outbox.record::<SmsJob>(&mut tx, &delivery).await,
+        Channel::Email => n.outbox.record::<EmailJob>(&mut tx, &delivery).await?,
+        _ => n.outbox.record::<SmsJob>(&mut tx, &delivery).await?,
     }
-    .map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
-    n.outbox.wake();
+    tx.commit().await?;
     Ok(DeliveryReply { delivery_id: delivery.id })
 }
 

@@ -1,5 +1,5 @@
 //! The notification worker: in-app notifications and system alerts in the
-//! `notification_service` database it alone owns, live frames to the users' sockets, and the
+//! `notification_service` database it alone owns, published live for the users' sockets, and the
 //! external channels (Web Push, email, SMS) behind a JetStream retry queue with a dead-letter
 //! stream.
 //!
@@ -25,13 +25,13 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use soulchat_runtime::{Database, Migrations, Outbox, WorkerBuilder, consumer};
-use soulchat_subjects::{Caller, chat, notification, profile, streams, user};
-use tokio_util::sync::CancellationToken;
+use async_nats::jetstream;
+use soulchat_runtime::{Context, Database, Endpoints, Migrations, Outbox, Service};
+use soulchat_subjects::{Caller, notification, streams};
 
 pub use deliveries::{ATTEMPTS_HEADER, ERROR_HEADER};
 
-pub static MIGRATIONS: Migrations = Migrations {
+static MIGRATIONS: Migrations = Migrations {
     sqlite: sqlx::migrate!("../../migrations/notification/sqlite"),
     mysql: sqlx::migrate!("../../migrations/notification/mysql"),
 };
@@ -44,7 +44,6 @@ pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_secs(10);
 /// Every channel is optional: an unset one is skipped (logged at start, counted in stats).
 #[derive(Clone, Default)]
 pub struct Config {
-    pub database_url: String,
     /// `smtp://host:port` (plain), `smtp://…?tls=required` (STARTTLS) or `smtps://…`.
     pub smtp_url: Option<String>,
     /// The From address of every email, e.g. `SoulChat <noreply@example.com>`.
@@ -72,7 +71,6 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secret = |s: &Option<String>| s.as_ref().map(|_| "***");
         f.debug_struct("Config")
-            .field("database_url", &self.database_url)
             .field("smtp_url", &secret(&self.smtp_url))
             .field("mail_from", &self.mail_from)
             .field("vapid_private_key", &secret(&self.vapid_private_key))
@@ -87,8 +85,9 @@ impl fmt::Debug for Config {
     }
 }
 
-pub(crate) struct Notifications {
-    store: store::Store,
+/// The worker's state, shared by its handlers, consumers and delivery loop.
+pub struct Notifications {
+    db: Database,
     outbox: Outbox,
     client: async_nats::Client,
     caller: Caller,
@@ -107,91 +106,63 @@ impl Notifications {
     }
 }
 
-/// Runs the notification worker until `shutdown`.
-pub async fn run(config: Config, client: async_nats::Client, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let channels = channels::Channels::from_config(&config)?;
-    let db = Database::connect(&config.database_url, &MIGRATIONS).await?;
-    let js = async_nats::jetstream::new(client.clone());
-    streams::declare(&js).await?;
-    streams::declare_deliveries(&js).await?;
-    let (online, presence_watch) =
-        presence::OnlineUsers::watch(js.get_key_value(streams::PRESENCE_BUCKET).await?, shutdown.clone());
-    let outbox = Outbox::new("notification");
-    let relay = outbox.spawn_relay(db.clone(), js.clone(), shutdown.clone());
-    let state = Arc::new(Notifications {
-        store: store::Store::new(db.clone()),
-        outbox,
-        client: client.clone(),
-        caller: Caller::new(client.clone(), Duration::from_secs(5)),
-        online,
-        channels,
-        stats: stats::Stats::default(),
-        retry: deliveries::RetryPolicy {
-            attempts: config.delivery_attempts.unwrap_or(DEFAULT_DELIVERY_ATTEMPTS).max(1),
-            backoff: config.retry_backoff.unwrap_or(DEFAULT_RETRY_BACKOFF),
-        },
-        public_url: config.public_url.clone(),
-        allow_insecure_push: config.allow_insecure_push,
-    });
-    let tasks = vec![
-        consumer::spawn::<user::Created, _>(
-            js.clone(),
-            db.clone(),
-            "notification-user-created",
-            state.clone(),
-            shutdown.clone(),
-        ),
-        consumer::spawn::<user::Updated, _>(
-            js.clone(),
-            db.clone(),
-            "notification-user-updated",
-            state.clone(),
-            shutdown.clone(),
-        ),
-        consumer::spawn::<user::Deleted, _>(
-            js.clone(),
-            db.clone(),
-            "notification-user-deleted",
-            state.clone(),
-            shutdown.clone(),
-        ),
-        consumer::spawn::<profile::Followed, _>(
-            js.clone(),
-            db.clone(),
-            "notification-profile-followed",
-            state.clone(),
-            shutdown.clone(),
-        ),
-        consumer::spawn::<chat::Committed, _>(
-            js.clone(),
-            db.clone(),
-            "notification-chat",
-            state.clone(),
-            shutdown.clone(),
-        ),
-        deliveries::spawn(js, state.clone(), shutdown.clone()),
-        presence_watch,
-    ];
-    let stats_source = state.clone();
-    let worker = WorkerBuilder::new(notification::SERVICE, env!("CARGO_PKG_VERSION"), state)
-        .stats(move || stats_source.stats.to_json(&stats_source.channels))
-        .handle::<notification::Welcome, _, _>(handlers::welcome)
-        .handle::<notification::List, _, _>(handlers::list)
-        .handle::<notification::MarkRead, _, _>(handlers::mark_read)
-        .handle::<notification::GetPreferences, _, _>(handlers::get_preferences)
-        .handle::<notification::PutPreferences, _, _>(handlers::put_preferences)
-        .handle::<notification::SubscribePush, _, _>(handlers::subscribe_push)
-        .handle::<notification::UnsubscribePush, _, _>(handlers::unsubscribe_push)
-        .handle::<notification::Alert, _, _>(handlers::alert)
-        .handle::<notification::SendEmail, _, _>(handlers::send_email)
-        .handle::<notification::SendSms, _, _>(handlers::send_sms)
-        .start(client, shutdown)
-        .await?;
-    worker.run_until_shutdown().await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), relay).await;
-    for task in tasks {
-        let _ = task.await;
+impl Service for Notifications {
+    const CONTRACT: soulchat_subjects::ServiceDef = notification::SERVICE;
+    type Config = Config;
+
+    fn migrations() -> &'static Migrations {
+        &MIGRATIONS
     }
-    db.close().await;
-    Ok(())
+
+    /// The delivery queue and its dead-letter stream are this worker's alone.
+    async fn declare(js: &jetstream::Context) -> anyhow::Result<()> {
+        streams::declare_deliveries(js).await
+    }
+
+    async fn start(config: Config, ctx: &mut Context) -> anyhow::Result<Arc<Self>> {
+        let channels = channels::Channels::from_config(&config)?;
+        let (online, presence_watch) =
+            presence::OnlineUsers::watch(ctx.js.get_key_value(streams::PRESENCE_BUCKET).await?, ctx.shutdown());
+        ctx.spawn(presence_watch);
+        let state = Arc::new(Notifications {
+            db: ctx.db.clone(),
+            outbox: ctx.outbox()?,
+            client: ctx.client.clone(),
+            caller: ctx.caller.clone(),
+            online,
+            channels,
+            stats: stats::Stats::default(),
+            retry: deliveries::RetryPolicy {
+                attempts: config.delivery_attempts.unwrap_or(DEFAULT_DELIVERY_ATTEMPTS).max(1),
+                backoff: config.retry_backoff.unwrap_or(DEFAULT_RETRY_BACKOFF),
+            },
+            public_url: config.public_url,
+            allow_insecure_push: config.allow_insecure_push,
+        });
+        ctx.consume(notification::USER_CREATED, state.clone());
+        ctx.consume(notification::USER_UPDATED, state.clone());
+        ctx.consume(notification::USER_DELETED, state.clone());
+        ctx.consume(notification::PROFILE_FOLLOWED, state.clone());
+        ctx.consume(notification::CHAT, state.clone());
+        ctx.spawn(deliveries::spawn(ctx.js.clone(), state.clone(), ctx.shutdown()));
+        Ok(state)
+    }
+
+    fn endpoints(endpoints: Endpoints<Self>) -> Endpoints<Self> {
+        endpoints
+            .handle::<notification::Welcome, _, _, _>(handlers::welcome)
+            .handle::<notification::List, _, _, _>(handlers::list)
+            .handle::<notification::MarkRead, _, _, _>(handlers::mark_read)
+            .handle::<notification::GetPreferences, _, _, _>(handlers::get_preferences)
+            .handle::<notification::PutPreferences, _, _, _>(handlers::put_preferences)
+            .handle::<notification::SubscribePush, _, _, _>(handlers::subscribe_push)
+            .handle::<notification::UnsubscribePush, _, _, _>(handlers::unsubscribe_push)
+            .handle::<notification::Alert, _, _, _>(handlers::alert)
+            .handle::<notification::SendEmail, _, _, _>(handlers::send_email)
+            .handle::<notification::SendSms, _, _, _>(handlers::send_sms)
+    }
+
+    fn stats(&self) -> Option<serde_json::Value> {
+        Some(self.stats.to_json(&self.channels))
+    }
 }

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use async_nats::jetstream::kv::{self, Operation};
 use futures::StreamExt;
-use soulchat_runtime::now_ms;
 use soulchat_subjects::streams::PRESENCE_TTL;
+use soulchat_subjects::time::now_ms;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Clone, Default)]

@@ -4,22 +4,21 @@
 
 use std::collections::HashMap;
 
+use soulchat_runtime::WriteTx;
 use soulchat_runtime::consumer::EventHandler;
 use soulchat_subjects::profile::{self, messages::FollowEvent};
 use soulchat_subjects::user::{self, messages::UserEvent};
-use sqlx::AnyConnection;
 
-use crate::Notifications;
 use crate::compose::{Draft, Stored};
-use crate::store::Store;
+use crate::{Notifications, store};
 
 /// `user.created`: where the user may be reached (nowhere outside the app until verified).
 impl EventHandler<user::Created> for Notifications {
     type Prepared = ();
     type Effect = ();
 
-    async fn handle(&self, conn: &mut AnyConnection, event: UserEvent, _: ()) -> anyhow::Result<()> {
-        record_contacts(conn, &event).await
+    async fn handle(&self, tx: &mut WriteTx<'_>, event: UserEvent, _: ()) -> anyhow::Result<()> {
+        record_contacts(tx, &event).await
     }
 }
 
@@ -28,15 +27,15 @@ impl EventHandler<user::Updated> for Notifications {
     type Prepared = ();
     type Effect = ();
 
-    async fn handle(&self, conn: &mut AnyConnection, event: UserEvent, _: ()) -> anyhow::Result<()> {
-        record_contacts(conn, &event).await
+    async fn handle(&self, tx: &mut WriteTx<'_>, event: UserEvent, _: ()) -> anyhow::Result<()> {
+        record_contacts(tx, &event).await
     }
 }
 
 /// Contact points are used only once verified.
-async fn record_contacts(conn: &mut AnyConnection, event: &UserEvent) -> anyhow::Result<()> {
+async fn record_contacts(tx: &mut WriteTx<'_>, event: &UserEvent) -> anyhow::Result<()> {
     let email = Some(event.email.as_str()).filter(|e| event.email_verified && !e.is_empty());
-    Store::set_contacts(conn, &event.user_id, email, event.phone.as_deref()).await?;
+    store::set_contacts(tx, &event.user_id, email, event.phone.as_deref()).await?;
     Ok(())
 }
 
@@ -45,8 +44,8 @@ impl EventHandler<user::Deleted> for Notifications {
     type Prepared = ();
     type Effect = ();
 
-    async fn handle(&self, conn: &mut AnyConnection, event: UserEvent, _: ()) -> anyhow::Result<()> {
-        Store::delete_for_user(conn, &event.user_id).await?;
+    async fn handle(&self, tx: &mut WriteTx<'_>, event: UserEvent, _: ()) -> anyhow::Result<()> {
+        store::delete_for_user(tx, &event.user_id).await?;
         Ok(())
     }
 }
@@ -56,7 +55,7 @@ impl EventHandler<profile::Followed> for Notifications {
     type Prepared = ();
     type Effect = Option<Stored>;
 
-    async fn handle(&self, conn: &mut AnyConnection, event: FollowEvent, _: ()) -> anyhow::Result<Self::Effect> {
+    async fn handle(&self, tx: &mut WriteTx<'_>, event: FollowEvent, _: ()) -> anyhow::Result<Self::Effect> {
         let draft = Draft {
             user_id: event.followee_id.clone(),
             kind: "follower",
@@ -69,7 +68,7 @@ impl EventHandler<profile::Followed> for Notifications {
             ]),
             conversation_id: None,
         };
-        self.notify(conn, draft).await
+        self.notify(tx, draft).await
     }
 
     async fn committed(&self, stored: Self::Effect) {

@@ -13,17 +13,21 @@ use serde_json::{Value, json};
 use soulchat_notification::{ATTEMPTS_HEADER, Config};
 use soulchat_subjects::notification::messages::*;
 use soulchat_subjects::notification::{self};
-use soulchat_subjects::{CallContext, Format, headers, streams};
+use soulchat_subjects::{CallContext, Format, headers, streams, wire};
 use soulchat_testkit::{Backend, Endpoint, Mesh, Role, SmtpServer, each_backend};
 use support::*;
 
-/// The first frame on `subscriber` within 10 s, as JSON.
-async fn frame(subscriber: &mut async_nats::Subscriber) -> Value {
+/// The first live notification on `subscriber` within 10 s: protobuf, which the gateway renders
+/// into the socket's `notification` frame.
+async fn live_notification(subscriber: &mut async_nats::Subscriber) -> Notification {
     let message = tokio::time::timeout(Duration::from_secs(10), subscriber.next())
         .await
-        .expect("a live frame within 10 s")
+        .expect("a live notification within 10 s")
         .unwrap();
-    serde_json::from_slice(&message.payload).unwrap()
+    let content_type =
+        message.headers.as_ref().and_then(|h| h.get(headers::CONTENT_TYPE)).map(|v| v.as_str().to_owned());
+    assert_eq!(content_type.as_deref(), Some(wire::PROTOBUF));
+    Format::Protobuf.decode(&message.payload).unwrap()
 }
 
 async fn in_app_list_and_read(backend: Backend) {
@@ -40,15 +44,13 @@ async fn in_app_list_and_read(backend: Backend) {
     assert_eq!(followed.data["username"], "bob");
     assert_eq!(followed.body, "bob started following you");
 
-    // The live frame is ready for the gateway to forward as it is.
-    let frame = frame(&mut live).await;
-    assert_eq!(frame["type"], "notification");
-    assert_eq!(frame["notification"]["id"], followed.id);
-    assert_eq!(frame["notification"]["kind"], "follower");
-    assert_eq!(frame["notification"]["read"], false);
-    assert_eq!(frame["notification"]["data"]["username"], "bob");
-    let created_at = frame["notification"]["created_at"].as_str().unwrap();
-    assert!(created_at.ends_with('Z') && created_at.len() == "2026-01-01T00:00:00.000Z".len(), "{created_at}");
+    // The live notification is the stored one, for the gateway to render.
+    let sent = live_notification(&mut live).await;
+    assert_eq!(sent.id, followed.id);
+    assert_eq!(sent.kind, "follower");
+    assert!(!sent.read);
+    assert_eq!(sent.data["username"], "bob");
+    assert_eq!(sent.created_at_ms, followed.created_at_ms);
 
     // Newest first, with the unread count; paged by cursor.
     let all = list(&caller, &alice, false).await;
@@ -113,11 +115,10 @@ async fn alerts_are_stored_once_and_broadcast(backend: Backend) {
     let alert = caller.call::<notification::Alert>(&as_user(&alice), &request).await.unwrap();
     assert_eq!(alert.kind, "alert");
 
-    let frame = frame(&mut broadcast).await;
-    assert_eq!(frame["type"], "notification");
-    assert_eq!(frame["notification"]["id"], alert.id);
-    assert_eq!(frame["notification"]["title"], "Maintenance");
-    assert_eq!(frame["notification"]["kind"], "alert");
+    let sent = live_notification(&mut broadcast).await;
+    assert_eq!(sent.id, alert.id);
+    assert_eq!(sent.title, "Maintenance");
+    assert_eq!(sent.kind, "alert");
 
     assert_eq!(mesh.strings(Role::Notification, "SELECT id FROM alerts").await, vec![alert.id.clone()]);
     for user in [&alice, &bob] {
@@ -152,7 +153,6 @@ async fn channel_config(smtp: &SmtpServer, push: &Endpoint, sms: &Endpoint) -> C
         delivery_attempts: Some(3),
         retry_backoff: Some(Duration::from_millis(200)),
         allow_insecure_push: true,
-        ..Default::default()
     }
 }
 
@@ -186,7 +186,7 @@ async fn verify_email(mesh: &Mesh, caller: &soulchat_subjects::Caller, smtp: &Sm
 async fn push_email_and_sms_are_delivered(backend: Backend) {
     let mut mesh = Mesh::start(backend).await;
     let (smtp, push, sms) = (SmtpServer::start().await, Endpoint::start(201).await, Endpoint::start(200).await);
-    let stop = start_worker(&mut mesh, channel_config(&smtp, &push, &sms).await).await;
+    start_worker(&mut mesh, channel_config(&smtp, &push, &sms).await).await;
     let caller = caller(&mesh).await;
     let (_, alice) = register(&mesh, "alice").await;
     let (bob_token, _) = register(&mesh, "bob").await;
@@ -274,14 +274,13 @@ async fn push_email_and_sms_are_delivered(backend: Backend) {
         mesh.strings(Role::Notification, "SELECT id FROM push_subscriptions").await.is_empty().then_some(())
     })
     .await;
-    stop.cancel();
     mesh.shutdown().await;
 }
 
 async fn failed_deliveries_are_dead_lettered_and_replayed(backend: Backend) {
     let mut mesh = Mesh::start(backend).await;
     let (smtp, push, sms) = (SmtpServer::start().await, Endpoint::start(201).await, Endpoint::start(503).await);
-    let stop = start_worker(&mut mesh, channel_config(&smtp, &push, &sms).await).await;
+    start_worker(&mut mesh, channel_config(&smtp, &push, &sms).await).await;
     let caller = caller(&mesh).await;
     let (_, alice) = register(&mesh, "alice").await;
 
@@ -336,14 +335,13 @@ async fn failed_deliveries_are_dead_lettered_and_replayed(backend: Backend) {
     assert_eq!(data["email"]["retried"], 1, "{stats}");
     assert_eq!(data["sms"]["dead_lettered"], 1, "{stats}");
     assert_eq!(data["sms"]["retried"], 2, "{stats}");
-    stop.cancel();
     mesh.shutdown().await;
 }
 
 async fn preferences_and_mutes_are_honoured(backend: Backend) {
     let mut mesh = Mesh::start(backend).await;
     let (smtp, push, sms) = (SmtpServer::start().await, Endpoint::start(201).await, Endpoint::start(200).await);
-    let stop = start_worker(&mut mesh, channel_config(&smtp, &push, &sms).await).await;
+    start_worker(&mut mesh, channel_config(&smtp, &push, &sms).await).await;
     let caller = caller(&mesh).await;
     let (alice_token, alice) = register(&mesh, "alice").await;
     let (bob_token, bob) = register(&mesh, "bob").await;
@@ -430,7 +428,6 @@ async fn preferences_and_mutes_are_honoured(backend: Backend) {
     let alices = list(&caller, &alice, false).await.notifications;
     assert!(alices.iter().all(|n| n.kind != "message"), "online: {alices:?}");
     assert!(alices.iter().all(|n| n.kind != "follower"), "in-app off: {alices:?}");
-    stop.cancel();
     mesh.shutdown().await;
 }
 

@@ -1,19 +1,19 @@
 //! Events the profile worker consumes.
 
+use soulchat_runtime::WriteTx;
 use soulchat_runtime::consumer::EventHandler;
 use soulchat_subjects::user::{self, messages::UserEvent};
-use sqlx::AnyConnection;
 
 use crate::Profiles;
-use crate::store::{ProfileRow, Store};
+use crate::store::{self, ProfileRow};
 
 /// `user.deleted`: the profile and every follow edge go; the counts of those it touched follow.
 impl EventHandler<user::Deleted> for Profiles {
     type Prepared = ();
     type Effect = Option<(ProfileRow, Vec<String>)>;
 
-    async fn handle(&self, conn: &mut AnyConnection, event: UserEvent, _: ()) -> anyhow::Result<Self::Effect> {
-        Ok(Store::remove(conn, &event.user_id).await?)
+    async fn handle(&self, tx: &mut WriteTx<'_>, event: UserEvent, _: ()) -> anyhow::Result<Self::Effect> {
+        Ok(store::remove(tx, &event.user_id).await?)
     }
 
     async fn committed(&self, removed: Self::Effect) {

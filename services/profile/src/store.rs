@@ -1,9 +1,11 @@
 //! The profile database: profiles and follow edges. Every change to a profile row raises its
-//! `version` (see `cache`), in the same statement.
+//! `version` (see `cache`), in the same statement. Reads take any [`Reads`] (a read connection,
+//! or the write transaction they belong to); writes take the [`WriteTx`] they belong to.
 
-use soulchat_runtime::{Database, now_ms};
+use soulchat_runtime::{Database, Reads, WriteTx};
 use soulchat_subjects::profile::messages::Profile;
-use sqlx::{AnyConnection, FromRow};
+use soulchat_subjects::time::now_ms;
+use sqlx::FromRow;
 
 #[derive(Debug, Clone, FromRow)]
 pub struct ProfileRow {
@@ -44,261 +46,247 @@ pub fn now_micros() -> i64 {
     now_ms() * 1000
 }
 
-#[derive(Clone)]
-pub struct Store {
-    db: Database,
+pub async fn by_username(r: &mut impl Reads, username: &str) -> sqlx::Result<Option<ProfileRow>> {
+    r.fetch_optional(
+        sqlx::query_as(
+            "SELECT user_id, username, bio, image, followers_count, following_count, version \
+                 FROM profiles WHERE username_norm = ?",
+        )
+        .bind(username.trim().to_lowercase()),
+    )
+    .await
 }
 
-impl Store {
-    pub fn new(db: Database) -> Self {
-        Store { db }
-    }
-
-    pub fn db(&self) -> &Database {
-        &self.db
-    }
-
-    pub async fn by_username(&self, username: &str) -> sqlx::Result<Option<ProfileRow>> {
+pub async fn by_user(r: &mut impl Reads, user_id: &str) -> sqlx::Result<Option<ProfileRow>> {
+    r.fetch_optional(
         sqlx::query_as(
             "SELECT user_id, username, bio, image, followers_count, following_count, version \
-             FROM profiles WHERE username_norm = ?",
+                 FROM profiles WHERE user_id = ?",
         )
-        .bind(username.trim().to_lowercase())
-        .fetch_optional(self.db.pool())
-        .await
-    }
+        .bind(user_id),
+    )
+    .await
+}
 
-    pub async fn by_user(conn: &mut AnyConnection, user_id: &str) -> sqlx::Result<Option<ProfileRow>> {
-        sqlx::query_as(
-            "SELECT user_id, username, bio, image, followers_count, following_count, version \
-             FROM profiles WHERE user_id = ?",
-        )
-        .bind(user_id)
-        .fetch_optional(conn)
-        .await
-    }
+pub async fn insert(tx: &mut WriteTx<'_>, user_id: &str, username: &str) -> sqlx::Result<()> {
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO profiles (user_id, username, username_norm, version, created_at_ms, updated_at_ms) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(user_id)
+    .bind(username)
+    .bind(username.to_lowercase())
+    .bind(now_micros())
+    .bind(now)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
 
-    pub async fn insert(conn: &mut AnyConnection, user_id: &str, username: &str) -> sqlx::Result<()> {
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO profiles (user_id, username, username_norm, version, created_at_ms, updated_at_ms) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(user_id)
+/// Applies the given changes (`Some("")` clears bio or image).
+pub async fn update(
+    tx: &mut WriteTx<'_>,
+    user_id: &str,
+    username: Option<&str>,
+    bio: Option<&str>,
+    image: Option<&str>,
+) -> sqlx::Result<bool> {
+    let sql = format!(
+        "UPDATE profiles SET \
+           username = COALESCE(?, username), username_norm = COALESCE(?, username_norm), \
+           bio = CASE WHEN ? THEN ? ELSE bio END, image = CASE WHEN ? THEN ? ELSE image END, \
+           version = {NEXT_VERSION}, updated_at_ms = ? WHERE user_id = ?"
+    );
+    let v = now_micros();
+    let done = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(username)
-        .bind(username.to_lowercase())
-        .bind(now_micros())
-        .bind(now)
-        .bind(now)
-        .execute(conn)
+        .bind(username.map(str::to_lowercase))
+        .bind(bio.is_some())
+        .bind(bio.filter(|b| !b.is_empty()))
+        .bind(image.is_some())
+        .bind(image.filter(|i| !i.is_empty()))
+        .bind(v)
+        .bind(v)
+        .bind(now_ms())
+        .bind(user_id)
+        .execute(&mut **tx)
         .await?;
-        Ok(())
-    }
+    Ok(done.rows_affected() == 1)
+}
 
-    /// Applies the given changes (`Some("")` clears bio or image).
-    pub async fn update(
-        conn: &mut AnyConnection,
-        user_id: &str,
-        username: Option<&str>,
-        bio: Option<&str>,
-        image: Option<&str>,
-    ) -> sqlx::Result<bool> {
-        let sql = format!(
-            "UPDATE profiles SET \
-               username = COALESCE(?, username), username_norm = COALESCE(?, username_norm), \
-               bio = CASE WHEN ? THEN ? ELSE bio END, image = CASE WHEN ? THEN ? ELSE image END, \
-               version = {NEXT_VERSION}, updated_at_ms = ? WHERE user_id = ?"
-        );
-        let v = now_micros();
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(username)
-            .bind(username.map(str::to_lowercase))
-            .bind(bio.is_some())
-            .bind(bio.filter(|b| !b.is_empty()))
-            .bind(image.is_some())
-            .bind(image.filter(|i| !i.is_empty()))
-            .bind(v)
-            .bind(v)
-            .bind(now_ms())
-            .bind(user_id)
-            .execute(conn)
-            .await?;
-        Ok(done.rows_affected() == 1)
+/// Adds the edge; `false` when it already existed.
+pub async fn follow(tx: &mut WriteTx<'_>, follower: &str, followee: &str) -> sqlx::Result<bool> {
+    let inserted = sqlx::query("INSERT INTO follows (follower_id, followee_id, created_at_ms) VALUES (?, ?, ?)")
+        .bind(follower)
+        .bind(followee)
+        .bind(now_ms())
+        .execute(&mut **tx)
+        .await;
+    match inserted {
+        Err(e) if Database::is_unique_violation(&e) => return Ok(false),
+        Err(e) => return Err(e),
+        Ok(_) => {}
     }
+    count_edge(tx, follower, followee, 1).await?;
+    Ok(true)
+}
 
-    /// Adds the edge; `false` when it already existed.
-    pub async fn follow(conn: &mut AnyConnection, follower: &str, followee: &str) -> sqlx::Result<bool> {
-        let inserted = sqlx::query("INSERT INTO follows (follower_id, followee_id, created_at_ms) VALUES (?, ?, ?)")
-            .bind(follower)
-            .bind(followee)
-            .bind(now_ms())
-            .execute(&mut *conn)
-            .await;
-        match inserted {
-            Err(e) if Database::is_unique_violation(&e) => return Ok(false),
-            Err(e) => return Err(e),
-            Ok(_) => {}
+/// Removes the edge; `false` when there was none.
+pub async fn unfollow(tx: &mut WriteTx<'_>, follower: &str, followee: &str) -> sqlx::Result<bool> {
+    let done = sqlx::query("DELETE FROM follows WHERE follower_id = ? AND followee_id = ?")
+        .bind(follower)
+        .bind(followee)
+        .execute(&mut **tx)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    count_edge(tx, follower, followee, -1).await?;
+    Ok(true)
+}
+
+/// Moves both counts of an edge, locking the two rows in id order so that crossing follows
+/// (a→b while b→a) cannot deadlock on MySQL.
+async fn count_edge(tx: &mut WriteTx<'_>, follower: &str, followee: &str, delta: i64) -> sqlx::Result<()> {
+    let mut rows = [(follower, "following_count"), (followee, "followers_count")];
+    rows.sort_by_key(|(id, _)| *id);
+    for (id, column) in rows {
+        count(tx, id, column, delta).await?;
+    }
+    Ok(())
+}
+
+async fn count(tx: &mut WriteTx<'_>, user_id: &str, column: &'static str, delta: i64) -> sqlx::Result<()> {
+    let sql = format!("UPDATE profiles SET {column} = {column} + ?, version = {NEXT_VERSION} WHERE user_id = ?");
+    let v = now_micros();
+    sqlx::query(sqlx::AssertSqlSafe(sql)).bind(delta).bind(v).bind(v).bind(user_id).execute(&mut **tx).await?;
+    Ok(())
+}
+
+pub async fn is_following(r: &mut impl Reads, follower: &str, followee: &str) -> sqlx::Result<bool> {
+    let row: Option<(i64,)> = r
+        .fetch_optional(
+            sqlx::query_as("SELECT id FROM follows WHERE follower_id = ? AND followee_id = ?")
+                .bind(follower)
+                .bind(followee),
+        )
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Which of `candidates` the viewer follows.
+pub async fn followed_among(r: &mut impl Reads, viewer: &str, candidates: &[String]) -> sqlx::Result<Vec<String>> {
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = sqlx::QueryBuilder::<sqlx::Any>::new("SELECT followee_id FROM follows WHERE follower_id = ");
+    q.push_bind(viewer).push(" AND followee_id IN (");
+    let mut ids = q.separated(", ");
+    for c in candidates {
+        ids.push_bind(c.clone());
+    }
+    q.push(")");
+    let rows: Vec<(String,)> = r.fetch_all(q.build_query_as()).await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// Profiles whose user id is in `ids` or whose lowercased username is in `names`.
+pub async fn lookup(r: &mut impl Reads, ids: &[String], names: &[String]) -> sqlx::Result<Vec<ProfileRow>> {
+    if ids.is_empty() && names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut q = sqlx::QueryBuilder::<sqlx::Any>::new(
+        "SELECT user_id, username, bio, image, followers_count, following_count, version FROM profiles WHERE ",
+    );
+    let mut any = false;
+    for (column, values) in [("user_id", ids), ("username_norm", names)] {
+        if values.is_empty() {
+            continue;
         }
-        Self::count_edge(conn, follower, followee, 1).await?;
-        Ok(true)
-    }
-
-    /// Removes the edge; `false` when there was none.
-    pub async fn unfollow(conn: &mut AnyConnection, follower: &str, followee: &str) -> sqlx::Result<bool> {
-        let done = sqlx::query("DELETE FROM follows WHERE follower_id = ? AND followee_id = ?")
-            .bind(follower)
-            .bind(followee)
-            .execute(&mut *conn)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Ok(false);
+        if any {
+            q.push(" OR ");
         }
-        Self::count_edge(conn, follower, followee, -1).await?;
-        Ok(true)
-    }
-
-    /// Moves both counts of an edge, locking the two rows in id order so that crossing follows
-    /// (a→b while b→a) cannot deadlock on MySQL.
-    async fn count_edge(conn: &mut AnyConnection, follower: &str, followee: &str, delta: i64) -> sqlx::Result<()> {
-        let mut rows = [(follower, "following_count"), (followee, "followers_count")];
-        rows.sort_by_key(|(id, _)| *id);
-        for (id, column) in rows {
-            Self::count(conn, id, column, delta).await?;
-        }
-        Ok(())
-    }
-
-    async fn count(conn: &mut AnyConnection, user_id: &str, column: &'static str, delta: i64) -> sqlx::Result<()> {
-        let sql = format!("UPDATE profiles SET {column} = {column} + ?, version = {NEXT_VERSION} WHERE user_id = ?");
-        let v = now_micros();
-        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(delta).bind(v).bind(v).bind(user_id).execute(conn).await?;
-        Ok(())
-    }
-
-    pub async fn is_following(&self, follower: &str, followee: &str) -> sqlx::Result<bool> {
-        let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM follows WHERE follower_id = ? AND followee_id = ?")
-            .bind(follower)
-            .bind(followee)
-            .fetch_optional(self.db.pool())
-            .await?;
-        Ok(row.is_some())
-    }
-
-    /// Which of `candidates` the viewer follows.
-    pub async fn followed_among(&self, viewer: &str, candidates: &[String]) -> sqlx::Result<Vec<String>> {
-        if candidates.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut q = sqlx::QueryBuilder::<sqlx::Any>::new("SELECT followee_id FROM follows WHERE follower_id = ");
-        q.push_bind(viewer).push(" AND followee_id IN (");
-        let mut ids = q.separated(", ");
-        for c in candidates {
-            ids.push_bind(c.clone());
+        any = true;
+        q.push(column).push(" IN (");
+        let mut list = q.separated(", ");
+        for v in values {
+            list.push_bind(v.clone());
         }
         q.push(")");
-        let rows: Vec<(String,)> = q.build_query_as().fetch_all(self.db.pool()).await?;
-        Ok(rows.into_iter().map(|(id,)| id).collect())
     }
+    r.fetch_all(q.build_query_as()).await
+}
 
-    /// Profiles whose user id is in `ids` or whose lowercased username is in `names`.
-    pub async fn lookup(&self, ids: &[String], names: &[String]) -> sqlx::Result<Vec<ProfileRow>> {
-        if ids.is_empty() && names.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut q = sqlx::QueryBuilder::<sqlx::Any>::new(
-            "SELECT user_id, username, bio, image, followers_count, following_count, version FROM profiles WHERE ",
-        );
-        let mut any = false;
-        for (column, values) in [("user_id", ids), ("username_norm", names)] {
-            if values.is_empty() {
-                continue;
-            }
-            if any {
-                q.push(" OR ");
-            }
-            any = true;
-            q.push(column).push(" IN (");
-            let mut list = q.separated(", ");
-            for v in values {
-                list.push_bind(v.clone());
-            }
-            q.push(")");
-        }
-        q.build_query_as().fetch_all(self.db.pool()).await
+/// Followers (`followers = true`) or followees of `user_id`, oldest edge first, after `after`.
+pub async fn edges(r: &mut impl Reads, user_id: &str, followers: bool, after: i64, limit: u32) -> sqlx::Result<Page> {
+    let sql = if followers {
+        "SELECT f.id AS edge, p.user_id, p.username, p.bio, p.image, p.followers_count, p.following_count, p.version \
+         FROM follows f JOIN profiles p ON p.user_id = f.follower_id \
+         WHERE f.followee_id = ? AND f.id > ? ORDER BY f.id LIMIT ?"
+    } else {
+        "SELECT f.id AS edge, p.user_id, p.username, p.bio, p.image, p.followers_count, p.following_count, p.version \
+         FROM follows f JOIN profiles p ON p.user_id = f.followee_id \
+         WHERE f.follower_id = ? AND f.id > ? ORDER BY f.id LIMIT ?"
+    };
+    let rows = r.fetch_all(sqlx::query(sql).bind(user_id).bind(after).bind(i64::from(limit) + 1)).await?;
+    let mut page = Vec::with_capacity(rows.len());
+    let mut last_edge = 0;
+    for row in rows.iter().take(limit as usize) {
+        use sqlx::Row;
+        last_edge = row.try_get::<i64, _>("edge")?;
+        page.push(ProfileRow::from_row(row)?);
     }
+    let next = (rows.len() > limit as usize).then(|| last_edge.to_string());
+    Ok(Page { rows: page, next })
+}
 
-    /// Followers (`followers = true`) or followees of `user_id`, oldest edge first, after `after`.
-    pub async fn edges(&self, user_id: &str, followers: bool, after: i64, limit: u32) -> sqlx::Result<Page> {
-        let sql = if followers {
-            "SELECT f.id AS edge, p.user_id, p.username, p.bio, p.image, p.followers_count, p.following_count, p.version \
-             FROM follows f JOIN profiles p ON p.user_id = f.follower_id \
-             WHERE f.followee_id = ? AND f.id > ? ORDER BY f.id LIMIT ?"
-        } else {
-            "SELECT f.id AS edge, p.user_id, p.username, p.bio, p.image, p.followers_count, p.following_count, p.version \
-             FROM follows f JOIN profiles p ON p.user_id = f.followee_id \
-             WHERE f.follower_id = ? AND f.id > ? ORDER BY f.id LIMIT ?"
-        };
-        let rows =
-            sqlx::query(sql).bind(user_id).bind(after).bind(i64::from(limit) + 1).fetch_all(self.db.pool()).await?;
-        let mut page = Vec::with_capacity(rows.len());
-        let mut last_edge = 0;
-        for row in rows.iter().take(limit as usize) {
-            use sqlx::Row;
-            last_edge = row.try_get::<i64, _>("edge")?;
-            page.push(ProfileRow::from_row(row)?);
-        }
-        let next = (rows.len() > limit as usize).then(|| last_edge.to_string());
-        Ok(Page { rows: page, next })
-    }
-
-    /// Profiles whose username starts with `prefix`, in username order, after `after`.
-    pub async fn search(&self, prefix: &str, after: &str, limit: u32) -> sqlx::Result<Page> {
-        let escaped: String = prefix
-            .to_lowercase()
-            .chars()
-            .flat_map(|c| if matches!(c, '%' | '_' | '!') { vec!['!', c] } else { vec![c] })
-            .collect();
-        let mut rows: Vec<ProfileRow> = sqlx::query_as(
-            "SELECT user_id, username, bio, image, followers_count, following_count, version FROM profiles \
-             WHERE username_norm LIKE ? ESCAPE '!' AND username_norm > ? ORDER BY username_norm LIMIT ?",
+/// Profiles whose username starts with `prefix`, in username order, after `after`.
+pub async fn search(r: &mut impl Reads, prefix: &str, after: &str, limit: u32) -> sqlx::Result<Page> {
+    let escaped: String = prefix
+        .to_lowercase()
+        .chars()
+        .flat_map(|c| if matches!(c, '%' | '_' | '!') { vec!['!', c] } else { vec![c] })
+        .collect();
+    let mut rows: Vec<ProfileRow> = r
+        .fetch_all(
+            sqlx::query_as(
+                "SELECT user_id, username, bio, image, followers_count, following_count, version FROM profiles \
+                 WHERE username_norm LIKE ? ESCAPE '!' AND username_norm > ? ORDER BY username_norm LIMIT ?",
+            )
+            .bind(format!("{escaped}%"))
+            .bind(after)
+            .bind(i64::from(limit) + 1),
         )
-        .bind(format!("{escaped}%"))
-        .bind(after)
-        .bind(i64::from(limit) + 1)
-        .fetch_all(self.db.pool())
         .await?;
-        let next = (rows.len() > limit as usize).then(|| {
-            rows.truncate(limit as usize);
-            rows.last().map(|r| r.username.to_lowercase()).unwrap_or_default()
-        });
-        Ok(Page { rows, next })
-    }
+    let next = (rows.len() > limit as usize).then(|| {
+        rows.truncate(limit as usize);
+        rows.last().map(|r| r.username.to_lowercase()).unwrap_or_default()
+    });
+    Ok(Page { rows, next })
+}
 
-    /// Removes a profile and its edges, fixing the counts of everyone it touched. Returns the
-    /// removed profile and the ids whose counts changed.
-    pub async fn remove(conn: &mut AnyConnection, user_id: &str) -> sqlx::Result<Option<(ProfileRow, Vec<String>)>> {
-        let Some(row) = Self::by_user(&mut *conn, user_id).await? else { return Ok(None) };
-        let followees: Vec<(String,)> = sqlx::query_as("SELECT followee_id FROM follows WHERE follower_id = ?")
-            .bind(user_id)
-            .fetch_all(&mut *conn)
-            .await?;
-        let followers: Vec<(String,)> = sqlx::query_as("SELECT follower_id FROM follows WHERE followee_id = ?")
-            .bind(user_id)
-            .fetch_all(&mut *conn)
-            .await?;
-        for (id,) in &followees {
-            Self::count(conn, id, "followers_count", -1).await?;
-        }
-        for (id,) in &followers {
-            Self::count(conn, id, "following_count", -1).await?;
-        }
-        sqlx::query("DELETE FROM follows WHERE follower_id = ? OR followee_id = ?")
-            .bind(user_id)
-            .bind(user_id)
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query("DELETE FROM profiles WHERE user_id = ?").bind(user_id).execute(&mut *conn).await?;
-        let touched = followees.into_iter().chain(followers).map(|(id,)| id).collect();
-        Ok(Some((row, touched)))
+/// Removes a profile and its edges, fixing the counts of everyone it touched. Returns the
+/// removed profile and the ids whose counts changed.
+pub async fn remove(tx: &mut WriteTx<'_>, user_id: &str) -> sqlx::Result<Option<(ProfileRow, Vec<String>)>> {
+    let Some(row) = by_user(tx, user_id).await? else { return Ok(None) };
+    let followees: Vec<(String,)> =
+        tx.fetch_all(sqlx::query_as("SELECT followee_id FROM follows WHERE follower_id = ?").bind(user_id)).await?;
+    let followers: Vec<(String,)> =
+        tx.fetch_all(sqlx::query_as("SELECT follower_id FROM follows WHERE followee_id = ?").bind(user_id)).await?;
+    for (id,) in &followees {
+        count(tx, id, "followers_count", -1).await?;
     }
+    for (id,) in &followers {
+        count(tx, id, "following_count", -1).await?;
+    }
+    sqlx::query("DELETE FROM follows WHERE follower_id = ? OR followee_id = ?")
+        .bind(user_id)
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("DELETE FROM profiles WHERE user_id = ?").bind(user_id).execute(&mut **tx).await?;
+    let touched = followees.into_iter().chain(followers).map(|(id,)| id).collect();
+    Ok(Some((row, touched)))
 }

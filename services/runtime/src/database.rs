@@ -5,7 +5,6 @@
 //! SQL sticks to what both understand (no `RETURNING`, `?` placeholders, BIGINT milliseconds).
 //! Where the dialects differ, a store asks [`Database::backend`].
 
-use std::future::Future;
 use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::str::FromStr;
@@ -13,12 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use futures::future::BoxFuture;
 use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions, AnyRow};
 use sqlx::migrate::{MigrateDatabase, Migrator};
 use sqlx::pool::PoolConnection;
 use sqlx::query::{Query, QueryAs, QueryScalar};
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor, FromRow};
-use futures::future::BoxFuture;
 use tokio::sync::{Notify, OwnedMutexGuard};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,15 +127,15 @@ where
     }
 }
 
-/// Where reads run: [`ReadConn`] (outside a transaction) or [`WriteTx`] (inside one).
+/// Where reads run: [`ReadConn`] (outside a transaction) or [`WriteTx`] (inside one). The
+/// futures are boxed: an `impl Future + Send` here trips the compiler's higher-ranked lifetime
+/// checks (rust-lang/rust#100013) in every handler that awaits one.
 pub trait Reads: Send {
-    fn fetch_all<'a, Q: Fetch + 'a>(&'a mut self, query: Q) -> impl Future<Output = sqlx::Result<Vec<Q::Row>>> + Send;
-    fn fetch_optional<'a, Q: Fetch + 'a>(
-        &'a mut self,
-        query: Q,
-    ) -> impl Future<Output = sqlx::Result<Option<Q::Row>>> + Send;
-    fn fetch_one<'a, Q: Fetch + 'a>(&'a mut self, query: Q) -> impl Future<Output = sqlx::Result<Q::Row>> + Send {
-        async move { self.fetch_optional(query).await?.ok_or(sqlx::Error::RowNotFound) }
+    fn fetch_all<'a, Q: Fetch + 'a>(&'a mut self, query: Q) -> BoxFuture<'a, sqlx::Result<Vec<Q::Row>>>;
+    fn fetch_optional<'a, Q: Fetch + 'a>(&'a mut self, query: Q) -> BoxFuture<'a, sqlx::Result<Option<Q::Row>>>;
+    fn fetch_one<'a, Q: Fetch + 'a>(&'a mut self, query: Q) -> BoxFuture<'a, sqlx::Result<Q::Row>> {
+        let row = self.fetch_optional(query);
+        Box::pin(async move { row.await?.ok_or(sqlx::Error::RowNotFound) })
     }
 }
 
@@ -144,13 +143,10 @@ pub trait Reads: Send {
 pub struct ReadConn(PoolConnection<Any>);
 
 impl Reads for ReadConn {
-    fn fetch_all<'a, Q: Fetch + 'a>(&'a mut self, query: Q) -> impl Future<Output = sqlx::Result<Vec<Q::Row>>> + Send {
+    fn fetch_all<'a, Q: Fetch + 'a>(&'a mut self, query: Q) -> BoxFuture<'a, sqlx::Result<Vec<Q::Row>>> {
         query.all(&mut self.0)
     }
-    fn fetch_optional<'a, Q: Fetch + 'a>(
-        &'a mut self,
-        query: Q,
-    ) -> impl Future<Output = sqlx::Result<Option<Q::Row>>> + Send {
+    fn fetch_optional<'a, Q: Fetch + 'a>(&'a mut self, query: Q) -> BoxFuture<'a, sqlx::Result<Option<Q::Row>>> {
         query.optional(&mut self.0)
     }
 }
@@ -189,13 +185,10 @@ impl WriteTx<'_> {
 }
 
 impl Reads for WriteTx<'_> {
-    fn fetch_all<'a, Q: Fetch + 'a>(&'a mut self, query: Q) -> impl Future<Output = sqlx::Result<Vec<Q::Row>>> + Send {
+    fn fetch_all<'a, Q: Fetch + 'a>(&'a mut self, query: Q) -> BoxFuture<'a, sqlx::Result<Vec<Q::Row>>> {
         query.all(&mut self.tx)
     }
-    fn fetch_optional<'a, Q: Fetch + 'a>(
-        &'a mut self,
-        query: Q,
-    ) -> impl Future<Output = sqlx::Result<Option<Q::Row>>> + Send {
+    fn fetch_optional<'a, Q: Fetch + 'a>(&'a mut self, query: Q) -> BoxFuture<'a, sqlx::Result<Option<Q::Row>>> {
         query.optional(&mut self.tx)
     }
 }

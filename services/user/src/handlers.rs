@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use soulchat_runtime::database::internal;
-use soulchat_runtime::{Database, RequestContext, now_ms};
+use soulchat_runtime::{Error, RequestContext, Result, WriteTx};
 use soulchat_subjects::error::Validation;
 use soulchat_subjects::proto::common::v1::Empty;
+use soulchat_subjects::time::now_ms;
 use soulchat_subjects::user::{self, messages::*};
 use soulchat_subjects::{CallContext, ServiceError};
 
@@ -16,11 +16,11 @@ use soulchat_subjects::profile::{
 
 use crate::Users;
 use crate::sagas;
-use crate::store::{Store, Taken, UserRow};
+use crate::store::{self, RefreshRow, Taken, UserRow};
 use crate::tokens::new_refresh_token;
 use crate::validate::{self, BLANK, norm};
 
-pub async fn register(users: Arc<Users>, ctx: RequestContext, req: RegisterRequest) -> Result<AuthReply, ServiceError> {
+pub async fn register(users: Arc<Users>, ctx: RequestContext, req: RegisterRequest) -> Result<AuthReply> {
     let username = req.username.trim().to_owned();
     let email = req.email.trim().to_owned();
     let mut v = Validation::new();
@@ -28,33 +28,33 @@ pub async fn register(users: Arc<Users>, ctx: RequestContext, req: RegisterReque
     validate::email(&mut v, &email);
     validate::password(&mut v, &req.password);
     v.finish()?;
-    conflict(users.store.taken(Some(&norm(&username)), Some(&norm(&email)), "").await.map_err(internal)?)?;
+    conflict(store::taken(&mut users.db.reads().await?, Some(&norm(&username)), Some(&norm(&email)), "").await?)?;
 
     let password_hash = users.passwords.hash(req.password).await?;
     let id = uuid::Uuid::now_v7().to_string();
     let now = now_ms();
     // The account and its saga commit together; the account stays pending until its profile exists.
-    let mut tx = users.store.db().begin().await.map_err(internal)?;
-    if let Err(e) = Store::insert_user(&mut tx, &id, &username, &email, &password_hash, now).await {
-        // Lost a race for the name or email since the check above.
-        return Err(if Database::is_unique_violation(&e) {
-            let taken = users.store.taken(Some(&norm(&username)), Some(&norm(&email)), "").await.map_err(internal)?;
-            conflict(taken).err().unwrap_or_else(|| ServiceError::taken("username"))
-        } else {
-            internal(e)
-        });
+    let mut tx = users.db.begin().await?;
+    if let Err(e) = store::insert_user(&mut tx, &id, &username, &email, &password_hash, now).await {
+        // Lost a race for the name or email since the check above: say which, if it shows.
+        let error = Error::taken_if_unique(e, "username");
+        if matches!(error, Error::Refused(_)) {
+            drop(tx);
+            conflict(
+                store::taken(&mut users.db.reads().await?, Some(&norm(&username)), Some(&norm(&email)), "").await?,
+            )?;
+        }
+        return Err(error);
     }
     let data = sagas::Data { username: username.clone(), previous_username: None };
     let saga =
-        Store::begin_saga(&mut tx, sagas::Kind::Register, &id, sagas::STEP_PROFILE, sagas::State::Running, &data)
-            .await
-            .map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
+        sagas::begin(&mut tx, sagas::Kind::Register, &id, sagas::STEP_PROFILE, sagas::State::Running, &data).await?;
+    tx.commit().await?;
 
     sagas::create_profile(&users, &ctx.call, &saga, &id, &username).await?;
-    let mut tx = users.store.db().begin().await.map_err(internal)?;
+    let mut tx = users.db.begin().await?;
     let session = start_session(&users, &mut tx, &id).await?;
-    tx.commit().await.map_err(internal)?;
+    tx.commit().await?;
     if let Err(e) = sagas::welcome(&users, &ctx.call, &saga, &id).await {
         tracing::warn!(%saga, "registration: welcome step left for recovery: {e}");
     }
@@ -64,7 +64,7 @@ pub async fn register(users: Arc<Users>, ctx: RequestContext, req: RegisterReque
     Ok(AuthReply { user: Some(to_user(&row, None)), session: Some(session) })
 }
 
-pub async fn login(users: Arc<Users>, ctx: RequestContext, req: LoginRequest) -> Result<AuthReply, ServiceError> {
+pub async fn login(users: Arc<Users>, ctx: RequestContext, req: LoginRequest) -> Result<AuthReply> {
     let mut v = Validation::new();
     if req.email.trim().is_empty() {
         v.problem("email", BLANK);
@@ -73,29 +73,25 @@ pub async fn login(users: Arc<Users>, ctx: RequestContext, req: LoginRequest) ->
         v.problem("password", BLANK);
     }
     v.finish()?;
-    let row = users.store.by_email(&norm(&req.email)).await.map_err(internal)?;
+    let row = store::by_email(&mut users.db.reads().await?, &norm(&req.email)).await?;
     // An unknown email verifies against a decoy hash: same answer, same time.
     let matches = users.passwords.verify(req.password, row.as_ref().map(|r| r.password_hash.clone())).await?;
     let Some(row) = row.filter(|_| matches) else {
-        return Err(ServiceError::unauthorized("credentials", "invalid"));
+        return Err(ServiceError::unauthorized("credentials", "invalid").into());
     };
-    let mut tx = users.store.db().begin().await.map_err(internal)?;
+    let mut tx = users.db.begin().await?;
     let session = start_session(&users, &mut tx, &row.id).await?;
-    tx.commit().await.map_err(internal)?;
+    tx.commit().await?;
     let user = with_profile(&users, &ctx.call, &row).await;
     Ok(AuthReply { user: Some(user), session: Some(session) })
 }
 
-pub async fn get_current(
-    users: Arc<Users>,
-    ctx: RequestContext,
-    _req: GetCurrentRequest,
-) -> Result<UserReply, ServiceError> {
+pub async fn get_current(users: Arc<Users>, ctx: RequestContext, _req: GetCurrentRequest) -> Result<UserReply> {
     let row = current(&users, &ctx).await?;
     Ok(UserReply { user: Some(with_profile(&users, &ctx.call, &row).await) })
 }
 
-pub async fn update(users: Arc<Users>, ctx: RequestContext, req: UpdateRequest) -> Result<UpdateReply, ServiceError> {
+pub async fn update(users: Arc<Users>, ctx: RequestContext, req: UpdateRequest) -> Result<UpdateReply> {
     let before = current(&users, &ctx).await?;
     let username = req.username.as_deref().map(str::trim).filter(|u| *u != before.username);
     let email = req.email.as_deref().map(str::trim).filter(|e| *e != before.email);
@@ -111,11 +107,10 @@ pub async fn update(users: Arc<Users>, ctx: RequestContext, req: UpdateRequest) 
     }
     v.finish()?;
     if username.is_some() || email.is_some() {
-        let taken = users
-            .store
-            .taken(username.map(norm).as_deref(), email.map(norm).as_deref(), &before.id)
-            .await
-            .map_err(internal)?;
+        let (username_norm, email_norm) = (username.map(norm), email.map(norm));
+        let taken =
+            store::taken(&mut users.db.reads().await?, username_norm.as_deref(), email_norm.as_deref(), &before.id)
+                .await?;
         conflict(taken)?;
     }
     let password_hash = match req.password.clone() {
@@ -126,12 +121,12 @@ pub async fn update(users: Arc<Users>, ctx: RequestContext, req: UpdateRequest) 
     // A rename commits with its saga, then the profile's copy follows before we answer.
     let rename = match username {
         Some(username) => {
-            let mut tx = users.store.db().begin().await.map_err(internal)?;
-            Store::update_user(&mut tx, &before.id, Some(username), None, None).await.map_err(|e| {
-                if Database::is_unique_violation(&e) { ServiceError::taken("username") } else { internal(e) }
-            })?;
+            let mut tx = users.db.begin().await?;
+            store::update_user(&mut tx, &before.id, Some(username), None, None)
+                .await
+                .map_err(|e| Error::taken_if_unique(e, "username"))?;
             let data = sagas::Data { username: username.to_owned(), previous_username: Some(before.username.clone()) };
-            let saga = Store::begin_saga(
+            let saga = sagas::begin(
                 &mut tx,
                 sagas::Kind::Rename,
                 &before.id,
@@ -139,9 +134,8 @@ pub async fn update(users: Arc<Users>, ctx: RequestContext, req: UpdateRequest) 
                 sagas::State::Running,
                 &data,
             )
-            .await
-            .map_err(internal)?;
-            tx.commit().await.map_err(internal)?;
+            .await?;
+            tx.commit().await?;
             Some(saga)
         }
         None => None,
@@ -158,10 +152,10 @@ pub async fn update(users: Arc<Users>, ctx: RequestContext, req: UpdateRequest) 
         None
     };
 
-    let mut tx = users.store.db().begin().await.map_err(internal)?;
-    Store::update_user(&mut tx, &before.id, None, email, password_hash.as_deref())
+    let mut tx = users.db.begin().await?;
+    store::update_user(&mut tx, &before.id, None, email, password_hash.as_deref())
         .await
-        .map_err(|e| if Database::is_unique_violation(&e) { ServiceError::taken("email") } else { internal(e) })?;
+        .map_err(|e| Error::taken_if_unique(e, "email"))?;
     let after = UserRow {
         username: username.unwrap_or(&before.username).to_owned(),
         email: email.unwrap_or(&before.email).to_owned(),
@@ -171,17 +165,17 @@ pub async fn update(users: Arc<Users>, ctx: RequestContext, req: UpdateRequest) 
     };
     if username.is_some() || email.is_some() || password_hash.is_some() {
         let event = after.event(now_ms(), username.map(|_| before.username.clone()));
-        users.outbox.record::<user::Updated>(&mut tx, &event).await.map_err(internal)?;
+        users.outbox.record::<user::Updated>(&mut tx, &event).await?;
     }
     if let Some(saga) = &rename {
-        Store::advance_saga(&mut tx, saga, sagas::STEP_NONE, sagas::State::Done).await.map_err(internal)?;
+        sagas::advance(&mut tx, saga, sagas::STEP_NONE, sagas::State::Done).await?;
     }
-    tx.commit().await.map_err(internal)?;
-    users.outbox.wake();
+    tx.commit().await?;
 
     if password_hash.is_some() {
         // A new password ends every other session; the caller's own family lives on.
-        for family in users.store.live_families(&after.id, &req.session_family).await.map_err(internal)? {
+        let others = store::live_families(&mut users.db.reads().await?, &after.id, &req.session_family).await?;
+        for family in others {
             revoke_family(&users, &family).await?;
         }
     }
@@ -198,66 +192,65 @@ pub async fn update(users: Arc<Users>, ctx: RequestContext, req: UpdateRequest) 
     Ok(UpdateReply { user: Some(user), token })
 }
 
-pub async fn delete(users: Arc<Users>, ctx: RequestContext, _req: DeleteRequest) -> Result<Empty, ServiceError> {
+pub async fn delete(users: Arc<Users>, ctx: RequestContext, _req: DeleteRequest) -> Result<Empty> {
     let row = current(&users, &ctx).await?;
-    let families = users.store.live_families(&row.id, "").await.map_err(internal)?;
-    let mut tx = users.store.db().begin().await.map_err(internal)?;
-    Store::delete_user(&mut tx, &row.id).await.map_err(internal)?;
+    let families = store::live_families(&mut users.db.reads().await?, &row.id, "").await?;
+    let mut tx = users.db.begin().await?;
+    store::delete_user(&mut tx, &row.id).await?;
     let event = row.event(now_ms(), None);
-    users.outbox.record::<user::Deleted>(&mut tx, &event).await.map_err(internal)?;
+    users.outbox.record::<user::Deleted>(&mut tx, &event).await?;
     // The other workers finish this saga from the durable event; the log keeps the record.
     let data = sagas::Data { username: row.username.clone(), previous_username: None };
-    Store::begin_saga(&mut tx, sagas::Kind::Delete, &row.id, sagas::STEP_NONE, sagas::State::Done, &data)
-        .await
-        .map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
-    users.outbox.wake();
+    sagas::begin(&mut tx, sagas::Kind::Delete, &row.id, sagas::STEP_NONE, sagas::State::Done, &data).await?;
+    tx.commit().await?;
     for family in families {
         users.revocations.family(&family).await?;
     }
     Ok(Empty {})
 }
 
-pub async fn refresh(users: Arc<Users>, ctx: RequestContext, req: RefreshRequest) -> Result<AuthReply, ServiceError> {
+pub async fn refresh(users: Arc<Users>, ctx: RequestContext, req: RefreshRequest) -> Result<AuthReply> {
     if req.refresh_token.trim().is_empty() {
-        return Err(ServiceError::invalid("refresh_token", BLANK));
+        return Err(ServiceError::invalid("refresh_token", BLANK).into());
     }
     let hash = crate::tokens::hash_refresh_token(req.refresh_token.trim());
-    let Some(found) = users.store.refresh_token(&hash).await.map_err(internal)? else {
-        return Err(ServiceError::unauthorized("refresh_token", "invalid"));
+    let Some(found) = store::refresh_token(&mut users.db.reads().await?, &hash).await? else {
+        return Err(ServiceError::unauthorized("refresh_token", "invalid").into());
     };
     if found.family_revoked_at_ms.is_some() {
-        return Err(ServiceError::unauthorized("refresh_token", "revoked"));
+        return Err(ServiceError::unauthorized("refresh_token", "revoked").into());
     }
     if found.family_expires_at_ms <= now_ms() {
-        return Err(ServiceError::unauthorized("refresh_token", "expired"));
+        return Err(ServiceError::unauthorized("refresh_token", "expired").into());
     }
-    let revoked_on_reuse = || async {
-        // A rotated token came back: it was stolen or leaked. End the whole family.
-        tracing::warn!(family = %found.family_id, user = %found.user_id, "refresh token reused; revoking its family");
-        revoke_family(&users, &found.family_id).await?;
-        Err(ServiceError::unauthorized("refresh_token", "revoked"))
-    };
     if found.rotated_at_ms.is_some() {
-        return revoked_on_reuse().await;
+        return revoke_on_reuse(&users, &found).await;
     }
-    let Some(row) = users.store.by_id(&found.user_id).await.map_err(internal)? else {
-        return Err(ServiceError::unauthorized("refresh_token", "invalid"));
+    let Some(row) = store::by_id(&mut users.db.reads().await?, &found.user_id).await? else {
+        return Err(ServiceError::unauthorized("refresh_token", "invalid").into());
     };
     let (next, next_hash) = new_refresh_token();
-    let mut tx = users.store.db().begin().await.map_err(internal)?;
-    if !Store::rotate(&mut tx, &hash).await.map_err(internal)? {
+    let mut tx = users.db.begin().await?;
+    if !store::rotate(&mut tx, &hash).await? {
+        // Lets go of the write before revoking, which writes too.
         drop(tx);
-        return revoked_on_reuse().await;
+        return revoke_on_reuse(&users, &found).await;
     }
-    Store::insert_token(&mut tx, &found.family_id, &next_hash).await.map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
+    store::insert_token(&mut tx, &found.family_id, &next_hash).await?;
+    tx.commit().await?;
     let token = users.tokens.access(&row.id, &found.family_id)?.token;
     let user = with_profile(&users, &ctx.call, &row).await;
     Ok(AuthReply { user: Some(user), session: Some(Session { token, refresh_token: next }) })
 }
 
-pub async fn logout(users: Arc<Users>, ctx: RequestContext, req: LogoutRequest) -> Result<Empty, ServiceError> {
+/// A rotated token came back: it was stolen or leaked. End the whole family.
+async fn revoke_on_reuse(users: &Users, found: &RefreshRow) -> Result<AuthReply> {
+    tracing::warn!(family = %found.family_id, user = %found.user_id, "refresh token reused; revoking its family");
+    revoke_family(users, &found.family_id).await?;
+    Err(ServiceError::unauthorized("refresh_token", "revoked").into())
+}
+
+pub async fn logout(users: Arc<Users>, ctx: RequestContext, req: LogoutRequest) -> Result<Empty> {
     ctx.user_id()?;
     if !req.jti.is_empty() {
         users.revocations.token(&req.jti, req.expires_at_ms).await?;
@@ -269,24 +262,29 @@ pub async fn logout(users: Arc<Users>, ctx: RequestContext, req: LogoutRequest) 
 }
 
 /// The caller's account, or why there is none.
-pub(crate) async fn current(users: &Users, ctx: &RequestContext) -> Result<UserRow, ServiceError> {
+pub(crate) async fn current(users: &Users, ctx: &RequestContext) -> Result<UserRow> {
     let id = ctx.user_id()?;
-    users.store.by_id(id).await.map_err(internal)?.ok_or_else(|| ServiceError::not_found("user"))
+    let row = store::by_id(&mut users.db.reads().await?, id).await?;
+    row.ok_or_else(|| ServiceError::not_found("user").into())
 }
 
 /// Opens a refresh family in `tx` and signs its first access token.
-async fn start_session(users: &Users, tx: &mut sqlx::AnyConnection, user_id: &str) -> Result<Session, ServiceError> {
+async fn start_session(users: &Users, tx: &mut WriteTx<'_>, user_id: &str) -> Result<Session> {
     let family = uuid::Uuid::now_v7().to_string();
     let (refresh_token, refresh_hash) = new_refresh_token();
     let expires = now_ms() + users.tokens.refresh_ttl.as_millis() as i64;
-    Store::insert_family(tx, &family, user_id, &refresh_hash, expires).await.map_err(internal)?;
+    store::insert_family(tx, &family, user_id, &refresh_hash, expires).await?;
     let token = users.tokens.access(user_id, &family)?.token;
     Ok(Session { token, refresh_token })
 }
 
-pub(crate) async fn revoke_family(users: &Users, family: &str) -> Result<(), ServiceError> {
-    users.store.revoke_family(family).await.map_err(internal)?;
-    users.revocations.family(family).await
+/// Revokes a refresh family in the database, then in the bucket the gateways watch.
+pub(crate) async fn revoke_family(users: &Users, family: &str) -> Result<()> {
+    let mut tx = users.db.begin().await?;
+    store::revoke_family(&mut tx, family).await?;
+    tx.commit().await?;
+    users.revocations.family(family).await?;
+    Ok(())
 }
 
 fn conflict(taken: Taken) -> Result<(), ServiceError> {

@@ -4,8 +4,10 @@
 
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use argon2::{Algorithm, Argon2, Params, Version};
+use soulchat_runtime::Result;
 use soulchat_subjects::ServiceError;
 use tokio::sync::Semaphore;
 
@@ -30,22 +32,18 @@ impl Hasher {
         Hasher { permits: Arc::new(Semaphore::new(cores)), decoy }
     }
 
-    pub async fn hash(&self, password: String) -> Result<String, ServiceError> {
-        self.blocking(move || {
-            argon2()
-                .hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng))
-                .map(|h| h.to_string())
-                .map_err(|e| {
-                    tracing::error!("hashing a password: {e}");
-                    ServiceError::internal()
-                })
-        })
-        .await?
+    pub async fn hash(&self, password: String) -> Result<String> {
+        let hashed = self
+            .blocking(move || {
+                argon2().hash_password(password.as_bytes(), &SaltString::generate(&mut OsRng)).map(|h| h.to_string())
+            })
+            .await?;
+        Ok(hashed.context("hashing a password")?)
     }
 
     /// Whether `password` matches `hash`; with `None` (unknown account) it checks the decoy and
     /// answers `false`, taking the same time.
-    pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool, ServiceError> {
+    pub async fn verify(&self, password: String, hash: Option<String>) -> Result<bool> {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.decoy.clone());
         let matches = self
@@ -57,11 +55,8 @@ impl Hasher {
         Ok(known && matches)
     }
 
-    async fn blocking<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, ServiceError> {
+    async fn blocking<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
         let _permit = self.permits.acquire().await.map_err(|_| ServiceError::unavailable())?;
-        tokio::task::spawn_blocking(f).await.map_err(|e| {
-            tracing::error!("password hashing task: {e}");
-            ServiceError::internal()
-        })
+        Ok(tokio::task::spawn_blocking(f).await.context("password hashing task")?)
     }
 }

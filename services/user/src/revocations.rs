@@ -2,6 +2,7 @@
 //! A revocation must be visible before the operation that caused it answers, so callers await it.
 
 use async_nats::jetstream::{self, kv};
+use soulchat_subjects::time::now_ms;
 use soulchat_subjects::{ServiceError, streams};
 
 pub struct Revocations {
@@ -20,7 +21,7 @@ impl Revocations {
 
     /// Revokes a refresh family and every access token issued from it.
     pub async fn family(&self, family: &str) -> Result<(), ServiceError> {
-        self.put(streams::revoked_family_key(family), soulchat_runtime::now_ms()).await
+        self.put(streams::revoked_family_key(family), now_ms()).await
     }
 
     async fn put(&self, key: String, value: i64) -> Result<(), ServiceError> {

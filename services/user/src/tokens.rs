@@ -6,11 +6,11 @@
 
 use std::time::Duration;
 
+use anyhow::Context as _;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{EncodingKey, Header};
 use sha2::{Digest, Sha256};
-use soulchat_subjects::ServiceError;
 use soulchat_subjects::auth::AccessClaims;
 
 #[derive(Debug, Clone)]
@@ -40,7 +40,7 @@ impl Issuer {
         }
     }
 
-    pub fn access(&self, user_id: &str, family: &str) -> Result<AccessToken, ServiceError> {
+    pub fn access(&self, user_id: &str, family: &str) -> anyhow::Result<AccessToken> {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
         let claims = AccessClaims {
             sub: user_id.to_owned(),
@@ -49,10 +49,7 @@ impl Issuer {
             iat: now,
             exp: now + self.access_ttl.as_secs(),
         };
-        let token = jsonwebtoken::encode(&Header::default(), &claims, &self.key).map_err(|e| {
-            tracing::error!("signing an access token: {e}");
-            ServiceError::internal()
-        })?;
+        let token = jsonwebtoken::encode(&Header::default(), &claims, &self.key).context("signing an access token")?;
         Ok(AccessToken { token })
     }
 }

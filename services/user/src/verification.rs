@@ -6,23 +6,24 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use soulchat_runtime::database::internal;
-use soulchat_runtime::{RequestContext, now_ms};
+use soulchat_runtime::{RequestContext, Result, WriteTx};
 use soulchat_subjects::error::Validation;
 use soulchat_subjects::notification::{
     self,
     messages::{SendEmailRequest, SendSmsRequest},
 };
 use soulchat_subjects::proto::common::v1::Empty;
+use soulchat_subjects::time::now_ms;
 use soulchat_subjects::user::{self, messages::*};
 use soulchat_subjects::{CallContext, ServiceError};
 
 use crate::Users;
-use crate::account_tokens::{Purpose, hash};
+use crate::account_tokens::{self, Purpose, hash};
 use crate::handlers::{current, revoke_family, with_profile};
-use crate::store::Store;
+use crate::store::{self, UserRow};
 use crate::validate::{self, BLANK, norm};
 
 const EMAIL_LINK_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -43,14 +44,14 @@ pub async fn request_email_verification(
     users: Arc<Users>,
     ctx: RequestContext,
     _req: RequestEmailVerificationRequest,
-) -> Result<Empty, ServiceError> {
+) -> Result<Empty> {
     let row = current(&users, &ctx).await?;
     if row.email_verified_at_ms.is_some() {
-        return Err(ServiceError::invalid("email", "is already verified"));
+        return Err(ServiceError::invalid("email", "is already verified").into());
     }
     let token = secret();
-    let mut tx = users.store.db().begin().await.map_err(internal)?;
-    Store::issue_token(
+    let mut tx = users.db.begin().await?;
+    account_tokens::issue(
         &mut tx,
         &row.id,
         Purpose::VerifyEmail,
@@ -58,9 +59,8 @@ pub async fn request_email_verification(
         &norm(&row.email),
         expires(EMAIL_LINK_TTL),
     )
-    .await
-    .map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
+    .await?;
+    tx.commit().await?;
     let link = format!("{}/api/user/email/verify?token={token}", users.public_url);
     let text = format!(
         "Hi {},\n\nplease confirm that {} is your email address by opening this link:\n\n{link}\n\n\
@@ -77,37 +77,32 @@ pub async fn request_email_verification(
     Ok(Empty {})
 }
 
-pub async fn verify_email(
-    users: Arc<Users>,
-    ctx: RequestContext,
-    req: VerifyEmailRequest,
-) -> Result<UserReply, ServiceError> {
+pub async fn verify_email(users: Arc<Users>, ctx: RequestContext, req: VerifyEmailRequest) -> Result<UserReply> {
     let invalid = || ServiceError::invalid("token", "is invalid or expired");
     if req.token.trim().is_empty() {
-        return Err(ServiceError::invalid("token", BLANK));
+        return Err(ServiceError::invalid("token", BLANK).into());
     }
-    let mut tx = users.store.db().begin().await.map_err(internal)?;
-    let token = Store::spend_token(&mut tx, &hash(req.token.trim()), Purpose::VerifyEmail).await.map_err(internal)?;
+    let mut tx = users.db.begin().await?;
+    let token = account_tokens::spend(&mut tx, &hash(req.token.trim()), Purpose::VerifyEmail).await?;
     let token = token.ok_or_else(invalid)?;
     // A link for an address the account no longer has verifies nothing.
-    if !Store::mark_email_verified(&mut tx, &token.user_id, &token.target).await.map_err(internal)? {
-        return Err(invalid());
+    if !store::mark_email_verified(&mut tx, &token.user_id, &token.target).await? {
+        return Err(invalid().into());
     }
     let row = announce(&users, &mut tx, &token.user_id).await?.ok_or_else(invalid)?;
-    tx.commit().await.map_err(internal)?;
-    users.outbox.wake();
+    tx.commit().await?;
     Ok(UserReply { user: Some(with_profile(&users, &ctx.call, &row).await) })
 }
 
-pub async fn set_phone(users: Arc<Users>, ctx: RequestContext, req: SetPhoneRequest) -> Result<Empty, ServiceError> {
+pub async fn set_phone(users: Arc<Users>, ctx: RequestContext, req: SetPhoneRequest) -> Result<Empty> {
     let row = current(&users, &ctx).await?;
     let phone = req.phone.trim().to_owned();
     let mut v = Validation::new();
     validate::phone(&mut v, &phone);
     v.finish()?;
     let code = format!("{:06}", rand::random::<u32>() % 1_000_000);
-    let mut tx = users.store.db().begin().await.map_err(internal)?;
-    Store::issue_token(
+    let mut tx = users.db.begin().await?;
+    account_tokens::issue(
         &mut tx,
         &row.id,
         Purpose::VerifyPhone,
@@ -115,9 +110,8 @@ pub async fn set_phone(users: Arc<Users>, ctx: RequestContext, req: SetPhoneRequ
         &phone,
         expires(PHONE_CODE_TTL),
     )
-    .await
-    .map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
+    .await?;
+    tx.commit().await?;
     let request = SendSmsRequest {
         to: phone,
         text: format!("Your SoulChat code is {code}. It expires in 10 minutes."),
@@ -125,32 +119,25 @@ pub async fn set_phone(users: Arc<Users>, ctx: RequestContext, req: SetPhoneRequ
     };
     let reply = users.caller.call::<notification::SendSms>(&ctx.call, &request).await?;
     if reply.delivery_id.is_empty() {
-        return Err(ServiceError::new(503, "sms", "is not configured on this server"));
+        return Err(ServiceError::not_configured("sms").into());
     }
     Ok(Empty {})
 }
 
-pub async fn verify_phone(
-    users: Arc<Users>,
-    ctx: RequestContext,
-    req: VerifyPhoneRequest,
-) -> Result<UserReply, ServiceError> {
+pub async fn verify_phone(users: Arc<Users>, ctx: RequestContext, req: VerifyPhoneRequest) -> Result<UserReply> {
     let row = current(&users, &ctx).await?;
     let wrong = || ServiceError::invalid("code", "is invalid or expired");
-    let mut tx = users.store.db().begin().await.map_err(internal)?;
-    let live = Store::live_token(&mut tx, &row.id, Purpose::VerifyPhone).await.map_err(internal)?.ok_or_else(wrong)?;
-    let spent = Store::spend_token(&mut tx, &hash(&format!("{}:{}", row.id, req.code.trim())), Purpose::VerifyPhone)
-        .await
-        .map_err(internal)?;
-    let Some(token) = spent else {
-        Store::wrong_code(&mut tx, &live.token_hash, PHONE_CODE_ATTEMPTS).await.map_err(internal)?;
-        tx.commit().await.map_err(internal)?;
-        return Err(wrong());
+    let mut tx = users.db.begin().await?;
+    let live = account_tokens::live(&mut tx, &row.id, Purpose::VerifyPhone).await?.ok_or_else(wrong)?;
+    let code = hash(&format!("{}:{}", row.id, req.code.trim()));
+    let Some(token) = account_tokens::spend(&mut tx, &code, Purpose::VerifyPhone).await? else {
+        account_tokens::wrong_code(&mut tx, &live.token_hash, PHONE_CODE_ATTEMPTS).await?;
+        tx.commit().await?;
+        return Err(wrong().into());
     };
-    Store::set_verified_phone(&mut tx, &row.id, &token.target).await.map_err(internal)?;
-    let row = announce(&users, &mut tx, &row.id).await?.ok_or_else(ServiceError::internal)?;
-    tx.commit().await.map_err(internal)?;
-    users.outbox.wake();
+    store::set_verified_phone(&mut tx, &row.id, &token.target).await?;
+    let row = announce(&users, &mut tx, &row.id).await?.context("the account vanished inside its transaction")?;
+    tx.commit().await?;
     Ok(UserReply { user: Some(with_profile(&users, &ctx.call, &row).await) })
 }
 
@@ -159,16 +146,16 @@ pub async fn request_password_reset(
     users: Arc<Users>,
     ctx: RequestContext,
     req: RequestPasswordResetRequest,
-) -> Result<Empty, ServiceError> {
+) -> Result<Empty> {
     let mut v = Validation::new();
     validate::email(&mut v, req.email.trim());
     v.finish()?;
-    let Some(row) = users.store.by_email(&norm(&req.email)).await.map_err(internal)? else {
+    let Some(row) = store::by_email(&mut users.db.reads().await?, &norm(&req.email)).await? else {
         return Ok(Empty {});
     };
     let token = secret();
-    let mut tx = users.store.db().begin().await.map_err(internal)?;
-    Store::issue_token(
+    let mut tx = users.db.begin().await?;
+    account_tokens::issue(
         &mut tx,
         &row.id,
         Purpose::ResetPassword,
@@ -176,9 +163,8 @@ pub async fn request_password_reset(
         &norm(&row.email),
         expires(RESET_LINK_TTL),
     )
-    .await
-    .map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
+    .await?;
+    tx.commit().await?;
     let link = format!("{}/reset-password?token={token}", users.public_url);
     let text = format!(
         "Hi {},\n\nsomeone asked to reset your SoulChat password. To choose a new one, open:\n\n{link}\n\n\
@@ -196,11 +182,7 @@ pub async fn request_password_reset(
     Ok(Empty {})
 }
 
-pub async fn reset_password(
-    users: Arc<Users>,
-    _ctx: RequestContext,
-    req: ResetPasswordRequest,
-) -> Result<Empty, ServiceError> {
+pub async fn reset_password(users: Arc<Users>, _ctx: RequestContext, req: ResetPasswordRequest) -> Result<Empty> {
     let mut v = Validation::new();
     if req.token.trim().is_empty() {
         v.problem("token", BLANK);
@@ -208,25 +190,22 @@ pub async fn reset_password(
     validate::password(&mut v, &req.password);
     v.finish()?;
     let password_hash = users.passwords.hash(req.password).await?;
-    let mut tx = users.store.db().begin().await.map_err(internal)?;
-    let token = Store::spend_token(&mut tx, &hash(req.token.trim()), Purpose::ResetPassword).await.map_err(internal)?;
+    let mut tx = users.db.begin().await?;
+    let token = account_tokens::spend(&mut tx, &hash(req.token.trim()), Purpose::ResetPassword).await?;
     let token = token.ok_or_else(|| ServiceError::invalid("token", "is invalid or expired"))?;
-    Store::set_password(&mut tx, &token.user_id, &password_hash).await.map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
-    for family in users.store.live_families(&token.user_id, "").await.map_err(internal)? {
+    store::set_password(&mut tx, &token.user_id, &password_hash).await?;
+    tx.commit().await?;
+    let families = store::live_families(&mut users.db.reads().await?, &token.user_id, "").await?;
+    for family in families {
         revoke_family(&users, &family).await?;
     }
     Ok(Empty {})
 }
 
 /// Verified contact points only: an unverified address is never written to.
-pub async fn contact(
-    users: Arc<Users>,
-    _ctx: RequestContext,
-    req: ContactRequest,
-) -> Result<ContactReply, ServiceError> {
-    let row =
-        users.store.by_id(&req.user_id).await.map_err(internal)?.ok_or_else(|| ServiceError::not_found("user"))?;
+pub async fn contact(users: Arc<Users>, _ctx: RequestContext, req: ContactRequest) -> Result<ContactReply> {
+    let row = store::by_id(&mut users.db.reads().await?, &req.user_id).await?;
+    let row = row.ok_or_else(|| ServiceError::not_found("user"))?;
     Ok(ContactReply {
         email: row.email_verified_at_ms.map(|_| row.email.clone()),
         phone: row.phone.clone(),
@@ -236,13 +215,9 @@ pub async fn contact(
 
 /// A verified contact point is news for the notification worker: `user.updated` in the same
 /// transaction. Returns the account as it now stands.
-async fn announce(
-    users: &Users,
-    tx: &mut sqlx::AnyConnection,
-    user_id: &str,
-) -> Result<Option<crate::store::UserRow>, ServiceError> {
-    let Some(row) = Store::by_id_in(tx, user_id).await.map_err(internal)? else { return Ok(None) };
-    users.outbox.record::<user::Updated>(tx, &row.event(now_ms(), None)).await.map_err(internal)?;
+async fn announce(users: &Users, tx: &mut WriteTx<'_>, user_id: &str) -> Result<Option<UserRow>> {
+    let Some(row) = store::by_id(tx, user_id).await? else { return Ok(None) };
+    users.outbox.record::<user::Updated>(tx, &row.event(now_ms(), None)).await?;
     Ok(Some(row))
 }
 
@@ -254,7 +229,7 @@ async fn send_email(
     subject: &str,
     text: String,
     html: String,
-) -> Result<(), ServiceError> {
+) -> Result<()> {
     let request = SendEmailRequest {
         to: to.to_owned(),
         subject: subject.to_owned(),
@@ -264,7 +239,7 @@ async fn send_email(
     };
     let reply = users.caller.call::<notification::SendEmail>(ctx, &request).await?;
     if reply.delivery_id.is_empty() {
-        return Err(ServiceError::new(503, "email", "is not configured on this server"));
+        return Err(ServiceError::not_configured("email").into());
     }
     Ok(())
 }

@@ -139,15 +139,11 @@ impl Store {
 
     /// Every conversation `user_id` belongs to, with the membership.
     pub async fn memberships(r: &mut impl Reads, user_id: &str) -> sqlx::Result<Vec<(String, MemberRow)>> {
-        let rows: Vec<(String, String, String, i64, i64, i64)> = r
-            .fetch_all(
-                sqlx::query_as(
-                    "SELECT conversation_id, user_id, role, joined_seq, joined_at_ms, read_seq FROM members \
-                     WHERE user_id = ?",
-                )
-                .bind(user_id),
-            )
-            .await?;
+        let query = sqlx::query_as(
+            "SELECT conversation_id, user_id, role, joined_seq, joined_at_ms, read_seq FROM members WHERE user_id = ?",
+        )
+        .bind(user_id);
+        let rows: Vec<(String, String, String, i64, i64, i64)> = r.fetch_all(query).await?;
         Ok(rows
             .into_iter()
             .map(|(c, user_id, role, joined_seq, joined_at_ms, read_seq)| {

@@ -18,8 +18,10 @@ impl Store {
             .bind(conversation_id)
             .execute(&mut **tx)
             .await?;
-        let (seq,): (i64,) =
-            tx.fetch_one(sqlx::query_as("SELECT last_seq FROM conversations WHERE id = ?").bind(conversation_id)).await?;
+        let (seq,): (i64,) = sqlx::query_as("SELECT last_seq FROM conversations WHERE id = ?")
+            .bind(conversation_id)
+            .fetch_one(&mut **tx)
+            .await?;
         Ok(seq)
     }
 
@@ -46,16 +48,13 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> sqlx::Result<Vec<(i64, Vec<u8>)>> {
-        let mut rows: Vec<(i64, Vec<u8>)> = r
-            .fetch_all(
-                sqlx::query_as(
-                    "SELECT seq, payload FROM events WHERE conversation_id = ? AND seq > ? ORDER BY seq DESC LIMIT ?",
-                )
-                .bind(conversation_id)
-                .bind(after)
-                .bind(limit),
-            )
-            .await?;
+        let query = sqlx::query_as(
+            "SELECT seq, payload FROM events WHERE conversation_id = ? AND seq > ? ORDER BY seq DESC LIMIT ?",
+        )
+        .bind(conversation_id)
+        .bind(after)
+        .bind(limit);
+        let mut rows: Vec<(i64, Vec<u8>)> = r.fetch_all(query).await?;
         rows.reverse();
         Ok(rows)
     }

@@ -34,7 +34,9 @@ const MEMBER: &str = "SELECT user_id, role, joined_seq, joined_at_ms, read_seq F
 impl Store {
     pub async fn member(r: &mut impl Reads, conversation_id: &str, user_id: &str) -> sqlx::Result<Option<MemberRow>> {
         r.fetch_optional(
-            sqlx::query_as(sql(&[MEMBER, " WHERE conversation_id = ? AND user_id = ?"])).bind(conversation_id).bind(user_id),
+            sqlx::query_as(sql(&[MEMBER, " WHERE conversation_id = ? AND user_id = ?"]))
+                .bind(conversation_id)
+                .bind(user_id),
         )
         .await
     }
@@ -92,7 +94,8 @@ impl Store {
     /// Members in joining order (oldest first).
     pub async fn members(r: &mut impl Reads, conversation_id: &str) -> sqlx::Result<Vec<MemberRow>> {
         r.fetch_all(
-            sqlx::query_as(sql(&[MEMBER, " WHERE conversation_id = ? ORDER BY joined_seq, user_id"])).bind(conversation_id),
+            sqlx::query_as(sql(&[MEMBER, " WHERE conversation_id = ? ORDER BY joined_seq, user_id"]))
+                .bind(conversation_id),
         )
         .await
     }
@@ -156,12 +159,10 @@ impl Store {
             .bind(seq)
             .execute(&mut **tx)
             .await?;
-        let (read,): (i64,) = tx
-            .fetch_one(
-                sqlx::query_as("SELECT read_seq FROM members WHERE conversation_id = ? AND user_id = ?")
-                    .bind(conversation_id)
-                    .bind(user_id),
-            )
+        let (read,): (i64,) = sqlx::query_as("SELECT read_seq FROM members WHERE conversation_id = ? AND user_id = ?")
+            .bind(conversation_id)
+            .bind(user_id)
+            .fetch_one(&mut **tx)
             .await?;
         Ok(read)
     }

@@ -1,7 +1,8 @@
 //! Messages: stored by the group committer, edited and deleted in place, paged as history.
 
+use soulchat_runtime::{Reads, WriteTx};
 use soulchat_subjects::chat::messages::Message;
-use sqlx::{Any, AnyConnection, FromRow, QueryBuilder};
+use sqlx::{Any, FromRow, QueryBuilder};
 
 use super::members::push_pairs;
 use super::{Store, sql};
@@ -50,42 +51,35 @@ const MESSAGE: &str = "SELECT conversation_id, seq, sender_id, client_id, kind, 
      created_at_ms, edited_at_ms, deleted, metadata FROM messages";
 
 impl Store {
-    pub async fn message(
-        conn: &mut AnyConnection,
-        conversation_id: &str,
-        seq: i64,
-    ) -> sqlx::Result<Option<MessageRow>> {
-        sqlx::query_as(sql(&[MESSAGE, " WHERE conversation_id = ? AND seq = ?"]))
-            .bind(conversation_id)
-            .bind(seq)
-            .fetch_optional(conn)
-            .await
+    pub async fn message(r: &mut impl Reads, conversation_id: &str, seq: i64) -> sqlx::Result<Option<MessageRow>> {
+        r.fetch_optional(
+            sqlx::query_as(sql(&[MESSAGE, " WHERE conversation_id = ? AND seq = ?"])).bind(conversation_id).bind(seq),
+        )
+        .await
     }
 
     /// The messages stored under any of the (sender, client id) pairs: a batch's retries in one
     /// query.
-    pub async fn messages_by_clients(
-        conn: &mut AnyConnection,
-        pairs: &[(&str, &str)],
-    ) -> sqlx::Result<Vec<MessageRow>> {
+    pub async fn messages_by_clients(r: &mut impl Reads, pairs: &[(&str, &str)]) -> sqlx::Result<Vec<MessageRow>> {
         if pairs.is_empty() {
             return Ok(Vec::new());
         }
         let mut query = QueryBuilder::<Any>::new(MESSAGE);
         query.push(" WHERE ");
         push_pairs(&mut query, ("sender_id", "client_id"), pairs);
-        query.build_query_as().fetch_all(conn).await
+        r.fetch_all(query.build_query_as()).await
     }
 
-    pub async fn last_message(conn: &mut AnyConnection, conversation_id: &str) -> sqlx::Result<Option<MessageRow>> {
-        sqlx::query_as(sql(&[MESSAGE, " WHERE conversation_id = ? ORDER BY seq DESC LIMIT 1"]))
-            .bind(conversation_id)
-            .fetch_optional(conn)
-            .await
+    pub async fn last_message(r: &mut impl Reads, conversation_id: &str) -> sqlx::Result<Option<MessageRow>> {
+        r.fetch_optional(
+            sqlx::query_as(sql(&[MESSAGE, " WHERE conversation_id = ? ORDER BY seq DESC LIMIT 1"]))
+                .bind(conversation_id),
+        )
+        .await
     }
 
     pub async fn edit_message(
-        conn: &mut AnyConnection,
+        tx: &mut WriteTx<'_>,
         conversation_id: &str,
         seq: i64,
         content: &str,
@@ -96,27 +90,27 @@ impl Store {
             .bind(at_ms)
             .bind(conversation_id)
             .bind(seq)
-            .execute(conn)
+            .execute(&mut **tx)
             .await?;
         Ok(())
     }
 
     /// Keeps the row (its seq and client id stay taken) but not the content.
-    pub async fn delete_message(conn: &mut AnyConnection, conversation_id: &str, seq: i64) -> sqlx::Result<()> {
+    pub async fn delete_message(tx: &mut WriteTx<'_>, conversation_id: &str, seq: i64) -> sqlx::Result<()> {
         sqlx::query(
             "UPDATE messages SET deleted = 1, content = '', url = NULL, metadata = NULL WHERE conversation_id = ? AND seq = ?",
         )
-            .bind(conversation_id)
-            .bind(seq)
-            .execute(conn)
-            .await?;
+        .bind(conversation_id)
+        .bind(seq)
+        .execute(&mut **tx)
+        .await?;
         Ok(())
     }
 
     /// Up to `limit` messages strictly between `after` and `before`, ascending; the newest
     /// ones unless `oldest_first`.
     pub async fn history(
-        conn: &mut AnyConnection,
+        r: &mut impl Reads,
         conversation_id: &str,
         after: i64,
         before: i64,
@@ -124,14 +118,12 @@ impl Store {
         oldest_first: bool,
     ) -> sqlx::Result<Vec<MessageRow>> {
         let order = if oldest_first { " ORDER BY seq ASC LIMIT ?" } else { " ORDER BY seq DESC LIMIT ?" };
-        let mut rows: Vec<MessageRow> =
-            sqlx::query_as(sql(&[MESSAGE, " WHERE conversation_id = ? AND seq > ? AND seq < ?", order]))
-                .bind(conversation_id)
-                .bind(after)
-                .bind(before)
-                .bind(limit)
-                .fetch_all(conn)
-                .await?;
+        let query = sqlx::query_as(sql(&[MESSAGE, " WHERE conversation_id = ? AND seq > ? AND seq < ?", order]))
+            .bind(conversation_id)
+            .bind(after)
+            .bind(before)
+            .bind(limit);
+        let mut rows: Vec<MessageRow> = r.fetch_all(query).await?;
         if !oldest_first {
             rows.reverse();
         }

@@ -7,9 +7,10 @@
 use std::collections::{HashMap, HashSet};
 
 use prost::Message as _;
-use soulchat_runtime::{Backend, now_ms};
+use soulchat_runtime::{Backend, WriteTx};
 use soulchat_subjects::chat::messages::{ChatEvent, Message};
-use sqlx::{Any, AnyConnection, QueryBuilder};
+use soulchat_subjects::time::now_ms;
+use sqlx::{Any, QueryBuilder};
 
 use super::Store;
 use super::members::push_pairs;
@@ -26,7 +27,7 @@ pub struct SendContext {
 impl Store {
     /// Which (conversation, sender) pairs are memberships of live conversations, with those
     /// conversations' last seqs, in one statement (the rows locked until the commit on MySQL).
-    pub async fn send_context(&self, conn: &mut AnyConnection, pairs: &[(&str, &str)]) -> sqlx::Result<SendContext> {
+    pub async fn send_context(&self, tx: &mut WriteTx<'_>, pairs: &[(&str, &str)]) -> sqlx::Result<SendContext> {
         let mut context = SendContext::default();
         if pairs.is_empty() {
             return Ok(context);
@@ -40,7 +41,7 @@ impl Store {
         if self.db.backend() == Backend::MySql {
             q.push(" FOR UPDATE");
         }
-        let rows: Vec<(String, i64, String)> = q.build_query_as().fetch_all(conn).await?;
+        let rows: Vec<(String, i64, String)> = q.build_query_as().fetch_all(&mut **tx).await?;
         for (conversation, last_seq, user) in rows {
             context.seqs.insert(conversation.clone(), last_seq);
             context.members.insert((conversation, user));
@@ -49,10 +50,10 @@ impl Store {
     }
 
     /// Stores a batch: the messages, their events (log and outbox) and the conversations' new
-    /// last seqs.
+    /// last seqs. When there are events, the commit wakes the relay.
     pub async fn write_sends(
         &self,
-        conn: &mut AnyConnection,
+        tx: &mut WriteTx<'_>,
         messages: &[Message],
         events: &[ChatEvent],
         seqs: &[(&str, i64)],
@@ -70,7 +71,10 @@ impl Store {
             push_set_last_seqs(next_statement(&mut statements, one_string), seqs);
         }
         for mut statement in statements {
-            statement.build().execute(&mut *conn).await?;
+            statement.build().execute(&mut **tx).await?;
+        }
+        if !events.is_empty() {
+            self.relay.wake_after_commit(tx);
         }
         Ok(())
     }

@@ -9,7 +9,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use soulchat_subjects::notification::messages::{ListRequest, Notification, NotificationList};
 use soulchat_subjects::{CallContext, Caller, notification};
 use soulchat_testkit::{Mesh, Role};
-use tokio_util::sync::CancellationToken;
 
 pub const PASSWORD: &str = "correct horse battery";
 
@@ -56,22 +55,12 @@ where
     }
 }
 
-/// Replaces the mesh's notification worker with one of this crate's, configured by `config`
-/// (its database and NATS are the mesh's). Stops with the returned token.
-pub async fn start_worker(mesh: &mut Mesh, config: soulchat_notification::Config) -> CancellationToken {
+/// Restarts the mesh's notification worker configured by `config` (its database and NATS are
+/// the mesh's); it stops with the mesh.
+pub async fn start_worker(mesh: &mut Mesh, config: soulchat_notification::Config) {
     mesh.stop_role(Role::Notification).await;
-    let config = soulchat_notification::Config { database_url: mesh.database_url(Role::Notification), ..config };
-    let client = mesh.client().await;
-    let token = CancellationToken::new();
-    let stop = token.clone();
-    tokio::spawn(async move {
-        if let Err(e) = soulchat_notification::run(config, client, stop).await {
-            panic!("notification worker failed: {e:#}");
-        }
-    });
-    let probe = mesh.client().await;
-    eventually(|| async { probe.request("soulchat.notification.v1.health", "".into()).await.ok().map(|_| ()) }).await;
-    token
+    mesh.options.notification = config;
+    mesh.start_role(Role::Notification).await;
 }
 
 /// A browser's push subscription keys (RFC 8291): a P-256 key pair and an auth secret.

@@ -2,10 +2,9 @@
 //! user-side change of each step, so the log never claims more (or less) than happened here.
 
 use serde::{Deserialize, Serialize};
-use soulchat_runtime::now_ms;
-use sqlx::{AnyConnection, FromRow};
-
-use crate::store::Store;
+use soulchat_runtime::{Reads, WriteTx};
+use soulchat_subjects::time::now_ms;
+use sqlx::FromRow;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -119,81 +118,82 @@ impl SagaRow {
     }
 }
 
-impl Store {
-    pub async fn begin_saga(
-        conn: &mut AnyConnection,
-        kind: Kind,
-        user_id: &str,
-        step: &str,
-        state: State,
-        data: &Data,
-    ) -> sqlx::Result<String> {
-        let id = uuid::Uuid::now_v7().to_string();
-        let now = now_ms();
-        sqlx::query(
-            "INSERT INTO sagas (id, kind, user_id, step, state, data, attempts, created_at_ms, updated_at_ms) \
-             VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
-        )
-        .bind(&id)
-        .bind(kind.as_str())
-        .bind(user_id)
+/// Opens a saga in the transaction of its first user-side change; returns its id.
+pub async fn begin(
+    tx: &mut WriteTx<'_>,
+    kind: Kind,
+    user_id: &str,
+    step: &str,
+    state: State,
+    data: &Data,
+) -> sqlx::Result<String> {
+    let id = uuid::Uuid::now_v7().to_string();
+    let now = now_ms();
+    sqlx::query(
+        "INSERT INTO sagas (id, kind, user_id, step, state, data, attempts, created_at_ms, updated_at_ms) \
+         VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
+    )
+    .bind(&id)
+    .bind(kind.as_str())
+    .bind(user_id)
+    .bind(step)
+    .bind(state.as_str())
+    .bind(serde_json::to_vec(data).unwrap_or_default())
+    .bind(now)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}
+
+pub async fn advance(tx: &mut WriteTx<'_>, id: &str, step: &str, state: State) -> sqlx::Result<()> {
+    sqlx::query("UPDATE sagas SET step = ?, state = ?, updated_at_ms = ? WHERE id = ?")
         .bind(step)
         .bind(state.as_str())
-        .bind(serde_json::to_vec(data).unwrap_or_default())
-        .bind(now)
-        .bind(now)
-        .execute(conn)
-        .await?;
-        Ok(id)
-    }
-
-    pub async fn advance_saga(conn: &mut AnyConnection, id: &str, step: &str, state: State) -> sqlx::Result<()> {
-        sqlx::query("UPDATE sagas SET step = ?, state = ?, updated_at_ms = ? WHERE id = ?")
-            .bind(step)
-            .bind(state.as_str())
-            .bind(now_ms())
-            .bind(id)
-            .execute(conn)
-            .await?;
-        Ok(())
-    }
-
-    /// Open sagas nobody has touched since `idle_since_ms`, oldest first.
-    pub async fn idle_sagas(&self, idle_since_ms: i64, limit: i64) -> sqlx::Result<Vec<Saga>> {
-        let rows: Vec<SagaRow> = sqlx::query_as(
-            "SELECT id, kind, user_id, step, state, data, attempts, updated_at_ms FROM sagas \
-             WHERE state IN ('running', 'compensating') AND updated_at_ms < ? ORDER BY updated_at_ms LIMIT ?",
-        )
-        .bind(idle_since_ms)
-        .bind(limit)
-        .fetch_all(self.db().pool())
-        .await?;
-        Ok(rows.into_iter().filter_map(SagaRow::parse).collect())
-    }
-
-    /// Takes an idle saga for one recovery attempt; `false` when another replica was quicker.
-    pub async fn claim_saga(&self, saga: &Saga) -> sqlx::Result<bool> {
-        let mut tx = self.db().begin().await?;
-        let done = sqlx::query(
-            "UPDATE sagas SET updated_at_ms = ?, attempts = attempts + 1 WHERE id = ? AND updated_at_ms = ? AND attempts = ?",
-        )
         .bind(now_ms())
-        .bind(&saga.id)
-        .bind(saga.updated_at_ms)
-        .bind(saga.attempts)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    pub async fn saga(&self, id: &str) -> sqlx::Result<Option<Saga>> {
-        let row: Option<SagaRow> = sqlx::query_as(
-            "SELECT id, kind, user_id, step, state, data, attempts, updated_at_ms FROM sagas WHERE id = ?",
-        )
         .bind(id)
-        .fetch_optional(self.db().pool())
+        .execute(&mut **tx)
         .await?;
-        Ok(row.and_then(SagaRow::parse))
-    }
+    Ok(())
+}
+
+/// Open sagas nobody has touched since `idle_since_ms`, oldest first.
+pub async fn idle(r: &mut impl Reads, idle_since_ms: i64, limit: i64) -> sqlx::Result<Vec<Saga>> {
+    let rows: Vec<SagaRow> = r
+        .fetch_all(
+            sqlx::query_as(
+                "SELECT id, kind, user_id, step, state, data, attempts, updated_at_ms FROM sagas \
+                 WHERE state IN ('running', 'compensating') AND updated_at_ms < ? ORDER BY updated_at_ms LIMIT ?",
+            )
+            .bind(idle_since_ms)
+            .bind(limit),
+        )
+        .await?;
+    Ok(rows.into_iter().filter_map(SagaRow::parse).collect())
+}
+
+/// Takes an idle saga for one recovery attempt; `false` when another replica was quicker.
+pub async fn claim(tx: &mut WriteTx<'_>, saga: &Saga) -> sqlx::Result<bool> {
+    let done = sqlx::query(
+        "UPDATE sagas SET updated_at_ms = ?, attempts = attempts + 1 WHERE id = ? AND updated_at_ms = ? AND attempts = ?",
+    )
+    .bind(now_ms())
+    .bind(&saga.id)
+    .bind(saga.updated_at_ms)
+    .bind(saga.attempts)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+pub async fn find(r: &mut impl Reads, id: &str) -> sqlx::Result<Option<Saga>> {
+    let row: Option<SagaRow> = r
+        .fetch_optional(
+            sqlx::query_as(
+                "SELECT id, kind, user_id, step, state, data, attempts, updated_at_ms FROM sagas WHERE id = ?",
+            )
+            .bind(id),
+        )
+        .await?;
+    Ok(row.and_then(SagaRow::parse))
 }

@@ -19,31 +19,26 @@ mod log;
 use std::sync::Arc;
 use std::time::Duration;
 
-use soulchat_runtime::database::internal;
-use soulchat_runtime::now_ms;
+use anyhow::Context as _;
+use soulchat_runtime::Result;
 use soulchat_subjects::notification::{self, messages::WelcomeRequest};
 use soulchat_subjects::profile::{self, messages as pm};
+use soulchat_subjects::time::now_ms;
 use soulchat_subjects::user;
-use soulchat_subjects::{CallContext, CallError, ServiceError};
+use soulchat_subjects::{CallContext, CallError, ErrorCode, ServiceError};
 use tokio_util::sync::CancellationToken;
 
-pub use log::{Data, Kind, STEP_NONE, STEP_PROFILE, STEP_WELCOME, Saga, State};
+pub use log::{Data, Kind, STEP_NONE, STEP_PROFILE, STEP_WELCOME, Saga, State, advance, begin};
 
 use crate::Users;
-use crate::store::Store;
+use crate::store;
 
 /// How often recovery looks for idle sagas.
 const RECOVERY_POLL: Duration = Duration::from_secs(1);
 
 /// Registration, after the pending account and its saga row committed: creates the profile and
 /// activates the account, or removes the account and says why.
-pub async fn create_profile(
-    users: &Users,
-    ctx: &CallContext,
-    saga: &str,
-    user_id: &str,
-    username: &str,
-) -> Result<(), ServiceError> {
+pub async fn create_profile(users: &Users, ctx: &CallContext, saga: &str, user_id: &str, username: &str) -> Result<()> {
     let request = pm::CreateRequest { user_id: user_id.to_owned(), username: username.to_owned() };
     match users.caller.call::<profile::Create>(ctx, &request).await {
         Ok(_) => activate(users, saga, user_id).await,
@@ -54,32 +49,34 @@ pub async fn create_profile(
             }
             // The profile worker's own trouble is, to this client, a service that is not there.
             Err(match e {
-                CallError::Service(e) if e.code == 409 => ServiceError::taken("username"),
-                CallError::Service(e) if e.code < 500 => e,
+                CallError::Service(e) if e.code == ErrorCode::Conflict => ServiceError::taken("username"),
+                CallError::Service(e) if !e.code.is_server_error() => e,
                 _ => ServiceError::unavailable(),
-            })
+            }
+            .into())
         }
     }
 }
 
 /// The profile exists: the account becomes usable and is announced, in one transaction.
-async fn activate(users: &Users, saga: &str, user_id: &str) -> Result<(), ServiceError> {
-    let mut tx = users.store.db().begin().await.map_err(internal)?;
-    Store::activate(&mut tx, user_id).await.map_err(internal)?;
-    if let Some(row) = Store::by_id_in(&mut tx, user_id).await.map_err(internal)? {
+async fn activate(users: &Users, saga: &str, user_id: &str) -> Result<()> {
+    let mut tx = users.db.begin().await?;
+    store::activate(&mut tx, user_id).await?;
+    if let Some(row) = store::by_id(&mut tx, user_id).await? {
         let event = row.event(row.created_at_ms, None);
-        users.outbox.record::<user::Created>(&mut tx, &event).await.map_err(internal)?;
+        users.outbox.record::<user::Created>(&mut tx, &event).await?;
     }
-    Store::advance_saga(&mut tx, saga, STEP_WELCOME, State::Running).await.map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
-    users.outbox.wake();
+    advance(&mut tx, saga, STEP_WELCOME, State::Running).await?;
+    tx.commit().await?;
     Ok(())
 }
 
 /// Registration, last step: the welcome notification. A failure leaves the saga open for
 /// [`recover`]; the registration has succeeded either way.
-pub async fn welcome(users: &Users, ctx: &CallContext, saga: &str, user_id: &str) -> Result<(), ServiceError> {
-    if let Some(username) = users.store.username_of(user_id).await.map_err(internal)? {
+pub async fn welcome(users: &Users, ctx: &CallContext, saga: &str, user_id: &str) -> Result<()> {
+    // Read before the call: an `if let` would hold the read connection through it.
+    let username = store::username_of(&mut users.db.reads().await?, user_id).await?;
+    if let Some(username) = username {
         let request = WelcomeRequest { user_id: user_id.to_owned(), username };
         users.caller.call::<notification::Welcome>(ctx, &request).await?;
     }
@@ -88,15 +85,15 @@ pub async fn welcome(users: &Users, ctx: &CallContext, saga: &str, user_id: &str
 
 /// Removes the account, then its profile (which may exist if the create call timed out after
 /// the profile worker committed).
-async fn compensate_registration(users: &Users, saga: &str, user_id: &str) -> Result<(), ServiceError> {
-    let mut tx = users.store.db().begin().await.map_err(internal)?;
-    Store::delete_user(&mut tx, user_id).await.map_err(internal)?;
-    Store::advance_saga(&mut tx, saga, STEP_PROFILE, State::Compensating).await.map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
+async fn compensate_registration(users: &Users, saga: &str, user_id: &str) -> Result<()> {
+    let mut tx = users.db.begin().await?;
+    store::delete_user(&mut tx, user_id).await?;
+    advance(&mut tx, saga, STEP_PROFILE, State::Compensating).await?;
+    tx.commit().await?;
     remove_profile(users, saga, user_id).await
 }
 
-async fn remove_profile(users: &Users, saga: &str, user_id: &str) -> Result<(), ServiceError> {
+async fn remove_profile(users: &Users, saga: &str, user_id: &str) -> Result<()> {
     let request = pm::DeleteRequest { user_id: user_id.to_owned() };
     users.caller.call::<profile::Delete>(&CallContext::internal(), &request).await?;
     finish(users, saga, State::Compensated).await
@@ -109,9 +106,9 @@ pub async fn update_profile(
     ctx: &CallContext,
     rename: Option<&str>,
     request: pm::UpdateRequest,
-) -> Result<pm::Profile, ServiceError> {
+) -> Result<pm::Profile> {
     match users.caller.call::<profile::Update>(ctx, &request).await {
-        Ok(reply) => reply.profile.ok_or_else(ServiceError::internal),
+        Ok(reply) => Ok(reply.profile.context("the profile worker answered an update without the profile")?),
         Err(e) => {
             if let Some(saga) = rename {
                 tracing::warn!(%saga, user = %request.user_id, "rename: profile step failed, restoring the old name: {e}");
@@ -124,18 +121,18 @@ pub async fn update_profile(
     }
 }
 
-async fn compensate_rename(users: &Users, saga: &str) -> Result<(), ServiceError> {
-    let Some(saga) = users.store.saga(saga).await.map_err(internal)? else { return Ok(()) };
+async fn compensate_rename(users: &Users, saga: &str) -> Result<()> {
+    let Some(saga) = log::find(&mut users.db.reads().await?, saga).await? else { return Ok(()) };
     let previous = saga.data.previous_username.clone().unwrap_or_default();
-    let mut tx = users.store.db().begin().await.map_err(internal)?;
-    Store::revert_username(&mut tx, &saga.user_id, &saga.data.username, &previous).await.map_err(internal)?;
-    Store::advance_saga(&mut tx, &saga.id, STEP_PROFILE, State::Compensating).await.map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
+    let mut tx = users.db.begin().await?;
+    store::revert_username(&mut tx, &saga.user_id, &saga.data.username, &previous).await?;
+    advance(&mut tx, &saga.id, STEP_PROFILE, State::Compensating).await?;
+    tx.commit().await?;
     restore_profile_name(users, &saga).await
 }
 
 /// The profile may have taken the new name before its answer was lost: give it the old one.
-async fn restore_profile_name(users: &Users, saga: &Saga) -> Result<(), ServiceError> {
+async fn restore_profile_name(users: &Users, saga: &Saga) -> Result<()> {
     let request = pm::UpdateRequest {
         user_id: saga.user_id.clone(),
         username: saga.data.previous_username.clone(),
@@ -143,16 +140,17 @@ async fn restore_profile_name(users: &Users, saga: &Saga) -> Result<(), ServiceE
     };
     match users.caller.call::<profile::Update>(&CallContext::internal(), &request).await {
         Ok(_) => {}
-        Err(CallError::Service(e)) if e.code == 404 => {} // the account is gone meanwhile
+        Err(CallError::Service(e)) if e.code == ErrorCode::NotFound => {} // the account is gone meanwhile
         Err(e) => return Err(e.into()),
     }
     finish(users, &saga.id, State::Compensated).await
 }
 
-async fn finish(users: &Users, saga: &str, state: State) -> Result<(), ServiceError> {
-    let mut tx = users.store.db().begin().await.map_err(internal)?;
-    Store::advance_saga(&mut tx, saga, STEP_NONE, state).await.map_err(internal)?;
-    tx.commit().await.map_err(internal)
+async fn finish(users: &Users, saga: &str, state: State) -> Result<()> {
+    let mut tx = users.db.begin().await?;
+    advance(&mut tx, saga, STEP_NONE, state).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Finishes or compensates every open saga that has been idle longer than `idle`, for ever,
@@ -172,12 +170,12 @@ pub fn spawn_recovery(users: Arc<Users>, idle: Duration, shutdown: CancellationT
     })
 }
 
-async fn recover(users: &Users, idle: Duration) -> Result<(), ServiceError> {
+async fn recover(users: &Users, idle: Duration) -> Result<()> {
     let now = now_ms();
-    let candidates = users.store.idle_sagas(now - idle.as_millis() as i64, 100).await.map_err(internal)?;
+    let candidates = log::idle(&mut users.db.reads().await?, now - idle.as_millis() as i64, 100).await?;
     for saga in candidates {
         let backoff = idle.as_millis() as i64 * (1i64 << saga.attempts.clamp(0, 6));
-        if saga.updated_at_ms > now - backoff || !users.store.claim_saga(&saga).await.map_err(internal)? {
+        if saga.updated_at_ms > now - backoff || !claim(users, &saga).await? {
             continue;
         }
         tracing::info!(saga = %saga.id, kind = ?saga.kind, step = %saga.step, state = ?saga.state, "resuming saga");
@@ -188,12 +186,20 @@ async fn recover(users: &Users, idle: Duration) -> Result<(), ServiceError> {
     Ok(())
 }
 
-/// Whether another worker refused a step for good (as opposed to being down or failing).
-fn refused(e: &CallError) -> bool {
-    matches!(e, CallError::Service(e) if e.code < 500)
+/// Takes `saga` for one attempt; `false` when another replica was quicker.
+async fn claim(users: &Users, saga: &Saga) -> Result<bool> {
+    let mut tx = users.db.begin().await?;
+    let claimed = log::claim(&mut tx, saga).await?;
+    tx.commit().await?;
+    Ok(claimed)
 }
 
-async fn resume(users: &Users, saga: &Saga) -> Result<(), ServiceError> {
+/// Whether another worker refused a step for good (as opposed to being down or failing).
+fn refused(e: &CallError) -> bool {
+    matches!(e, CallError::Service(e) if !e.code.is_server_error())
+}
+
+async fn resume(users: &Users, saga: &Saga) -> Result<()> {
     let ctx = CallContext::internal();
     match (saga.kind, saga.state, saga.step.as_str()) {
         (Kind::Register, State::Running, STEP_PROFILE) => {
@@ -210,7 +216,7 @@ async fn resume(users: &Users, saga: &Saga) -> Result<(), ServiceError> {
         (Kind::Register, State::Running, _) => welcome(users, &ctx, &saga.id, &saga.user_id).await,
         (Kind::Register, State::Compensating, _) => remove_profile(users, &saga.id, &saga.user_id).await,
         (Kind::Rename, State::Running, _) => {
-            let Some(current) = users.store.username_of(&saga.user_id).await.map_err(internal)? else {
+            let Some(current) = store::username_of(&mut users.db.reads().await?, &saga.user_id).await? else {
                 return finish(users, &saga.id, State::Done).await;
             };
             let request = pm::UpdateRequest {
@@ -230,16 +236,15 @@ async fn resume(users: &Users, saga: &Saga) -> Result<(), ServiceError> {
 }
 
 /// A recovered rename: announce it as the update handler would have.
-async fn complete_rename(users: &Users, saga: &Saga, current: &str) -> Result<(), ServiceError> {
-    let Some(row) = users.store.by_id(&saga.user_id).await.map_err(internal)? else {
+async fn complete_rename(users: &Users, saga: &Saga, current: &str) -> Result<()> {
+    let Some(row) = store::by_id(&mut users.db.reads().await?, &saga.user_id).await? else {
         return finish(users, &saga.id, State::Done).await;
     };
     let mut event = row.event(now_ms(), saga.data.previous_username.clone());
     event.username = current.to_owned();
-    let mut tx = users.store.db().begin().await.map_err(internal)?;
-    users.outbox.record::<user::Updated>(&mut tx, &event).await.map_err(internal)?;
-    Store::advance_saga(&mut tx, &saga.id, STEP_NONE, State::Done).await.map_err(internal)?;
-    tx.commit().await.map_err(internal)?;
-    users.outbox.wake();
+    let mut tx = users.db.begin().await?;
+    users.outbox.record::<user::Updated>(&mut tx, &event).await?;
+    advance(&mut tx, &saga.id, STEP_NONE, State::Done).await?;
+    tx.commit().await?;
     Ok(())
 }
