@@ -13,3 +13,7 @@ pub const CONTENT_TYPE: &str = "Content-Type";
 pub use async_nats::service::{NATS_SERVICE_ERROR as SERVICE_ERROR, NATS_SERVICE_ERROR_CODE as SERVICE_ERROR_CODE};
 /// JetStream de-duplication key.
 pub const MSG_ID: &str = "Nats-Msg-Id";
+/// On a dead-lettered notification delivery: how many attempts were made.
+pub const DELIVERY_ATTEMPTS: &str = "Soulchat-Delivery-Attempts";
+/// On a dead-lettered notification delivery: the last attempt's error.
+pub const DELIVERY_ERROR: &str = "Soulchat-Delivery-Error";

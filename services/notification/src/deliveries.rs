@@ -35,9 +35,6 @@ const CONCURRENCY: usize = 16;
 /// The longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
-/// Dead-letter headers: how many attempts were made, and the last error.
-pub const ATTEMPTS_HEADER: &str = "Soulchat-Delivery-Attempts";
-pub const ERROR_HEADER: &str = "Soulchat-Delivery-Error";
 
 /// How often and how patiently a delivery is tried.
 #[derive(Debug, Clone, Copy)]
@@ -197,10 +194,10 @@ async fn dead_letter(
             message.payload.clone()
         }
     };
-    h.insert(ATTEMPTS_HEADER, attempts.to_string().as_str());
+    h.insert(headers::DELIVERY_ATTEMPTS, attempts.to_string().as_str());
     // Header values are one line.
     let error: String = error.chars().map(|c| if c.is_control() { ' ' } else { c }).take(500).collect();
-    h.insert(ERROR_HEADER, error.as_str());
+    h.insert(headers::DELIVERY_ERROR, error.as_str());
     let sequence = message.info().map_or(0, |i| i.stream_sequence);
     h.insert(headers::MSG_ID, format!("dead:{channel}:{sequence}").as_str());
     js.publish_with_headers(streams::dead_letter(channel), h, payload).await?.await?;

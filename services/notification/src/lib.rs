@@ -29,7 +29,6 @@ use async_nats::jetstream;
 use soulchat_runtime::{Context, Database, Endpoints, Migrations, Outbox, Service};
 use soulchat_subjects::{Caller, notification, streams};
 
-pub use deliveries::{ATTEMPTS_HEADER, ERROR_HEADER};
 
 static MIGRATIONS: Migrations = Migrations {
     sqlite: sqlx::migrate!("../../migrations/notification/sqlite"),
@@ -150,16 +149,16 @@ impl Service for Notifications {
 
     fn endpoints(endpoints: Endpoints<Self>) -> Endpoints<Self> {
         endpoints
-            .handle::<notification::Welcome, _, _, _>(handlers::welcome)
-            .handle::<notification::List, _, _, _>(handlers::list)
-            .handle::<notification::MarkRead, _, _, _>(handlers::mark_read)
-            .handle::<notification::GetPreferences, _, _, _>(handlers::get_preferences)
-            .handle::<notification::PutPreferences, _, _, _>(handlers::put_preferences)
-            .handle::<notification::SubscribePush, _, _, _>(handlers::subscribe_push)
-            .handle::<notification::UnsubscribePush, _, _, _>(handlers::unsubscribe_push)
-            .handle::<notification::Alert, _, _, _>(handlers::alert)
-            .handle::<notification::SendEmail, _, _, _>(handlers::send_email)
-            .handle::<notification::SendSms, _, _, _>(handlers::send_sms)
+            .handle::<notification::Welcome>(handlers::welcome)
+            .handle::<notification::List>(handlers::list)
+            .handle::<notification::MarkRead>(handlers::mark_read)
+            .handle::<notification::GetPreferences>(handlers::get_preferences)
+            .handle::<notification::PutPreferences>(handlers::put_preferences)
+            .handle::<notification::SubscribePush>(handlers::subscribe_push)
+            .handle::<notification::UnsubscribePush>(handlers::unsubscribe_push)
+            .handle::<notification::Alert>(handlers::alert)
+            .handle::<notification::SendEmail>(handlers::send_email)
+            .handle::<notification::SendSms>(handlers::send_sms)
     }
 
     fn stats(&self) -> Option<serde_json::Value> {

@@ -10,7 +10,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::StreamExt;
 use serde_json::{Value, json};
-use soulchat_notification::{ATTEMPTS_HEADER, Config};
+use soulchat_notification::Config;
+use soulchat_subjects::headers::DELIVERY_ATTEMPTS;
 use soulchat_subjects::notification::messages::*;
 use soulchat_subjects::notification::{self};
 use soulchat_subjects::{CallContext, Format, headers, streams, wire};
@@ -301,7 +302,7 @@ async fn failed_deliveries_are_dead_lettered_and_replayed(backend: Backend) {
     let dlq = js.get_stream(streams::DEAD_LETTER_STREAM).await.unwrap();
     let dead = dlq.get_raw_message(dead).await.unwrap();
     assert_eq!(dead.subject.as_str(), streams::dead_letter("sms"));
-    assert_eq!(dead.headers.get(ATTEMPTS_HEADER).unwrap().as_str(), "3");
+    assert_eq!(dead.headers.get(DELIVERY_ATTEMPTS).unwrap().as_str(), "3");
     let delivery: Delivery = Format::of(Some(&dead.headers)).decode(&dead.payload).unwrap();
     assert_eq!(delivery.id, queued.delivery_id);
     assert_eq!(delivery.text, "Code 654321");

@@ -52,17 +52,17 @@ impl Service for Profiles {
 
     fn endpoints(endpoints: Endpoints<Self>) -> Endpoints<Self> {
         endpoints
-            .handle::<profile::Create, _, _, _>(handlers::create)
-            .handle::<profile::Delete, _, _, _>(handlers::delete)
-            .handle::<profile::Get, _, _, _>(handlers::get)
-            .handle::<profile::GetByUser, _, _, _>(handlers::get_by_user)
-            .handle::<profile::Update, _, _, _>(handlers::update)
-            .handle::<profile::Follow, _, _, _>(handlers::follow)
-            .handle::<profile::Unfollow, _, _, _>(handlers::unfollow)
-            .handle::<profile::Followers, _, _, _>(handlers::followers)
-            .handle::<profile::Following, _, _, _>(handlers::following)
-            .handle::<profile::Lookup, _, _, _>(handlers::lookup)
-            .handle::<profile::Search, _, _, _>(handlers::search)
+            .handle::<profile::Create>(handlers::create)
+            .handle::<profile::Delete>(handlers::delete)
+            .handle::<profile::Get>(handlers::get)
+            .handle::<profile::GetByUser>(handlers::get_by_user)
+            .handle::<profile::Update>(handlers::update)
+            .handle::<profile::Follow>(handlers::follow)
+            .handle::<profile::Unfollow>(handlers::unfollow)
+            .handle::<profile::Followers>(handlers::followers)
+            .handle::<profile::Following>(handlers::following)
+            .handle::<profile::Lookup>(handlers::lookup)
+            .handle::<profile::Search>(handlers::search)
     }
 
     /// The cache's hit and miss counters.

@@ -54,6 +54,24 @@ struct EndpointSpec {
     responder: Responder,
 }
 
+/// What answers an operation: an `async fn(Arc<S>, RequestContext, Request) -> Result<Response,
+/// E>` whose error converts into [`Error`].
+pub trait Handler<S, Req, Resp>: Send + Sync + 'static {
+    fn call(&self, state: Arc<S>, ctx: RequestContext, request: Req) -> BoxFuture<Result<Resp, Error>>;
+}
+
+impl<S, Req, Resp, F, Fut, E> Handler<S, Req, Resp> for F
+where
+    F: Fn(Arc<S>, RequestContext, Req) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Resp, E>> + Send + 'static,
+    E: Into<Error>,
+{
+    fn call(&self, state: Arc<S>, ctx: RequestContext, request: Req) -> BoxFuture<Result<Resp, Error>> {
+        let answer = self(state, ctx, request);
+        Box::pin(async move { answer.await.map_err(Into::into) })
+    }
+}
+
 /// A worker's endpoints, collected before it starts serving: the built-in `health`, then one
 /// per operation its [`Service::endpoints`](crate::Service::endpoints) names, of any version.
 pub struct Endpoints<S> {
@@ -72,25 +90,17 @@ impl<S: Send + Sync + 'static> Endpoints<S> {
     }
 
     /// Registers the handler of operation `O`.
-    pub fn handle<O, F, Fut, E>(self, handler: F) -> Self
-    where
-        O: Operation,
-        F: Fn(Arc<S>, RequestContext, O::Request) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<O::Response, E>> + Send + 'static,
-        E: Into<Error>,
-    {
+    pub fn handle<O: Operation>(self, handler: impl Handler<S, O::Request, O::Response>) -> Self {
         assert_eq!(O::SERVICE, self.def, "{} registered on the wrong service", O::SUBJECT);
         self.endpoint(O::ENDPOINT, O::SUBJECT, handler)
     }
 
-    fn endpoint<Req, Resp, F, Fut, E>(mut self, name: &'static str, subject: &'static str, handler: F) -> Self
-    where
-        Req: Payload,
-        Resp: Payload,
-        F: Fn(Arc<S>, RequestContext, Req) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<Resp, E>> + Send + 'static,
-        E: Into<Error>,
-    {
+    fn endpoint<Req: Payload, Resp: Payload>(
+        mut self,
+        name: &'static str,
+        subject: &'static str,
+        handler: impl Handler<S, Req, Resp>,
+    ) -> Self {
         let state = self.state.clone();
         let handler = Arc::new(handler);
         let responder: Responder = Arc::new(move |ctx, format, payload| {
@@ -103,9 +113,9 @@ impl<S: Send + Sync + 'static> Endpoints<S> {
                         return Err(ServiceError::bad_request("body", &format!("is invalid: {reason}")));
                     }
                 };
-                match handler(state, ctx, request).await {
+                match handler.call(state, ctx, request).await {
                     Ok(response) => Ok(format.encode(&response)),
-                    Err(error) => Err(error.into().into_reply()),
+                    Err(error) => Err(error.into_reply()),
                 }
             })
         });

@@ -47,8 +47,8 @@ impl Service for Versioned {
 
     fn endpoints(endpoints: Endpoints<Self>) -> Endpoints<Self> {
         endpoints
-            .handle::<contract::Echo, _, _, _>(|_, _, _| answer("v1"))
-            .handle::<contract::EchoV2, _, _, _>(|_: Arc<Versioned>, _: RequestContext, _| answer("v2"))
+            .handle::<contract::Echo>(|_, _, _| answer("v1"))
+            .handle::<contract::EchoV2>(|_: Arc<Versioned>, _: RequestContext, _| answer("v2"))
     }
 }
 

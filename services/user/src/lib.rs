@@ -71,19 +71,19 @@ impl Service for Users {
 
     fn endpoints(endpoints: Endpoints<Self>) -> Endpoints<Self> {
         endpoints
-            .handle::<user::Register, _, _, _>(handlers::register)
-            .handle::<user::Login, _, _, _>(handlers::login)
-            .handle::<user::GetCurrent, _, _, _>(handlers::get_current)
-            .handle::<user::Update, _, _, _>(handlers::update)
-            .handle::<user::Delete, _, _, _>(handlers::delete)
-            .handle::<user::Refresh, _, _, _>(handlers::refresh)
-            .handle::<user::Logout, _, _, _>(handlers::logout)
-            .handle::<user::RequestEmailVerification, _, _, _>(verification::request_email_verification)
-            .handle::<user::VerifyEmail, _, _, _>(verification::verify_email)
-            .handle::<user::SetPhone, _, _, _>(verification::set_phone)
-            .handle::<user::VerifyPhone, _, _, _>(verification::verify_phone)
-            .handle::<user::RequestPasswordReset, _, _, _>(verification::request_password_reset)
-            .handle::<user::ResetPassword, _, _, _>(verification::reset_password)
-            .handle::<user::Contact, _, _, _>(verification::contact)
+            .handle::<user::Register>(handlers::register)
+            .handle::<user::Login>(handlers::login)
+            .handle::<user::GetCurrent>(handlers::get_current)
+            .handle::<user::Update>(handlers::update)
+            .handle::<user::Delete>(handlers::delete)
+            .handle::<user::Refresh>(handlers::refresh)
+            .handle::<user::Logout>(handlers::logout)
+            .handle::<user::RequestEmailVerification>(verification::request_email_verification)
+            .handle::<user::VerifyEmail>(verification::verify_email)
+            .handle::<user::SetPhone>(verification::set_phone)
+            .handle::<user::VerifyPhone>(verification::verify_phone)
+            .handle::<user::RequestPasswordReset>(verification::request_password_reset)
+            .handle::<user::ResetPassword>(verification::reset_password)
+            .handle::<user::Contact>(verification::contact)
     }
 }
