@@ -25,6 +25,8 @@ pub enum ErrorCode {
     /// Taken, or in a state that refuses the change.
     Conflict = 409,
     PayloadTooLarge = 413,
+    /// A body that is not the media type the endpoint reads (JSON).
+    UnsupportedMediaType = 415,
     /// A field failed validation.
     Unprocessable = 422,
     TooManyRequests = 429,
@@ -35,13 +37,14 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    const ALL: [ErrorCode; 10] = [
+    const ALL: [ErrorCode; 11] = [
         ErrorCode::BadRequest,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
         ErrorCode::NotFound,
         ErrorCode::Conflict,
         ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
         ErrorCode::Unprocessable,
         ErrorCode::TooManyRequests,
         ErrorCode::Internal,
