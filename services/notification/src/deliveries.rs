@@ -35,7 +35,6 @@ const CONCURRENCY: usize = 16;
 /// The longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
-
 /// How often and how patiently a delivery is tried.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {

@@ -29,7 +29,6 @@ use async_nats::jetstream;
 use soulchat_runtime::{Context, Database, Endpoints, Migrations, Outbox, Service};
 use soulchat_subjects::{Caller, notification, streams};
 
-
 static MIGRATIONS: Migrations = Migrations {
     sqlite: sqlx::migrate!("../../migrations/notification/sqlite"),
     mysql: sqlx::migrate!("../../migrations/notification/mysql"),
