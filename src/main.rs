@@ -1,5 +1,6 @@
 //! The `soulchat` command: runs one role per process (`gateway`, `worker <domain>`), all of them
-//! in one process (`up`), or the migrations (`migrate`). It only wires roles together; each
+//! in one process (`up`), the provisioning and migrations (`migrate`), or prints the broker's
+//! permissions (`nats-config`). It only wires roles together; each
 //! role lives in its own crate and talks to the others over NATS alone. (The load tool is a
 //! binary of its own, `soulchat-bench`, so that production builds do not carry it.)
 
@@ -36,8 +37,11 @@ enum Command {
         #[arg(value_parser = soulchat_subjects::SERVICES.map(|s| s.domain))]
         domain: String,
     },
-    /// Applies every service's pending migrations, then exits.
+    /// Provisions the NATS streams and buckets (as admin) and applies every service's pending
+    /// migrations, then exits.
     Migrate,
+    /// Prints the nats-server `authorization` block generated from the contract (nats/authorization.conf).
+    NatsConfig,
 }
 
 #[tokio::main]
@@ -55,6 +59,10 @@ async fn main() -> std::process::ExitCode {
         Command::Gateway => up::gateway(&cli.settings, shutdown).await,
         Command::Worker { domain } => up::worker(&cli.settings, &domain, shutdown).await,
         Command::Migrate => up::migrate(&cli.settings).await,
+        Command::NatsConfig => {
+            print!("{}", soulchat_subjects::broker::committed_authorization());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

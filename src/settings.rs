@@ -8,6 +8,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use soulchat_runtime::Service;
+use soulchat_subjects::broker::Identity;
+use soulchat_subjects::connect::{Credentials, Nats};
 use soulchat_subjects::{chat, notification, profile, user};
 
 #[derive(Debug, Clone, Args)]
@@ -15,6 +17,23 @@ pub struct Settings {
     /// The NATS server or cluster. Unset: `up` starts its own nats-server child; other roles use nats://127.0.0.1:4222.
     #[arg(long, env = "NATS_URL", global = true)]
     pub nats_url: Option<String>,
+    /// This role's NATS identity: an NKey seed file (`<data dir>/nats/<name>.nk` as `up` generates).
+    #[arg(long, env = "SOULCHAT_NATS_NKEY", global = true)]
+    pub nats_nkey: Option<PathBuf>,
+    /// This role's NATS identity: a JWT `.creds` file (operator/account deployments).
+    #[arg(long, env = "SOULCHAT_NATS_CREDS", global = true)]
+    pub nats_creds: Option<PathBuf>,
+    /// This role's NATS user (with SOULCHAT_NATS_PASSWORD).
+    #[arg(long, env = "SOULCHAT_NATS_USER", global = true)]
+    pub nats_user: Option<String>,
+    #[arg(long, env = "SOULCHAT_NATS_PASSWORD", hide_env_values = true, global = true)]
+    pub nats_password: Option<soulchat_subjects::connect::Secret>,
+    /// A CA certificate (PEM) for TLS to NATS (`tls://` URLs); unset: the system's roots.
+    #[arg(long, env = "SOULCHAT_NATS_CA", global = true)]
+    pub nats_ca: Option<PathBuf>,
+    /// Set by `up` for its own nats-server: each role's seed is `<dir>/<name>.nk`.
+    #[arg(skip)]
+    pub nats_key_dir: Option<PathBuf>,
     /// SQLite files, the child nats-server's store, generated development secrets.
     #[arg(long, env = "SOULCHAT_DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
@@ -48,10 +67,19 @@ pub struct Settings {
     /// Refresh-token family lifetime.
     #[arg(long, env = "SOULCHAT_REFRESH_TOKEN_TTL", default_value = "30days", value_parser = humantime::parse_duration, global = true)]
     pub refresh_token_ttl: Duration,
-    /// Failed logins allowed per account in one window.
+    /// How long a rotated refresh token still yields the same new pair (parallel refreshes); presented after that, it revokes its session.
+    #[arg(long, env = "SOULCHAT_REFRESH_GRACE", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub refresh_grace: Duration,
+    /// Password hashes (argon2id) computed at once by the user worker. Unset: one per core.
+    #[arg(long, env = "SOULCHAT_PASSWORD_HASH_WORKERS", global = true)]
+    pub password_hash_workers: Option<usize>,
+    /// Password hashes that may wait for a worker; beyond them, 503 with Retry-After before anything is written.
+    #[arg(long, env = "SOULCHAT_PASSWORD_HASH_QUEUE", default_value_t = 16, global = true)]
+    pub password_hash_queue: usize,
+    /// Failed logins allowed per account from one client address in one window (others can still log in).
     #[arg(long, env = "SOULCHAT_LOGIN_LIMIT_ACCOUNT", default_value_t = 10, global = true)]
     pub login_limit_account: u32,
-    /// Failed logins allowed per client address in one window.
+    /// Failed logins allowed per client address, over all accounts, in one window.
     #[arg(long, env = "SOULCHAT_LOGIN_LIMIT_IP", default_value_t = 100, global = true)]
     pub login_limit_ip: u32,
     /// SMTP relay for email notifications: `smtp://host:port`, `smtp://…?tls=required`, `smtps://…`. Unset: email skipped.
@@ -93,6 +121,34 @@ pub struct Settings {
     /// The login-limit window.
     #[arg(long, env = "SOULCHAT_LOGIN_LIMIT_WINDOW", default_value = "15m", value_parser = humantime::parse_duration, global = true)]
     pub login_limit_window: Duration,
+    /// Requests per client address, every route but /healthz and /readyz: a token bucket,
+    /// `count/unit[:burst]` with unit s, m or h. Shared through Redis when REDIS_URL is set.
+    #[arg(long, env = "SOULCHAT_RATE_LIMIT", default_value = "100/s:200", global = true)]
+    pub rate_limit: soulchat_gateway::Rate,
+    /// Requests per user (a valid access token), every route.
+    #[arg(long, env = "SOULCHAT_USER_RATE_LIMIT", default_value = "500/s:1000", global = true)]
+    pub user_rate_limit: soulchat_gateway::Rate,
+    /// Registrations and password-reset requests per client address.
+    #[arg(long, env = "SOULCHAT_ACCOUNT_RATE_LIMIT", default_value = "1/s:20", global = true)]
+    pub account_rate_limit: soulchat_gateway::Rate,
+    /// Proxies whose X-Forwarded-For names the client: addresses or CIDR networks, comma-separated.
+    #[arg(long, env = "SOULCHAT_TRUSTED_PROXIES", value_delimiter = ',', global = true)]
+    pub trusted_proxies: Vec<soulchat_gateway::ProxyNet>,
+    /// Open HTTP connections (WebSockets included). Default, and at most: the open-files limit less 1024.
+    #[arg(long, env = "SOULCHAT_HTTP_MAX_CONNECTIONS", global = true)]
+    pub http_max_connections: Option<usize>,
+    /// Open HTTP connections per client address (trusted proxies are exempt).
+    #[arg(long, env = "SOULCHAT_HTTP_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 4096, global = true)]
+    pub http_max_connections_per_address: usize,
+    /// Time for a request head to arrive (also bounds a keep-alive connection's wait for its next request).
+    #[arg(long, env = "SOULCHAT_HTTP_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub http_header_timeout: Duration,
+    /// Time for a request body to arrive (408 after it).
+    #[arg(long, env = "SOULCHAT_HTTP_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub http_body_timeout: Duration,
+    /// A connection with no traffic either way for this long is closed (a request in flight finishes).
+    #[arg(long, env = "SOULCHAT_HTTP_IDLE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
+    pub http_idle_timeout: Duration,
 }
 
 impl Settings {
@@ -110,6 +166,26 @@ impl Settings {
 
     pub fn nats_url(&self) -> String {
         self.nats_url.clone().unwrap_or_else(|| "nats://127.0.0.1:4222".to_owned())
+    }
+
+    /// How `identity` reaches NATS: with `up`'s generated key, or the credential settings.
+    pub fn nats(&self, identity: Identity) -> anyhow::Result<Nats> {
+        let mut nats = match &self.nats_key_dir {
+            Some(dir) => Nats::with_key(self.nats_url(), identity, dir),
+            None => Nats {
+                url: self.nats_url(),
+                credentials: Credentials::from_settings(
+                    self.nats_nkey.clone(),
+                    self.nats_creds.clone(),
+                    self.nats_user.clone(),
+                    self.nats_password.clone(),
+                )?,
+                ca_file: None,
+                identity: Some(identity),
+            },
+        };
+        nats.ca_file = self.nats_ca.clone();
+        Ok(nats)
     }
 
     pub fn jwt_secret(&self) -> anyhow::Result<String> {
@@ -134,6 +210,19 @@ impl Settings {
             send_limit: self.send_limit,
             socket_queue: self.socket_queue,
             admin_user_ids: self.admin_user_ids.clone(),
+            rate_limits: soulchat_gateway::RateLimits {
+                per_address: self.rate_limit,
+                per_user: self.user_rate_limit,
+                accounts: self.account_rate_limit,
+            },
+            connections: soulchat_gateway::ConnectionLimits {
+                max: self.http_max_connections,
+                per_address: self.http_max_connections_per_address,
+                header_timeout: self.http_header_timeout,
+                body_timeout: self.http_body_timeout,
+                idle_timeout: self.http_idle_timeout,
+            },
+            trusted_proxies: self.trusted_proxies.clone(),
         }
     }
 
@@ -154,8 +243,13 @@ impl Configured for soulchat_user::Users {
                 jwt_secret: settings.jwt_secret()?,
                 access_ttl: settings.access_token_ttl,
                 refresh_ttl: settings.refresh_token_ttl,
+                refresh_grace: settings.refresh_grace,
             },
             public_url: settings.public_url(),
+            hashing: soulchat_user::HashPool {
+                workers: settings.password_hash_workers,
+                queue: settings.password_hash_queue,
+            },
         })
     }
 }
@@ -184,6 +278,7 @@ impl Configured for soulchat_notification::Notifications {
             public_url: Some(settings.public_url()),
             delivery_attempts: Some(settings.delivery_attempts),
             retry_backoff: Some(settings.delivery_backoff),
+            // Never a setting: http and loopback push endpoints are for tests (SSRF).
             allow_insecure_push: false,
         })
     }

@@ -5,8 +5,9 @@
 
 use anyhow::Context;
 use soulchat_runtime::Database;
-use soulchat_runtime::nats_server::NatsServer;
+use soulchat_runtime::nats_server::{NatsServer, secured_config};
 use soulchat_runtime::service::{self, Common};
+use soulchat_subjects::broker::Identity;
 use soulchat_subjects::{SERVICES, ServiceDef};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -14,16 +15,22 @@ use tokio_util::sync::CancellationToken;
 use crate::settings::{Configured, Settings, dev_jwt_secret};
 
 /// Everything in one process. Without NATS_URL it starts a nats-server child with its store
-/// under the data dir, and stops it on the way out.
+/// under the data dir and authentication on (one NKey per identity in `<data dir>/nats`, kept
+/// across restarts, each role connecting as itself), and stops it on the way out.
 pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("creating the data dir {}", settings.data_dir.display()))?;
     let mut child = None;
     if settings.nats_url.is_none() {
-        let server = NatsServer::start(&settings.data_dir.join("nats"), None).await?;
+        let store = settings.data_dir.join("nats");
+        let config = secured_config(&store, "")?;
+        let server = NatsServer::start_with(&store, None, Some(config)).await?;
         settings.nats_url = Some(server.url());
+        tracing::info!(keys = %store.display(), "nats-server child requires authentication: each identity's NKey seed is <keys>/<name>.nk");
+        settings.nats_key_dir = Some(store);
         child = Some(server);
     }
+    provision(&settings).await?;
     if settings.jwt_secret.is_none() {
         settings.jwt_secret = Some(dev_jwt_secret(&settings.data_dir)?);
     }
@@ -56,7 +63,7 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> anyhow:
 pub async fn gateway(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let config = settings.gateway(settings.jwt_secret()?);
     let (client, disruptions) =
-        soulchat_subjects::connect::connect_observed(&settings.nats_url(), "soulchat-gateway").await?;
+        soulchat_subjects::connect::connect_observed(settings.nats(Identity::Gateway)?, "soulchat-gateway").await?;
     let gateway = soulchat_gateway::Gateway::bind(config, client.clone(), disruptions, shutdown.clone()).await?;
     gateway.serve(shutdown).await?;
     client.drain().await.ok();
@@ -66,14 +73,25 @@ pub async fn gateway(settings: &Settings, shutdown: CancellationToken) -> anyhow
 /// The worker of one domain (`user`, `profile`, ...) until `shutdown`.
 pub async fn worker(settings: &Settings, domain: &str, shutdown: CancellationToken) -> anyhow::Result<()> {
     let def = contract(domain)?;
-    let client = soulchat_subjects::connect::connect(&settings.nats_url(), def.name).await?;
+    let identity = Identity::worker(def).with_context(|| format!("no NATS identity for {}", def.name))?;
+    let client = soulchat_subjects::connect::connect(settings.nats(identity)?, def.name).await?;
     let common =
         Common { client, database_url: settings.database_url(def.domain), request_timeout: settings.request_timeout };
     launch(settings, def, Mode::Serve(common, shutdown)).await
 }
 
-/// Applies every service's migrations to its database.
+/// Creates or updates the streams and buckets, as `admin` (the one identity allowed to).
+async fn provision(settings: &Settings) -> anyhow::Result<()> {
+    let client = soulchat_subjects::connect::connect(settings.nats(Identity::Admin)?, "soulchat-provision").await?;
+    soulchat_subjects::streams::provision(&async_nats::jetstream::new(client.clone())).await?;
+    client.drain().await.ok();
+    Ok(())
+}
+
+/// Provisions the streams and buckets, and applies every service's migrations to its database.
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    provision(settings).await?;
+    println!("nats: streams and buckets provisioned");
     for def in SERVICES {
         launch(settings, def, Mode::Migrate).await.with_context(|| format!("migrating the {} database", def.domain))?;
         println!("{}: migrated", def.domain);

@@ -68,14 +68,29 @@ pub fn describe(options: &Options) -> String {
     )
 }
 
-pub async fn measure(url: &str, options: &Options) -> anyhow::Result<Vec<Figure>> {
-    let connect = |name: &'static str| async move {
-        async_nats::ConnectOptions::new()
+pub async fn measure(url: &str, nkey: Option<&std::path::Path>, options: &Options) -> anyhow::Result<Vec<Figure>> {
+    let seed = match nkey {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading the NKey seed {}", path.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let connect = |name: &'static str| {
+        let seed = seed.clone();
+        async move {
+            match seed {
+                Some(seed) => async_nats::ConnectOptions::with_nkey(seed),
+                None => async_nats::ConnectOptions::new(),
+            }
             .name(name)
             .connection_timeout(Duration::from_secs(5))
             .connect(url)
             .await
             .with_context(|| format!("connecting to NATS at {url} (set --nats to the system's nats-server)"))
+        }
     };
     let client = connect("soulchat-bench").await?;
     let responder = connect("soulchat-bench-responder").await?;

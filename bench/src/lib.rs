@@ -30,6 +30,10 @@ pub struct Args {
     /// The nats-server the system under test uses (`soulchat up` logs the one it started).
     #[arg(long, default_value = "nats://127.0.0.1:4222", global = true)]
     nats: String,
+    /// The NKey seed file to connect to that server with: `<data dir>/nats/admin.nk` under
+    /// `soulchat up` (the baseline creates and deletes a stream of its own).
+    #[arg(long, global = true)]
+    nats_nkey: Option<PathBuf>,
     /// Also write the figures to this file as JSON.
     #[arg(long, global = true)]
     json: Option<PathBuf>,
@@ -65,13 +69,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     // The short baseline goes first: a wrong --nats fails in seconds, not after the whole scenario.
     let beside = match &short {
-        Some(options) => baseline::measure(&args.nats, options).await?,
+        Some(options) => baseline::measure(&args.nats, args.nats_nkey.as_deref(), options).await?,
         None => Vec::new(),
     };
     let mut report = match &args.scenario {
         Scenario::Baseline(options) => {
             let mut report = report::Report::new("baseline", serde_json::to_value(options)?);
-            report.baseline = baseline::measure(&args.nats, options).await?;
+            report.baseline = baseline::measure(&args.nats, args.nats_nkey.as_deref(), options).await?;
             report.notes.push(baseline::describe(options));
             report
         }

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRef, FromRequestParts};
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
@@ -73,8 +74,8 @@ impl AuthUser {
 }
 
 /// The token in the Authorization header, if any.
-fn bearer(parts: &Parts) -> Result<Option<String>, ServiceError> {
-    let Some(value) = parts.headers.get(AUTHORIZATION) else { return Ok(None) };
+pub fn bearer(headers: &HeaderMap) -> Result<Option<String>, ServiceError> {
+    let Some(value) = headers.get(AUTHORIZATION) else { return Ok(None) };
     let value = value.to_str().map_err(|_| ServiceError::unauthorized("token", "is invalid"))?;
     let (scheme, token) = value.trim().split_once(' ').unwrap_or((value, ""));
     if !(scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer")) || token.trim().is_empty() {
@@ -90,7 +91,11 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts)?.ok_or_else(|| ServiceError::unauthorized("token", "is missing"))?;
+        // The edge's rate limiter verified the token already, to find the user's bucket.
+        if let Some(auth) = parts.extensions.get::<AuthUser>() {
+            return Ok(auth.clone());
+        }
+        let token = bearer(&parts.headers)?.ok_or_else(|| ServiceError::unauthorized("token", "is missing"))?;
         let claims = Arc::<Verifier>::from_ref(state).verify(&token)?;
         Ok(AuthUser { claims, token })
     }
@@ -106,7 +111,10 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match bearer(parts)? {
+        if let Some(auth) = parts.extensions.get::<AuthUser>() {
+            return Ok(MaybeUser(Some(auth.clone())));
+        }
+        match bearer(&parts.headers)? {
             None => Ok(MaybeUser(None)),
             Some(token) => {
                 let claims = Arc::<Verifier>::from_ref(state).verify(&token)?;

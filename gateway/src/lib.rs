@@ -1,25 +1,31 @@
-//! The HTTP and WebSocket edge. It authenticates (JWT, revocations), limits (body size, login
-//! attempts), and translates each request into one NATS call to the worker that owns it. It has
-//! no database and no business rules: a handler here reads the request, calls the contract in
-//! `soulchat-subjects`, and shapes the answer.
+//! The HTTP and WebSocket edge. It authenticates (JWT, revocations), limits (connections and
+//! their timeouts, request rates, body size, login attempts), and translates each request into
+//! one NATS call to the worker that owns it. It has no database and no business rules: a handler
+//! here reads the request, calls the contract in `soulchat-subjects`, and shapes the answer.
 //!
 //! Modules depend downwards only:
-//! - on top, the APIs: `routes` (REST) and `ws` with its sessions;
+//! - on top, `server` (the accept loop: connection caps and timeouts), then the APIs: `routes`
+//!   (REST, with the edge's layers: rate limits in `rate`, JSON-only bodies, response headers)
+//!   and `ws` with its sessions;
 //! - `state`, which only wires what they share, including the live machinery of
 //!   `ws::hub` (socket registry, chat stream, deliveries, presence);
 //! - below, the parts: `chat` (the calls REST and WebSocket share), `auth` and
-//!   `revocations`, `limits`, `people` (ids and names), `live` (publishing live frames),
-//!   `views` (every JSON shape, WebSocket frames included), `extract` and `error`.
+//!   `revocations`, `limits`, `client` (the client's address, through trusted proxies),
+//!   `people` (ids and names), `live` (publishing live frames), `views` (every JSON shape,
+//!   WebSocket frames included), `extract` and `error`.
 
 mod auth;
 mod chat;
+mod client;
 mod error;
 mod extract;
 mod limits;
 mod live;
 mod people;
+mod rate;
 mod revocations;
 mod routes;
+mod server;
 mod state;
 mod views;
 mod ws;
@@ -33,7 +39,10 @@ use soulchat_subjects::Caller;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use client::ProxyNet;
 pub use limits::LoginLimits;
+pub use rate::{Rate, RateLimits};
+pub use server::ConnectionLimits;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -51,12 +60,20 @@ pub struct Config {
     pub socket_queue: usize,
     /// User ids allowed to send system alerts.
     pub admin_user_ids: Vec<String>,
+    /// Token buckets per client address, per user, and for account requests.
+    pub rate_limits: RateLimits,
+    /// Timeouts and caps of HTTP connections.
+    pub connections: ConnectionLimits,
+    /// Proxies whose `X-Forwarded-For` names the client (addresses or CIDR networks).
+    pub trusted_proxies: Vec<ProxyNet>,
 }
 
 /// A gateway bound to its address, ready to serve.
 pub struct Gateway {
     listener: TcpListener,
     router: axum::Router,
+    connections: ConnectionLimits,
+    trusted_proxies: client::TrustedProxies,
 }
 
 impl Gateway {
@@ -73,6 +90,10 @@ impl Gateway {
         let revocations = revocations::Revocations::watch(&js).await?;
         let limiter = limits::Limiter::connect(config.redis_url.as_deref()).await?;
         let caller = Caller::new(client.clone(), config.request_timeout);
+        let rate =
+            rate::RateLimiter::connect(config.rate_limits.clone(), config.redis_url.as_deref(), shutdown.clone())
+                .await?;
+        let trusted_proxies = client::TrustedProxies::new(config.trusted_proxies.clone());
         let state = state::AppState::new(state::Shared {
             hub: ws::hub::Hub::start(client, caller.clone(), config.socket_queue, disruptions, shutdown.clone())
                 .await?,
@@ -83,6 +104,8 @@ impl Gateway {
             auth: Arc::new(auth::Verifier::new(&config.jwt_secret, revocations)),
             login_limits: config.login_limits.clone(),
             limiter,
+            rate,
+            trusted_proxies: trusted_proxies.clone(),
             cors_origins: Arc::new(config.cors_origins.clone()),
             admins: Arc::new(config.admin_user_ids.clone()),
         });
@@ -90,7 +113,7 @@ impl Gateway {
         let listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("binding the gateway to {}", config.http_addr))?;
-        Ok(Gateway { listener, router })
+        Ok(Gateway { listener, router, connections: config.connections, trusted_proxies })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -100,9 +123,6 @@ impl Gateway {
     /// Serves until `shutdown`, then lets in-flight requests finish.
     pub async fn serve(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), "gateway listening");
-        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await
-            .context("serving HTTP")
+        server::serve(self.listener, self.router, self.connections, self.trusted_proxies, shutdown).await
     }
 }

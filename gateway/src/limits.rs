@@ -1,22 +1,52 @@
-//! Attempt limits (login: per account and per client address), as fixed windows. With
-//! `REDIS_URL` the counters live in Redis and every gateway replica shares them; without it
+//! Attempt limits (login: per account and client address, and per address), as fixed windows.
+//! With `REDIS_URL` the counters live in Redis and every gateway replica shares them; without it
 //! each process counts on its own. A Redis outage fails open, loudly: an unavailable limiter
 //! must not lock every user out.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use redis::aio::ConnectionManager;
 
+/// Failed logins are counted per (account, client address) and per address over all accounts,
+/// never per account alone: failures from one address lock that address out of that account
+/// (for the rest of the window, the right password included), while the user, from any other
+/// address, still logs in. A stranger cannot lock a user out of their own device.
 #[derive(Debug, Clone)]
 pub struct LoginLimits {
-    /// Failed logins allowed per account (email) in one window.
+    /// Failed logins allowed per account (email) from one client address in one window.
     pub per_account: u32,
-    /// Failed logins allowed per client address in one window.
+    /// Failed logins allowed per client address, over all accounts, in one window.
     pub per_ip: u32,
     pub window: Duration,
+}
+
+impl LoginLimits {
+    /// The counters (key, limit) a login for `email` from `address` is checked against, and
+    /// counts in when it fails.
+    pub fn counters(&self, email: &str, address: IpAddr) -> [(String, u32); 2] {
+        let address = client_key(address);
+        let account = email.trim().to_lowercase();
+        [
+            (format!("soulchat:limit:login:account:{address}:{account}"), self.per_account),
+            (format!("soulchat:limit:login:ip:{address}"), self.per_ip),
+        ]
+    }
+}
+
+/// A client address as limits count it: IPv6 by its /64 (what one subscriber is handed, so
+/// hopping within it is no way around a limit), an IPv4-mapped IPv6 address as IPv4.
+pub fn client_key(address: IpAddr) -> String {
+    match address.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let [a, b, c, d, ..] = v6.segments();
+            format!("{a:x}:{b:x}:{c:x}:{d:x}::/64")
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -114,5 +144,31 @@ impl SendLimit {
         }
         self.limiter.hit(&key, Duration::from_secs(1)).await;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_count_by_their_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_key(a), client_key(b));
+        assert_ne!(client_key(a), client_key(c));
+        assert_eq!(client_key("::ffff:192.0.2.7".parse().unwrap()), "192.0.2.7");
+    }
+
+    #[test]
+    fn no_login_counter_is_per_account_alone() {
+        let limits = LoginLimits { per_account: 10, per_ip: 100, window: Duration::from_secs(60) };
+        let from_a = limits.counters("Judy@Example.com ", "192.0.2.1".parse().unwrap());
+        let from_b = limits.counters("judy@example.com", "192.0.2.2".parse().unwrap());
+        assert!(from_a.iter().all(|a| from_b.iter().all(|b| a.0 != b.0)), "{from_a:?} {from_b:?}");
+        let other_account = limits.counters("ken@example.com", "192.0.2.1".parse().unwrap());
+        assert_ne!(from_a[0].0, other_account[0].0);
+        assert_eq!(from_a[1], other_account[1], "the address counts over all accounts");
     }
 }

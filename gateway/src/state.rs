@@ -10,7 +10,9 @@ use soulchat_subjects::Caller;
 
 use crate::auth::Verifier;
 use crate::chat::Chat;
+use crate::client::TrustedProxies;
 use crate::limits::{Limiter, LoginLimits};
+use crate::rate::RateLimiter;
 use crate::ws::hub::Hub;
 
 /// The shared state behind one pointer: axum clones the state for every extractor of every
@@ -45,6 +47,10 @@ pub struct Shared {
     pub chat: Chat,
     pub login_limits: LoginLimits,
     pub limiter: Limiter,
+    /// The edge's token buckets (per address, per user, account requests).
+    pub rate: RateLimiter,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
     pub hub: Hub,
     /// Single-use WebSocket tickets.
     pub tickets: async_nats::jetstream::kv::Store,

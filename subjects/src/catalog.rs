@@ -44,18 +44,22 @@ fn doc(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ").replace('|', "\\|")
 }
 
-/// `| subject | service | request → reply | what |`.
+/// `| subject | service | request → reply | callers | what |`: callers are the broker identities
+/// allowed to publish the request (`admin` always may).
 pub fn operations_table() -> String {
-    let mut out = String::from("| subject | service | request → reply | what |\n| --- | --- | --- | --- |\n");
+    let mut out =
+        String::from("| subject | service | request → reply | callers | what |\n| --- | --- | --- | --- | --- |\n");
     for (service, operations) in services() {
         for op in operations {
+            let callers: Vec<String> = op.callers.iter().map(|c| format!("`{}`", c.name())).collect();
             let _ = writeln!(
                 out,
-                "| `{}` | `{}` | `{}` → `{}` | {} |",
+                "| `{}` | `{}` | `{}` → `{}` | {} | {} |",
                 op.subject,
                 service.name,
                 op.request,
                 op.response,
+                if callers.is_empty() { "none".to_owned() } else { callers.join(", ") },
                 doc(op.doc)
             );
         }

@@ -10,37 +10,37 @@ crate::service! {
     SERVICE = "chat", "Conversations, messages and delivery";
     v1 {
         /// The caller's direct conversation with another user, created on first use (`created`).
-        OpenDirect = "open_direct": OpenDirectRequest => ConversationReply;
+        OpenDirect = "open_direct": OpenDirectRequest => ConversationReply, by [Gateway];
         /// A group with the caller as owner.
-        CreateGroup = "create_group": CreateGroupRequest => ConversationReply;
+        CreateGroup = "create_group": CreateGroupRequest => ConversationReply, by [Gateway];
         /// One of the caller's conversations, with its members.
-        Get = "get": GetRequest => ConversationReply;
+        Get = "get": GetRequest => ConversationReply, by [Gateway, Notification];
         /// The caller's conversations, newest activity first, with last message and unread count.
-        List = "list": ListRequest => ConversationList;
+        List = "list": ListRequest => ConversationList, by [Gateway];
         /// Renames or redescribes a group (admins and the owner).
-        Update = "update": UpdateRequest => ConversationReply;
+        Update = "update": UpdateRequest => ConversationReply, by [Gateway];
         /// Deletes a group (the owner).
-        Delete = "delete": DeleteRequest => Empty;
+        Delete = "delete": DeleteRequest => Empty, by [Gateway];
         /// Adds a member to a group (admins and the owner).
-        AddMember = "add_member": AddMemberRequest => MemberReply;
+        AddMember = "add_member": AddMemberRequest => MemberReply, by [Gateway];
         /// Changes a member's role; `owner` transfers ownership.
-        ChangeRole = "change_role": ChangeRoleRequest => MemberReply;
+        ChangeRole = "change_role": ChangeRoleRequest => MemberReply, by [Gateway];
         /// Removes a member, or leaves when it is the caller.
-        RemoveMember = "remove_member": RemoveMemberRequest => Empty;
+        RemoveMember = "remove_member": RemoveMemberRequest => Empty, by [Gateway];
         /// Sends a message; idempotent by (sender, client_id). Answered after the commit.
-        Send = "send": SendRequest => MessageReply;
+        Send = "send": SendRequest => MessageReply, by [Gateway];
         /// Edits a message (its sender).
-        Edit = "edit": EditRequest => MessageReply;
+        Edit = "edit": EditRequest => MessageReply, by [Gateway];
         /// Deletes a message (its sender, admins, the owner).
-        DeleteMessage = "delete_message": DeleteMessageRequest => Empty;
+        DeleteMessage = "delete_message": DeleteMessageRequest => Empty, by [Gateway];
         /// Message history, ascending, paged by exclusive `before`/`after` seq.
-        History = "history": HistoryRequest => MessageList;
+        History = "history": HistoryRequest => MessageList, by [Gateway];
         /// A read receipt: everything up to a seq is read.
-        MarkRead = "mark_read": MarkReadRequest => ReadReply;
+        MarkRead = "mark_read": MarkReadRequest => ReadReply, by [Gateway];
         /// Everyone who shares a conversation with the caller (presence goes to them).
-        Contacts = "contacts": ContactsRequest => ContactsReply;
+        Contacts = "contacts": ContactsRequest => ContactsReply, by [Gateway];
         /// The events the caller missed, per conversation, for a WebSocket resume.
-        Resume = "resume": ResumeRequest => ResumeReply;
+        Resume = "resume": ResumeRequest => ResumeReply, by [Gateway];
     }
 }
 

@@ -8,6 +8,7 @@
 //! Versioning: a breaking change to a message makes a `v2` operation beside the `v1` one.
 
 pub mod auth;
+pub mod broker;
 pub mod catalog;
 pub mod client;
 pub mod connect;

@@ -8,25 +8,25 @@ crate::service! {
     SERVICE = "notification", "In-app, push, email and SMS notifications";
     v1 {
         /// Registration saga step: the welcome notification (idempotent per user).
-        Welcome = "welcome": WelcomeRequest => WelcomeReply;
+        Welcome = "welcome": WelcomeRequest => WelcomeReply, by [User];
         /// The caller's notifications and the system alerts, newest first, with the unread count.
-        List = "list": ListRequest => NotificationList;
+        List = "list": ListRequest => NotificationList, by [Gateway];
         /// Marks some or all of the caller's notifications read.
-        MarkRead = "mark_read": MarkReadRequest => Empty;
+        MarkRead = "mark_read": MarkReadRequest => Empty, by [Gateway];
         /// The caller's channel opt-ins and muted conversations.
-        GetPreferences = "get_preferences": GetPreferencesRequest => Preferences;
+        GetPreferences = "get_preferences": GetPreferencesRequest => Preferences, by [Gateway];
         /// Replaces the caller's preferences.
-        PutPreferences = "put_preferences": Preferences => Preferences;
+        PutPreferences = "put_preferences": Preferences => Preferences, by [Gateway];
         /// Registers a Web Push subscription for the caller.
-        SubscribePush = "subscribe_push": SubscribePushRequest => SubscribePushReply;
+        SubscribePush = "subscribe_push": SubscribePushRequest => SubscribePushReply, by [Gateway];
         /// Removes one of the caller's Web Push subscriptions.
-        UnsubscribePush = "unsubscribe_push": UnsubscribePushRequest => Empty;
+        UnsubscribePush = "unsubscribe_push": UnsubscribePushRequest => Empty, by [Gateway];
         /// A system alert for every user (the gateway checks admin rights).
-        Alert = "alert": AlertRequest => Notification;
+        Alert = "alert": AlertRequest => Notification, by [Gateway];
         /// Queues an account email (no preference check).
-        SendEmail = "send_email": SendEmailRequest => DeliveryReply;
+        SendEmail = "send_email": SendEmailRequest => DeliveryReply, by [User];
         /// Queues an account SMS (no preference check).
-        SendSms = "send_sms": SendSmsRequest => DeliveryReply;
+        SendSms = "send_sms": SendSmsRequest => DeliveryReply, by [User];
     }
 }
 

@@ -9,6 +9,7 @@
 
 use std::marker::PhantomData;
 
+use crate::broker::Identity;
 use crate::wire::Payload;
 
 /// A worker's identity in the NATS service API (`$SRV.INFO`, `nats micro ls`).
@@ -33,6 +34,8 @@ pub trait Operation: Send + Sync + 'static {
     const ENDPOINT: &'static str;
     /// `soulchat.<domain>.<version>.<name>`.
     const SUBJECT: &'static str;
+    /// Who may call it: the broker lets no one else publish to [`Operation::SUBJECT`].
+    const CALLERS: &'static [Identity];
     type Request: Payload;
     type Response: Payload;
 }
@@ -45,6 +48,7 @@ pub struct OperationInfo {
     pub request: &'static str,
     pub response: &'static str,
     pub doc: &'static str,
+    pub callers: &'static [Identity],
 }
 
 /// One kind of event published to JetStream.
@@ -113,19 +117,22 @@ macro_rules! __endpoint {
 ///     SERVICE = "user", "Accounts and sessions";
 ///     v1 {
 ///         /// Doc.
-///         Register = "register": RegisterRequest => AuthReply;
+///         Register = "register": RegisterRequest => AuthReply, by [Gateway];
 ///     }
 /// }
 /// ```
 ///
-/// It defines `SERVICE`, one type per operation, the built-in `Health` (in `v1`) and
-/// `OPERATIONS`, the list of all of them.
+/// `by [...]` names the [`Identity`]s that may call the operation (public operations: the
+/// gateway; saga steps: the user worker; look-ups: whoever needs them); the broker's permissions
+/// are generated from it ([`crate::broker`]). It defines `SERVICE`, one type per operation, the
+/// built-in `Health` (in `v1`, called by the gateway's readiness check) and `OPERATIONS`, the
+/// list of all of them.
 #[macro_export]
 macro_rules! service {
     (
         SERVICE = $domain:literal, $description:literal;
         $( $version:ident {
-            $( $(#[doc = $doc:literal])* $op:ident = $endpoint:literal : $req:ty => $resp:ty; )*
+            $( $(#[doc = $doc:literal])* $op:ident = $endpoint:literal : $req:ty => $resp:ty, by [$($caller:ident),*]; )*
         } )*
     ) => {
         pub const SERVICE: $crate::ServiceDef = $crate::ServiceDef {
@@ -142,6 +149,7 @@ macro_rules! service {
             const VERSION: &'static str = "v1";
             const ENDPOINT: &'static str = "health";
             const SUBJECT: &'static str = SERVICE.health;
+            const CALLERS: &'static [$crate::broker::Identity] = &[$crate::broker::Identity::Gateway];
             type Request = $crate::proto::common::v1::HealthRequest;
             type Response = $crate::proto::common::v1::HealthReply;
         }
@@ -154,6 +162,7 @@ macro_rules! service {
                 const VERSION: &'static str = stringify!($version);
                 const ENDPOINT: &'static str = $crate::__endpoint!($version, $endpoint);
                 const SUBJECT: &'static str = concat!("soulchat.", $domain, ".", stringify!($version), ".", $endpoint);
+                const CALLERS: &'static [$crate::broker::Identity] = &[$($crate::broker::Identity::$caller),*];
                 type Request = $req;
                 type Response = $resp;
             }
@@ -167,6 +176,7 @@ macro_rules! service {
                 request: stringify!($req),
                 response: stringify!($resp),
                 doc: concat!($($doc),*),
+                callers: <$op as $crate::Operation>::CALLERS,
             }, )* )*
             $crate::operation::OperationInfo {
                 subject: SERVICE.health,
@@ -174,6 +184,7 @@ macro_rules! service {
                 request: "HealthRequest",
                 response: "HealthReply",
                 doc: " Answers with the worker's name and version; every worker has it.",
+                callers: <Health as $crate::Operation>::CALLERS,
             },
         ];
     };

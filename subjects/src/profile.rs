@@ -9,27 +9,27 @@ crate::service! {
     SERVICE = "profile", "Profiles and the follow graph";
     v1 {
         /// Registration saga step: a profile for a new user (idempotent).
-        Create = "create": CreateRequest => ProfileReply;
+        Create = "create": CreateRequest => ProfileReply, by [User];
         /// Registration compensation: removes a profile and its edges (idempotent).
-        Delete = "delete": DeleteRequest => Empty;
+        Delete = "delete": DeleteRequest => Empty, by [User];
         /// A profile by username, with `following` for the caller.
-        Get = "get": GetRequest => ProfileReply;
+        Get = "get": GetRequest => ProfileReply, by [Gateway];
         /// A profile by user id (the user worker's view of bio and image).
-        GetByUser = "get_by_user": GetByUserRequest => ProfileReply;
+        GetByUser = "get_by_user": GetByUserRequest => ProfileReply, by [User];
         /// Rename saga step and bio/image changes.
-        Update = "update": UpdateRequest => ProfileReply;
+        Update = "update": UpdateRequest => ProfileReply, by [User];
         /// The caller follows a profile (idempotent).
-        Follow = "follow": FollowRequest => ProfileReply;
+        Follow = "follow": FollowRequest => ProfileReply, by [Gateway];
         /// The caller unfollows a profile (idempotent).
-        Unfollow = "unfollow": FollowRequest => ProfileReply;
+        Unfollow = "unfollow": FollowRequest => ProfileReply, by [Gateway];
         /// Who follows a profile, oldest follow first.
-        Followers = "followers": ListRequest => ProfileList;
+        Followers = "followers": ListRequest => ProfileList, by [Gateway];
         /// Whom a profile follows, oldest follow first.
-        Following = "following": ListRequest => ProfileList;
+        Following = "following": ListRequest => ProfileList, by [Gateway];
         /// Profiles by user ids and usernames, unknown ones left out.
-        Lookup = "lookup": LookupRequest => ProfileList;
+        Lookup = "lookup": LookupRequest => ProfileList, by [Gateway, Notification];
         /// Profiles whose username starts with a prefix.
-        Search = "search": SearchRequest => ProfileList;
+        Search = "search": SearchRequest => ProfileList, by [Gateway];
     }
 }
 

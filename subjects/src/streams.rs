@@ -45,6 +45,9 @@ pub fn deliver(user_id: &str) -> String {
     format!(concat!(deliver_prefix!(), ".{}"), user_id)
 }
 
+/// Every live delivery subject, for permissions.
+pub const DELIVER_ALL: &str = concat!(deliver_prefix!(), ".>");
+
 /// Live frames for every connected socket (system alerts), core NATS: every gateway subscribes.
 pub const BROADCAST: &str = concat!(deliver_prefix!(), ".broadcast");
 
@@ -127,21 +130,56 @@ pub fn bucket_configs() -> Vec<kv::Config> {
     ]
 }
 
-/// Declares every shared stream and bucket, idempotently: each role calls it at start, so the
-/// mesh works whichever role starts first. `nats/streams.md` describes the same set for operators.
+/// Makes sure every shared stream and bucket exists, creating what is missing (never changing
+/// what is there): each role calls it at start. On a broker with permissions, only the memory
+/// buckets a server restart loses may be created by the roles that use them
+/// ([`crate::broker`]); everything else is [`provision`]ed first. `nats/streams.md` describes
+/// the same set for operators.
 pub async fn declare(js: &jetstream::Context) -> anyhow::Result<()> {
     declare_streams(js, stream_configs()).await?;
     for config in bucket_configs() {
         let name = config.bucket.clone();
-        js.create_or_update_key_value(config).await.with_context(|| format!("declaring bucket {name}"))?;
+        if missing(js, &format!("KV_{name}")).await? {
+            js.create_key_value(config).await.with_context(|| format!("declaring bucket {name}"))?;
+        }
     }
     Ok(())
+}
+
+/// Creates or updates every stream and bucket to what the contract says: the provisioning step
+/// (`soulchat up`, `soulchat migrate`, the tests), run as `admin`, the one identity allowed to
+/// change streams.
+pub async fn provision(js: &jetstream::Context) -> anyhow::Result<()> {
+    for config in stream_configs().into_iter().chain(delivery_stream_configs()) {
+        let name = config.name.clone();
+        js.create_or_update_stream(config).await.with_context(|| format!("provisioning stream {name}"))?;
+    }
+    for config in bucket_configs() {
+        let name = config.bucket.clone();
+        js.create_or_update_key_value(config).await.with_context(|| format!("provisioning bucket {name}"))?;
+    }
+    Ok(())
+}
+
+async fn missing(js: &jetstream::Context, stream: &str) -> anyhow::Result<bool> {
+    use async_nats::jetstream::context::GetStreamErrorKind;
+    match js.get_stream(stream).await {
+        Ok(_) => Ok(false),
+        Err(e) if matches!(e.kind(), GetStreamErrorKind::JetStream(j) if j.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) => {
+            Ok(true)
+        }
+        Err(e) => Err(e).with_context(|| format!("looking up stream {stream}")),
+    }
 }
 
 async fn declare_streams(js: &jetstream::Context, configs: Vec<stream::Config>) -> anyhow::Result<()> {
     for config in configs {
         let name = config.name.clone();
-        js.create_or_update_stream(config).await.with_context(|| format!("declaring stream {name}"))?;
+        if missing(js, &name).await? {
+            js.create_stream(config).await.with_context(|| {
+                format!("declaring stream {name} (missing: provision it with `soulchat migrate` as admin)")
+            })?;
+        }
     }
     Ok(())
 }
@@ -189,8 +227,8 @@ pub fn delivery_stream_configs() -> Vec<stream::Config> {
     ]
 }
 
-/// Declares the notification delivery streams, idempotently. Only the notification worker uses
-/// them, so it alone declares them, beside [`declare`].
+/// Makes sure the notification delivery streams exist, as [`declare`] does. Only the
+/// notification worker uses them, so it alone declares them.
 pub async fn declare_deliveries(js: &jetstream::Context) -> anyhow::Result<()> {
     declare_streams(js, delivery_stream_configs()).await
 }

@@ -9,33 +9,33 @@ crate::service! {
     SERVICE = "user", "Accounts, credentials and sessions";
     v1 {
         /// Creates an account and its first session.
-        Register = "register": RegisterRequest => AuthReply;
+        Register = "register": RegisterRequest => AuthReply, by [Gateway];
         /// Exchanges email and password for a session. Unknown email and wrong password answer alike.
-        Login = "login": LoginRequest => AuthReply;
+        Login = "login": LoginRequest => AuthReply, by [Gateway];
         /// The caller's account.
-        GetCurrent = "get_current": GetCurrentRequest => UserReply;
+        GetCurrent = "get_current": GetCurrentRequest => UserReply, by [Gateway];
         /// Changes email, username, password, bio or image.
-        Update = "update": UpdateRequest => UpdateReply;
+        Update = "update": UpdateRequest => UpdateReply, by [Gateway];
         /// Deletes the caller's account.
-        Delete = "delete": DeleteRequest => Empty;
+        Delete = "delete": DeleteRequest => Empty, by [Gateway];
         /// Rotates a refresh token; reuse of a rotated one revokes its family.
-        Refresh = "refresh": RefreshRequest => AuthReply;
+        Refresh = "refresh": RefreshRequest => AuthReply, by [Gateway];
         /// Revokes the access token and its refresh family.
-        Logout = "logout": LogoutRequest => Empty;
+        Logout = "logout": LogoutRequest => Empty, by [Gateway];
         /// Emails the caller a link that verifies the account's email.
-        RequestEmailVerification = "request_email_verification": RequestEmailVerificationRequest => Empty;
+        RequestEmailVerification = "request_email_verification": RequestEmailVerificationRequest => Empty, by [Gateway];
         /// Verifies an email with the token from its link.
-        VerifyEmail = "verify_email": VerifyEmailRequest => UserReply;
+        VerifyEmail = "verify_email": VerifyEmailRequest => UserReply, by [Gateway];
         /// Sends a verification code by SMS to a new phone number for the caller.
-        SetPhone = "set_phone": SetPhoneRequest => Empty;
+        SetPhone = "set_phone": SetPhoneRequest => Empty, by [Gateway];
         /// Verifies the caller's new phone number with its code.
-        VerifyPhone = "verify_phone": VerifyPhoneRequest => UserReply;
+        VerifyPhone = "verify_phone": VerifyPhoneRequest => UserReply, by [Gateway];
         /// Emails a password-reset link (answers alike whether the account exists).
-        RequestPasswordReset = "request_password_reset": RequestPasswordResetRequest => Empty;
+        RequestPasswordReset = "request_password_reset": RequestPasswordResetRequest => Empty, by [Gateway];
         /// Sets a new password with a reset token and ends every session.
-        ResetPassword = "reset_password": ResetPasswordRequest => Empty;
+        ResetPassword = "reset_password": ResetPasswordRequest => Empty, by [Gateway];
         /// A user's verified contact points (for the notification worker).
-        Contact = "contact": ContactRequest => ContactReply;
+        Contact = "contact": ContactRequest => ContactReply, by [];
     }
 }
 

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use soulchat_runtime::nats_server::NatsServer;
 use soulchat_runtime::service::{self, Common};
+use soulchat_subjects::broker::Identity;
+use soulchat_subjects::connect::Nats;
 use soulchat_subjects::{SERVICES, ServiceDef};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -65,6 +67,14 @@ impl Role {
     pub fn contract(self) -> Option<ServiceDef> {
         SERVICES.into_iter().find(|&def| Role::worker(def) == self)
     }
+
+    /// Whom it connects to NATS as.
+    pub fn identity(self) -> Identity {
+        match self.contract() {
+            Some(def) => Identity::worker(def).expect("every service has an identity"),
+            None => Identity::Gateway,
+        }
+    }
 }
 
 /// Knobs a test may turn before the mesh starts.
@@ -73,6 +83,10 @@ pub struct Options {
     pub backend: Backend,
     pub request_timeout: Duration,
     pub access_ttl: Duration,
+    /// How long a rotated refresh token still yields the same pair (production's 10 s).
+    pub refresh_grace: Duration,
+    /// The user worker's argon2 pool.
+    pub password_hashing: soulchat_user::HashPool,
     pub login_limits: soulchat_gateway::LoginLimits,
     pub redis_url: Option<String>,
     /// Messages per second per user.
@@ -85,6 +99,12 @@ pub struct Options {
     pub admin_user_ids: Vec<String>,
     /// The notification worker's channels.
     pub notification: soulchat_notification::Config,
+    /// The gateway's token buckets: high enough by default that no test meets them by chance.
+    pub rate_limits: soulchat_gateway::RateLimits,
+    /// The gateway's HTTP connection caps and timeouts.
+    pub connections: soulchat_gateway::ConnectionLimits,
+    /// Proxies the gateway believes `X-Forwarded-For` from.
+    pub trusted_proxies: Vec<soulchat_gateway::ProxyNet>,
 }
 
 impl Options {
@@ -93,6 +113,8 @@ impl Options {
             backend,
             request_timeout: Duration::from_secs(2),
             access_ttl: Duration::from_secs(900),
+            refresh_grace: Duration::from_secs(10),
+            password_hashing: soulchat_user::HashPool::default(),
             login_limits: soulchat_gateway::LoginLimits {
                 per_account: 10,
                 per_ip: 1000,
@@ -104,6 +126,19 @@ impl Options {
             public_url: "http://soulchat.test".into(),
             admin_user_ids: Vec::new(),
             notification: soulchat_notification::Config::default(),
+            rate_limits: soulchat_gateway::RateLimits {
+                per_address: "1000000/s".parse().unwrap(),
+                per_user: "1000000/s".parse().unwrap(),
+                accounts: "1000000/s".parse().unwrap(),
+            },
+            connections: soulchat_gateway::ConnectionLimits {
+                max: None,
+                per_address: 4096,
+                header_timeout: Duration::from_secs(10),
+                body_timeout: Duration::from_secs(10),
+                idle_timeout: Duration::from_secs(5),
+            },
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -136,7 +171,7 @@ pub struct Mesh {
     databases: backend::Databases,
     /// Running roles by role and replica number (0 is the one `start` starts).
     roles: HashMap<(Role, u8), Running>,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 impl Mesh {
@@ -144,16 +179,25 @@ impl Mesh {
         Self::start_with(Options::new(backend)).await
     }
 
-    /// Starts nats-server, every worker and the gateway, and waits until `/readyz` says so.
+    /// Starts nats-server (authentication on, as `soulchat up` runs it: one NKey per identity,
+    /// the permissions generated from the contract), provisions its streams as `admin`, starts
+    /// every worker and the gateway, each as its own identity, and waits until `/readyz` says so.
     pub async fn start_with(options: Options) -> Mesh {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let nats =
-            NatsServer::start(&dir.path().join("nats"), Some(soulchat_runtime::nats_server::free_port().unwrap()))
-                .await
-                .expect("starting the test's nats-server (run scripts/install-nats-server)");
+        let config = soulchat_runtime::nats_server::secured_config(&dir.path().join("keys"), "")
+            .expect("generating the test's NATS identities");
+        let nats = NatsServer::start_with(
+            &dir.path().join("nats"),
+            Some(soulchat_runtime::nats_server::free_port().unwrap()),
+            Some(config),
+        )
+        .await
+        .expect("starting the test's nats-server (run scripts/install-nats-server)");
         let databases = backend::Databases::create(options.backend, dir.path()).await;
         let mut mesh =
-            Mesh { options, nats, api: Api::new("http://unused".into()), databases, roles: HashMap::new(), _dir: dir };
+            Mesh { options, nats, api: Api::new("http://unused".into()), databases, roles: HashMap::new(), dir };
+        let js = async_nats::jetstream::new(mesh.client().await);
+        soulchat_subjects::streams::provision(&js).await.expect("provisioning the streams as admin");
         for def in SERVICES {
             mesh.start_role(Role::worker(def)).await;
         }
@@ -162,8 +206,48 @@ impl Mesh {
         mesh
     }
 
+    /// A connection as `admin`, which may do anything.
     pub async fn client(&self) -> async_nats::Client {
-        soulchat_subjects::connect::connect(&self.nats.url(), "test").await.expect("connecting to the test nats-server")
+        self.client_as(Identity::Admin).await
+    }
+
+    /// How `identity` reaches the test's server (its NKey, its inbox prefix).
+    pub fn nats_as(&self, identity: Identity) -> Nats {
+        Nats::with_key(self.nats.url(), identity, &self.dir.path().join("keys"))
+    }
+
+    /// A connection as any identity.
+    pub async fn client_as(&self, identity: Identity) -> async_nats::Client {
+        soulchat_subjects::connect::connect(self.nats_as(identity), &format!("test-{}", identity.name()))
+            .await
+            .expect("connecting to the test nats-server")
+    }
+
+    /// Connects as `identity`, or with no credentials at all (`None`), without retrying, and
+    /// reports every error the server sends (permissions violations among them).
+    pub async fn probe(
+        &self,
+        identity: Option<Identity>,
+    ) -> Result<
+        (async_nats::Client, tokio::sync::mpsc::UnboundedReceiver<async_nats::ServerError>),
+        async_nats::ConnectError,
+    > {
+        let nats = identity.map_or_else(|| Nats::anonymous(self.nats.url()), |i| self.nats_as(i));
+        let (errors, received) = tokio::sync::mpsc::unbounded_channel();
+        let client = soulchat_subjects::connect::options(&nats)
+            .await
+            .expect("connect options")
+            .event_callback(move |event| {
+                let errors = errors.clone();
+                async move {
+                    if let async_nats::Event::ServerError(e) = event {
+                        let _ = errors.send(e);
+                    }
+                }
+            })
+            .connect(self.nats.url())
+            .await?;
+        Ok((client, received))
     }
 
     pub fn database_url(&self, role: Role) -> String {
@@ -238,9 +322,10 @@ impl Mesh {
         let token = shutdown.clone();
         let url = nats_url.unwrap_or_else(|| self.nats.url());
         let name = format!("test-{role:?}-{replica}").to_lowercase();
+        let nats = Nats { url, ..self.nats_as(role.identity()) };
         let connect = {
-            let (url, name) = (url.clone(), name.clone());
-            async move { soulchat_subjects::connect::connect(&url, &name).await }
+            let (nats, name) = (nats.clone(), name.clone());
+            async move { soulchat_subjects::connect::connect(nats, &name).await }
         };
         let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
         let future: RoleFuture = match role {
@@ -255,9 +340,12 @@ impl Mesh {
                     send_limit: self.options.send_limit,
                     socket_queue: self.options.socket_queue,
                     admin_user_ids: self.options.admin_user_ids.clone(),
+                    rate_limits: self.options.rate_limits.clone(),
+                    connections: self.options.connections.clone(),
+                    trusted_proxies: self.options.trusted_proxies.clone(),
                 };
                 Box::pin(async move {
-                    let (client, disruptions) = soulchat_subjects::connect::connect_observed(&url, &name).await?;
+                    let (client, disruptions) = soulchat_subjects::connect::connect_observed(nats, &name).await?;
                     let gateway = soulchat_gateway::Gateway::bind(config, client, disruptions, token.clone()).await?;
                     let _ = bound_tx.send(gateway.local_addr());
                     gateway.serve(token).await
@@ -269,8 +357,10 @@ impl Mesh {
                         jwt_secret: JWT_SECRET.into(),
                         access_ttl: self.options.access_ttl,
                         refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+                        refresh_grace: self.options.refresh_grace,
                     },
                     public_url: self.options.public_url.clone(),
+                    hashing: self.options.password_hashing,
                 };
                 self.worker_future::<soulchat_user::Users>(role, config, connect, token)
             }

@@ -1,11 +1,14 @@
 //! End-to-end tests: real HTTP through the gateway, real NATS (a private nats-server per test),
 //! real databases (SQLite, and MariaDB when SOULCHAT_TEST_MYSQL_URL is set).
 
+mod abuse;
 mod account_flows;
 mod accounts;
+mod broker;
 mod cache;
 mod chat;
 mod delivery;
+mod edge;
 mod input;
 mod mesh;
 mod notifications;

@@ -98,12 +98,19 @@ async fn refresh_reuse_revokes_the_family(backend: Backend) {
     let other = api.login("grace@example.com", PASSWORD).await;
     let other_access = token(&other.body["user"]);
 
-    // Someone replays the rotated token: the whole family dies.
+    // The client moves on with its new token...
+    let moved_on = api.post("/api/users/refresh", None, json!({"refresh_token": r2})).await;
+    assert_eq!(moved_on.status, 200);
+    let r3 = moved_on.body["user"]["refresh_token"].as_str().unwrap().to_owned();
+    let third_access = token(&moved_on.body["user"]);
+
+    // ...and someone replays the rotated one (its grace for concurrent refreshes does not cover a
+    // token whose successor was used): the whole family dies.
     let replay = api.post("/api/users/refresh", None, json!({"refresh_token": r1})).await;
     assert_eq!((replay.status, replay.error("refresh_token")), (401, Some("revoked")));
-    let legit = api.post("/api/users/refresh", None, json!({"refresh_token": r2})).await;
+    let legit = api.post("/api/users/refresh", None, json!({"refresh_token": r3})).await;
     assert_eq!((legit.status, legit.error("refresh_token")), (401, Some("revoked")));
-    for t in [&first_access, &second_access] {
+    for t in [&first_access, &second_access, &third_access] {
         assert_eq!(api.get_as("/api/user", t).await.status, 401, "an access token of the revoked family works");
     }
     assert_eq!(api.get_as("/api/user", &other_access).await.status, 200);

@@ -3,14 +3,14 @@
 //! Sending and marking read are [`crate::chat`] calls, shared with the WebSocket sessions.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use soulchat_subjects::chat::{self, messages as cm};
 use soulchat_subjects::{CallContext, ServiceError};
 
 use crate::auth::AuthUser;
 use crate::error::ApiResult;
-use crate::extract::{JsonBody, Meta, Paging};
+use crate::extract::{JsonBody, Meta, Paging, Path};
 use crate::people::{self, Names};
 use crate::state::AppState;
 use crate::views::chat::*;

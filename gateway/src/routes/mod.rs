@@ -1,6 +1,7 @@
 //! The route table and the layers around it.
 
 mod conversations;
+mod edge;
 mod health;
 mod notifications;
 mod profiles;
@@ -9,25 +10,37 @@ mod users;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, header};
-use axum::routing::{get, patch, post, put};
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::{MethodRouter, get, patch, post, put};
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::extract::MAX_BODY_BYTES;
 use crate::state::AppState;
 
 pub fn router(state: AppState, cors_origins: &[String]) -> anyhow::Result<Router> {
+    // Responses with tokens or account data must not be kept by a browser or proxy cache.
+    let no_store = |route: MethodRouter<AppState>| {
+        route.route_layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+    };
+    // Registration and password reset create accounts or send mail: a stricter bucket.
+    let accounts =
+        |route: MethodRouter<AppState>| route.route_layer(from_fn_with_state(state.clone(), edge::limit_accounts));
     let api = Router::new()
-        .route("/users", post(users::register))
-        .route("/users/login", post(users::login))
-        .route("/users/refresh", post(users::refresh))
-        .route("/users/logout", post(users::logout))
-        .route("/user", get(users::current).put(users::update).delete(users::delete))
+        .route("/users", accounts(no_store(post(users::register))))
+        .route("/users/login", no_store(post(users::login)))
+        .route("/users/refresh", no_store(post(users::refresh)))
+        .route("/users/logout", no_store(post(users::logout)))
+        .route("/user", no_store(get(users::current).put(users::update).delete(users::delete)))
         .route("/user/email/verify", post(users::request_email_verification).get(users::verify_email))
         .route("/user/phone", put(users::set_phone))
         .route("/user/phone/verify", post(users::verify_phone))
-        .route("/users/password/forgot", post(users::forgot_password))
-        .route("/users/password/reset", post(users::reset_password))
+        .route("/users/password/forgot", accounts(post(users::forgot_password)))
+        .route("/users/password/reset", accounts(no_store(post(users::reset_password))))
         .route("/notifications", get(notifications::list))
         .route("/notifications/read", post(notifications::mark_read))
         .route("/notifications/preferences", get(notifications::preferences).put(notifications::put_preferences))
@@ -52,7 +65,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> anyhow::Result<Router
         .route("/conversations/{id}/messages", get(conversations::history).post(conversations::send))
         .route("/conversations/{id}/messages/{seq}", patch(conversations::edit).delete(conversations::delete_message))
         .route("/conversations/{id}/read", post(conversations::mark_read))
-        .route("/ws/ticket", post(crate::ws::ticket));
+        .route("/ws/ticket", no_store(post(crate::ws::ticket)));
 
     let origins = cors_origins
         .iter()
@@ -70,7 +83,10 @@ pub fn router(state: AppState, cors_origins: &[String]) -> anyhow::Result<Router
         .route("/ws", get(crate::ws::upgrade))
         .fallback(health::not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(from_fn(edge::json_only))
+        .layer(from_fn_with_state(state.clone(), edge::limit))
         .layer(cors)
         .layer(TraceLayer::new_for_http())
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .with_state(state))
 }

@@ -1,7 +1,7 @@
 //! Public profiles and the follow graph: `/api/profiles*`, answered by the profile worker.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use soulchat_subjects::Operation;
 use soulchat_subjects::profile::{
     self,
@@ -10,7 +10,7 @@ use soulchat_subjects::profile::{
 
 use crate::auth::{AuthUser, MaybeUser};
 use crate::error::ApiResult;
-use crate::extract::{Meta, Paging};
+use crate::extract::{Meta, Paging, Path};
 use crate::state::AppState;
 use crate::views::{ProfileEnvelope, ProfileList, ProfileView};
 

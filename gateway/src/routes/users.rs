@@ -1,14 +1,13 @@
 //! Accounts and sessions: `/api/users*` and `/api/user`, answered by the user worker.
 
-use std::net::SocketAddr;
-
 use axum::Json;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use soulchat_subjects::user::{self, messages::*};
 use soulchat_subjects::{CallError, ErrorCode, ServiceError, error::Validation};
 
 use crate::auth::AuthUser;
+use crate::client::ClientAddr;
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, Meta, Paging};
 use crate::state::AppState;
@@ -32,24 +31,23 @@ pub async fn register(
 
 pub async fn login(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddr(client): ClientAddr,
     Meta(ctx): Meta,
     JsonBody(body): JsonBody<Wrapped<LoginBody>>,
 ) -> ApiResult<Json<UserEnvelope>> {
     let b = body.user;
-    let limits = &state.login_limits;
-    let account_key = format!("soulchat:limit:login:account:{}", b.email.trim().to_lowercase());
-    let ip_key = format!("soulchat:limit:login:ip:{}", peer.ip());
-    for (key, limit) in [(&account_key, limits.per_account), (&ip_key, limits.per_ip)] {
-        if let Some(wait) = state.limiter.blocked(key, limit).await {
+    let counters = state.login_limits.counters(&b.email, client);
+    for (key, limit) in &counters {
+        if let Some(wait) = state.limiter.blocked(key, *limit).await {
             return Err(ServiceError::too_many("login", wait).into());
         }
     }
     let result = state.caller.call::<user::Login>(&ctx, &LoginRequest { email: b.email, password: b.password }).await;
     if matches!(&result, Err(CallError::Service(e)) if e.code == ErrorCode::Unauthorized) {
         // Only failures count: a user who types the password right is never locked out.
-        state.limiter.hit(&account_key, limits.window).await;
-        state.limiter.hit(&ip_key, limits.window).await;
+        for (key, _) in &counters {
+            state.limiter.hit(key, state.login_limits.window).await;
+        }
     }
     Ok(Json(auth_envelope(result?)?))
 }

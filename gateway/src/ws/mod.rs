@@ -30,8 +30,9 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-/// The largest frame the socket reads; frames over the API's 64 KiB limit still arrive whole and
-/// get an `error` frame, where a lower transport limit would drop the connection.
+/// The largest frame the socket reads whole. A frame over the API's 64 KiB limit closes the
+/// socket with 1009: one up to this size is read first, so that the close handshake completes
+/// cleanly; a larger one is refused from its header, unread, and the close is best effort.
 const MAX_FRAME_BYTES: usize = 256 * 1024;
 /// Read buffer per socket (the library's default is 128 KiB, zero-filled on first read). Client
 /// frames are small; a large one is read in several chunks.
@@ -54,14 +55,19 @@ pub async fn ticket(State(state): State<AppState>, auth: AuthUser) -> ApiResult<
 
 /// `GET /ws`: checks the origin and the credentials, then upgrades.
 pub async fn upgrade(State(state): State<AppState>, request: Request) -> Response {
-    let (parts, _body) = request.into_parts();
+    let (mut parts, _body) = request.into_parts();
+    // The socket keeps its connection's place under the server's caps for as long as it lives.
+    let slot = parts.extensions.remove::<crate::server::Slot>();
     match accept(&state, parts).await {
         Ok((upgrade, auth)) => upgrade
             .read_buffer_size(READ_BUFFER_BYTES)
             .write_buffer_size(0)
             .max_message_size(MAX_FRAME_BYTES)
             .max_frame_size(MAX_FRAME_BYTES)
-            .on_upgrade(move |socket| session::run(socket, state, auth))
+            .on_upgrade(move |socket| async move {
+                session::run(socket, state, auth).await;
+                drop(slot);
+            })
             .into_response(),
         Err(e) => e.into_response(),
     }

@@ -29,6 +29,10 @@ use crate::ws::registry::Outbound;
 /// Close codes of the WebSocket API.
 const CLOSE_RESUME: u16 = 4000;
 const CLOSE_UNAUTHORIZED: u16 = 4401;
+/// RFC 6455 "message too big".
+const CLOSE_TOO_BIG: u16 = 1009;
+const TOO_BIG: &str = "frame too large (maximum is 65536 bytes)";
+const _: () = assert!(MAX_BODY_BYTES == 65536, "TOO_BIG names the limit");
 /// A client that does not take a frame within this long is gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the close frame may take; a client that cannot take it is dropped.
@@ -122,6 +126,7 @@ pub async fn run(socket: WebSocket, state: AppState, auth: AuthUser) {
                         break end;
                     }
                 }
+                Some(Ok(Message::Binary(bytes))) if bytes.len() > MAX_BODY_BYTES => break End::Close(CLOSE_TOO_BIG, TOO_BIG),
                 Some(Ok(Message::Binary(_))) => {
                     let e = ServiceError::bad_request("frame", "must be JSON text");
                     if let Err(end) = session.write(frames::error(&e, None)).await {
@@ -133,6 +138,7 @@ pub async fn run(socket: WebSocket, state: AppState, auth: AuthUser) {
                     let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.socket.send(Message::Close(frame))).await;
                     break End::Client;
                 }
+                Some(Err(e)) if too_big(&e) => break End::Close(CLOSE_TOO_BIG, TOO_BIG),
                 None | Some(Err(_)) => break End::Client,
                 Some(Ok(_)) => {} // ping and pong are answered by the WebSocket layer
             },
@@ -144,6 +150,14 @@ pub async fn run(socket: WebSocket, state: AppState, auth: AuthUser) {
     }
     Box::pin(session.state.hub.unregister(&user_id, registration.id)).await;
     metrics::gauge!("soulchat_gateway_sockets").decrement(1.0);
+}
+
+/// Whether the WebSocket layer refused a frame over its size limit.
+fn too_big(e: &axum::Error) -> bool {
+    use std::error::Error as _;
+    use tokio_tungstenite::tungstenite::error::{CapacityError, Error};
+    let cause = e.source().and_then(|cause| cause.downcast_ref::<Error>());
+    matches!(cause, Some(Error::Capacity(CapacityError::MessageTooLong { .. })))
 }
 
 impl Session {
@@ -207,7 +221,7 @@ impl Session {
 
     async fn handle(&mut self, text: &[u8]) -> Result<(), End> {
         if text.len() > MAX_BODY_BYTES {
-            return self.write(frames::error(&ServiceError::too_large("frame", MAX_BODY_BYTES), None)).await;
+            return Err(End::Close(CLOSE_TOO_BIG, TOO_BIG));
         }
         let frame: ClientFrame = match crate::extract::parse(text) {
             Ok(frame) => frame,

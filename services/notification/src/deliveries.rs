@@ -113,6 +113,14 @@ async fn attempt(js: &jetstream::Context, n: &Notifications, message: jetstream:
         (Ok(_), None) => Err(Failure::Permanent(format!("unknown channel {channel_name:?}"))),
         (Ok(delivery), Some(channel)) => n.channels.send(channel, delivery).await,
     };
+    // A forbidden endpoint is dropped, and its delivery dead-lettered like any permanent failure.
+    let outcome = match (outcome, &decoded) {
+        (Err(Failure::Forbidden(error)), Ok(delivery)) => {
+            unsubscribe(n, delivery, &error, &n.stats.push_forbidden).await;
+            Err(Failure::Permanent(error))
+        }
+        (outcome, _) => outcome,
+    };
     let count = |pick: fn(&ChannelCounters) -> &AtomicU64| {
         if let Some(channel) = Channel::parse(&channel_name) {
             pick(n.stats.channel(channel)).fetch_add(1, Ordering::Relaxed);
@@ -125,7 +133,7 @@ async fn attempt(js: &jetstream::Context, n: &Notifications, message: jetstream:
         }
         Err(Failure::Gone(status)) => {
             if let Ok(delivery) = &decoded {
-                gone(n, delivery, status).await;
+                unsubscribe(n, delivery, &format!("gone (HTTP {status})"), &n.stats.push_gone).await;
             }
             message.ack().await
         }
@@ -135,7 +143,7 @@ async fn attempt(js: &jetstream::Context, n: &Notifications, message: jetstream:
             count(|c| &c.retried);
             message.ack_with(AckKind::Nak(Some(delay))).await
         }
-        Err(Failure::Transient(error) | Failure::Permanent(error)) => {
+        Err(Failure::Transient(error) | Failure::Permanent(error) | Failure::Forbidden(error)) => {
             match dead_letter(js, &message, &channel_name, decoded.as_ref().ok(), attempt, &error).await {
                 Ok(()) => {
                     count(|c| &c.dead_lettered);
@@ -153,8 +161,8 @@ async fn attempt(js: &jetstream::Context, n: &Notifications, message: jetstream:
     }
 }
 
-/// The push service no longer knows the subscription: it goes.
-async fn gone(n: &Notifications, delivery: &Delivery, status: u16) {
+/// The push service no longer knows the subscription, or its endpoint is forbidden: it goes.
+async fn unsubscribe(n: &Notifications, delivery: &Delivery, why: &str, counter: &AtomicU64) {
     let removed = async {
         let mut tx = n.db.begin().await?;
         store::unsubscribe(&mut tx, None, &delivery.to).await?;
@@ -162,10 +170,10 @@ async fn gone(n: &Notifications, delivery: &Delivery, status: u16) {
     };
     match removed.await {
         Ok(_) => {
-            n.stats.push_gone.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(user_id = %delivery.user_id, status, "push subscription gone: deleted");
+            counter.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(user_id = %delivery.user_id, "push subscription deleted: {why}");
         }
-        Err(e) => tracing::warn!("deleting a gone push subscription: {e}"),
+        Err(e) => tracing::warn!("deleting a push subscription ({why}): {e}"),
     }
 }
 

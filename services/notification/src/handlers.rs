@@ -15,6 +15,7 @@ use soulchat_subjects::proto::common::v1::Empty;
 use soulchat_subjects::time::now_ms;
 
 use crate::channels::Channel;
+use crate::egress;
 use crate::store::{self, Cursor};
 use crate::{Notifications, live};
 
@@ -114,10 +115,10 @@ pub async fn subscribe_push(
 ) -> Result<SubscribePushReply> {
     let user = ctx.user_id()?;
     let mut v = Validation::new();
-    let scheme_ok =
-        req.endpoint.starts_with("https://") || (n.allow_insecure_push && req.endpoint.starts_with("http://"));
-    if !scheme_ok || req.endpoint.len() > ENDPOINT_MAX || req.endpoint.contains(char::is_whitespace) {
+    if req.endpoint.len() > ENDPOINT_MAX || req.endpoint.contains(char::is_whitespace) {
         v.problem("endpoint", "must be an https URL");
+    } else if let Err(refused) = egress::check_endpoint(&req.endpoint, n.egress).await {
+        v.problem("endpoint", &refused.to_string());
     }
     // An uncompressed P-256 point and a 16-byte secret, as RFC 8291 has them.
     if !URL_SAFE_NO_PAD.decode(req.p256dh.trim_end_matches('=')).is_ok_and(|k| k.len() == 65 && k[0] == 4) {

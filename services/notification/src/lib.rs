@@ -14,6 +14,7 @@ mod channels;
 mod chat_events;
 mod compose;
 mod deliveries;
+mod egress;
 mod handlers;
 mod live;
 mod presence;
@@ -60,7 +61,8 @@ pub struct Config {
     pub delivery_attempts: Option<u32>,
     /// The first retry's delay, doubled after each further failure (default 10 s).
     pub retry_backoff: Option<Duration>,
-    /// Accept `http://` push endpoints (tests and local development only).
+    /// Accept `http://` and loopback push endpoints (tests and local development only: never a
+    /// setting, so every deployment has https to public addresses).
     pub allow_insecure_push: bool,
 }
 
@@ -94,7 +96,7 @@ pub struct Notifications {
     stats: stats::Stats,
     retry: deliveries::RetryPolicy,
     public_url: Option<String>,
-    allow_insecure_push: bool,
+    egress: egress::Egress,
 }
 
 impl Notifications {
@@ -118,7 +120,8 @@ impl Service for Notifications {
     }
 
     async fn start(config: Config, ctx: &mut Context) -> anyhow::Result<Arc<Self>> {
-        let channels = channels::Channels::from_config(&config)?;
+        let egress = egress::Egress::from_config(config.allow_insecure_push);
+        let channels = channels::Channels::from_config(&config, egress)?;
         let (online, presence_watch) =
             presence::OnlineUsers::watch(ctx.js.get_key_value(streams::PRESENCE_BUCKET).await?, ctx.shutdown());
         ctx.spawn(presence_watch);
@@ -135,7 +138,7 @@ impl Service for Notifications {
                 backoff: config.retry_backoff.unwrap_or(DEFAULT_RETRY_BACKOFF),
             },
             public_url: config.public_url,
-            allow_insecure_push: config.allow_insecure_push,
+            egress,
         });
         ctx.consume(notification::USER_CREATED, state.clone());
         ctx.consume(notification::USER_UPDATED, state.clone());

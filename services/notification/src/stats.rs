@@ -23,6 +23,8 @@ pub struct Stats {
     pub live_frames: AtomicU64,
     /// Push subscriptions deleted because the push service reported them gone.
     pub push_gone: AtomicU64,
+    /// Push subscriptions deleted because their endpoint is, or resolved to, a forbidden address.
+    pub push_forbidden: AtomicU64,
 }
 
 impl Stats {
@@ -51,6 +53,7 @@ impl Stats {
         }
         out.insert("live_frames".to_owned(), self.live_frames.load(Ordering::Relaxed).into());
         out.insert("push_subscriptions_gone".to_owned(), self.push_gone.load(Ordering::Relaxed).into());
+        out.insert("push_subscriptions_forbidden".to_owned(), self.push_forbidden.load(Ordering::Relaxed).into());
         serde_json::Value::Object(out)
     }
 }

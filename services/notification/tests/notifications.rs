@@ -432,6 +432,101 @@ async fn preferences_and_mutes_are_honoured(backend: Backend) {
     mesh.shutdown().await;
 }
 
+/// SSRF: a subscription's endpoint must be https to a public address, whatever its spelling.
+async fn push_endpoints_must_be_public_https(backend: Backend) {
+    // The mesh's worker has its default configuration: insecure push is off.
+    let mesh = Mesh::start(backend).await;
+    let (token, _) = register(&mesh, "alice").await;
+    let browser = Browser::new();
+    let body =
+        |endpoint: &str| json!({"endpoint": endpoint, "keys": {"p256dh": browser.p256dh(), "auth": browser.auth()}});
+    let special = "must not point to a loopback, private or other special address";
+    for (endpoint, problem) in [
+        ("https://127.0.0.1:8443/x", special),
+        ("https://169.254.169.254/latest", special),
+        ("https://[::1]/x", special),
+        ("https://localhost/x", special),
+        ("https://[::ffff:10.0.0.1]/x", special),
+        ("https://0x7f.1/x", special),
+        ("http://push.example/x", "must be an https URL"),
+        ("https://push.invalid/x", "has a host that could not be resolved"),
+    ] {
+        let r = mesh.api.post("/api/push/subscriptions", Some(&token), body(endpoint)).await;
+        assert_eq!(r.status, 422, "{endpoint}: {:?}", r.body);
+        assert_eq!(r.error("endpoint"), Some(problem), "{endpoint}: {:?}", r.body);
+    }
+    assert!(mesh.strings(Role::Notification, "SELECT id FROM push_subscriptions").await.is_empty());
+
+    // A public address passes.
+    let r = mesh.api.post("/api/push/subscriptions", Some(&token), body("https://[2606:4700:4700::1111]/push/a")).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(mesh.strings(Role::Notification, "SELECT endpoint FROM push_subscriptions").await.len(), 1);
+    mesh.shutdown().await;
+}
+
+/// SSRF at connect time: a stored subscription whose endpoint is, or now resolves to, a
+/// forbidden address is never connected to; its delivery is dead-lettered at once and the
+/// subscription deleted.
+async fn push_never_connects_to_forbidden_addresses(backend: Backend) {
+    let mut mesh = Mesh::start(backend).await;
+    let (smtp, push, sms) = (SmtpServer::start().await, Endpoint::start(201).await, Endpoint::start(200).await);
+    let insecure = channel_config(&smtp, &push, &sms).await;
+    // Loopback is allowed in insecure mode, so these subscriptions get in (as a rebound name
+    // would have got in while it still resolved to a public address).
+    start_worker(&mut mesh, insecure.clone()).await;
+    let caller = caller(&mesh).await;
+    let (_, alice) = register(&mesh, "alice").await;
+    let (bob_token, _) = register(&mesh, "bob").await;
+    // Any connection to this port would wait here to be accepted.
+    let trap = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = trap.local_addr().unwrap().port();
+    let browser = Browser::new();
+    for endpoint in [format!("https://localhost:{port}/by-name"), format!("https://127.0.0.1:{port}/by-address")] {
+        let subscribe = SubscribePushRequest { endpoint, p256dh: browser.p256dh(), auth: browser.auth() };
+        caller.call::<notification::SubscribePush>(&as_user(&alice), &subscribe).await.unwrap();
+    }
+
+    start_worker(&mut mesh, Config { allow_insecure_push: false, ..insecure }).await;
+    let r = mesh.api.post("/api/profiles/alice/follow", Some(&bob_token), json!({})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+
+    let js = async_nats::jetstream::new(mesh.client().await);
+    let (first, last) = eventually(|| async {
+        let info = js.get_stream(streams::DEAD_LETTER_STREAM).await.unwrap().info().await.unwrap().clone();
+        (info.state.messages == 2).then_some((info.state.first_sequence, info.state.last_sequence))
+    })
+    .await;
+    let dlq = js.get_stream(streams::DEAD_LETTER_STREAM).await.unwrap();
+    let mut errors = Vec::new();
+    for sequence in first..=last {
+        let dead = dlq.get_raw_message(sequence).await.unwrap();
+        assert_eq!(dead.subject.as_str(), streams::dead_letter("push"));
+        assert_eq!(dead.headers.get(DELIVERY_ATTEMPTS).unwrap().as_str(), "1", "not retried");
+        let error = dead.headers.get(headers::DELIVERY_ERROR).unwrap().as_str().to_owned();
+        assert!(error.contains("special address"), "{error}");
+        errors.push(error);
+    }
+    errors.sort();
+    assert!(errors[0].contains("127.0.0.1:") && errors[0].contains("/by-address"), "{errors:?}");
+    assert!(errors[1].contains("localhost:") && errors[1].contains("/by-name"), "{errors:?}");
+    eventually(|| async {
+        mesh.strings(Role::Notification, "SELECT id FROM push_subscriptions").await.is_empty().then_some(())
+    })
+    .await;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), trap.accept()).await.is_err(),
+        "something connected to a forbidden address"
+    );
+
+    let stats = mesh.client().await.request("$SRV.STATS.soulchat-notification", "".into()).await.unwrap();
+    let stats: Value = serde_json::from_slice(&stats.payload).unwrap();
+    let data = &stats["endpoints"][0]["data"];
+    assert_eq!(data["push_subscriptions_forbidden"], 2, "{stats}");
+    assert_eq!(data["push"]["dead_lettered"], 2, "{stats}");
+    assert_eq!(data["push"]["sent"], 0, "{stats}");
+    mesh.shutdown().await;
+}
+
 async fn unconfigured_channels_are_skipped_visibly(backend: Backend) {
     let mesh = Mesh::start(backend).await;
     let caller = caller(&mesh).await;
@@ -464,4 +559,6 @@ each_backend!(
     push_email_and_sms_are_delivered,
     failed_deliveries_are_dead_lettered_and_replayed,
     preferences_and_mutes_are_honoured,
+    push_endpoints_must_be_public_https,
+    push_never_connects_to_forbidden_addresses,
 );

@@ -12,6 +12,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use soulchat_subjects::broker;
 use soulchat_subjects::connect::check_version;
 
 const PINNED: &str = ".tools/nats-server/bin/nats-server";
@@ -57,26 +58,55 @@ pub struct NatsServer {
     child: tokio::process::Child,
     binary: PathBuf,
     store: PathBuf,
+    config: Option<PathBuf>,
     port: u16,
+}
+
+/// The configuration of a server with authentication on: one NKey per identity, generated into
+/// `key_dir` (`<name>.nk`, mode 0600) unless there already, and the permissions the contract
+/// gives each ([`soulchat_subjects::broker`]); `extra` is appended (a `tls {}` block, say).
+pub fn secured_config(key_dir: &Path, extra: &str) -> anyhow::Result<String> {
+    let users = broker::ensure_keys(key_dir)?;
+    Ok(format!("{}{extra}", broker::authorization(&users)))
 }
 
 impl NatsServer {
     /// Starts the located binary on `port` (or 4222 when free, else any free port) with its
-    /// JetStream store under `store`, and waits until it accepts connections.
+    /// JetStream store under `store`, without authentication, and waits until it accepts
+    /// connections.
     pub async fn start(store: &Path, port: Option<u16>) -> anyhow::Result<NatsServer> {
+        Self::start_with(store, port, None).await
+    }
+
+    /// [`NatsServer::start`] with a configuration file's contents (kept as `<store>/server.conf`),
+    /// e.g. [`secured_config`].
+    pub async fn start_with(store: &Path, port: Option<u16>, config: Option<String>) -> anyhow::Result<NatsServer> {
         let binary = locate()?;
         let port = match port {
             Some(p) => p,
             None if port_is_free(4222) => 4222,
             None => free_port()?,
         };
-        Self::spawn(binary, store.to_owned(), port).await
+        std::fs::create_dir_all(store).with_context(|| format!("creating {}", store.display()))?;
+        let config = match config {
+            Some(text) => {
+                let path = store.join("server.conf");
+                std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+                Some(path)
+            }
+            None => None,
+        };
+        Self::spawn(binary, store.to_owned(), config, port).await
     }
 
-    async fn spawn(binary: PathBuf, store: PathBuf, port: u16) -> anyhow::Result<NatsServer> {
+    async fn spawn(binary: PathBuf, store: PathBuf, config: Option<PathBuf>, port: u16) -> anyhow::Result<NatsServer> {
         std::fs::create_dir_all(&store).with_context(|| format!("creating {}", store.display()))?;
         let log = std::fs::File::create(store.join("nats-server.log"))?;
-        let child = tokio::process::Command::new(&binary)
+        let mut command = tokio::process::Command::new(&binary);
+        if let Some(config) = &config {
+            command.arg("-c").arg(config);
+        }
+        let child = command
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
             .arg(&store)
             .stdout(Stdio::null())
@@ -84,7 +114,7 @@ impl NatsServer {
             .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("starting {}", binary.display()))?;
-        let server = NatsServer { child, binary, store, port };
+        let server = NatsServer { child, binary, store, config, port };
         server.wait_ready().await?;
         tracing::info!(url = %server.url(), "nats-server child started");
         Ok(server)
@@ -111,6 +141,11 @@ impl NatsServer {
         self.port
     }
 
+    /// What the server has logged since it (re)started: permissions violations show up here.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.store.join("nats-server.log")).unwrap_or_default()
+    }
+
     /// Stops the server (clients see the connection drop).
     pub async fn stop(&mut self) -> anyhow::Result<()> {
         self.child.kill().await.context("stopping nats-server")?;
@@ -120,7 +155,7 @@ impl NatsServer {
     /// Starts the server again on the same port and store, as after a crash or a restart.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         self.stop().await?;
-        let fresh = Self::spawn(self.binary.clone(), self.store.clone(), self.port).await?;
+        let fresh = Self::spawn(self.binary.clone(), self.store.clone(), self.config.clone(), self.port).await?;
         *self = fresh;
         Ok(())
     }

@@ -19,11 +19,11 @@ mod contract {
         SERVICE = "versioned", "A contract with two versions of one operation";
         v1 {
             /// The first shape.
-            Echo = "echo": HealthRequest => HealthReply;
+            Echo = "echo": HealthRequest => HealthReply, by [Gateway];
         }
         v2 {
             /// The breaking change, served beside the first.
-            EchoV2 = "echo": HealthRequest => HealthReply;
+            EchoV2 = "echo": HealthRequest => HealthReply, by [Gateway];
         }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use anyhow::Context as _;
 use soulchat_runtime::{Error, RequestContext, Result, WriteTx};
 use soulchat_subjects::error::Validation;
 use soulchat_subjects::proto::common::v1::Empty;
@@ -17,7 +18,7 @@ use soulchat_subjects::profile::{
 use crate::Users;
 use crate::sagas;
 use crate::store::{self, RefreshRow, Taken, UserRow};
-use crate::tokens::new_refresh_token;
+use crate::tokens::{Rotated, new_refresh_token};
 use crate::validate::{self, BLANK, norm};
 
 pub async fn register(users: Arc<Users>, ctx: RequestContext, req: RegisterRequest) -> Result<AuthReply> {
@@ -210,10 +211,11 @@ pub async fn delete(users: Arc<Users>, ctx: RequestContext, _req: DeleteRequest)
 }
 
 pub async fn refresh(users: Arc<Users>, ctx: RequestContext, req: RefreshRequest) -> Result<AuthReply> {
-    if req.refresh_token.trim().is_empty() {
+    let presented = req.refresh_token.trim();
+    if presented.is_empty() {
         return Err(ServiceError::invalid("refresh_token", BLANK).into());
     }
-    let hash = crate::tokens::hash_refresh_token(req.refresh_token.trim());
+    let hash = crate::tokens::hash_refresh_token(presented);
     let Some(found) = store::refresh_token(&mut users.db.reads().await?, &hash).await? else {
         return Err(ServiceError::unauthorized("refresh_token", "invalid").into());
     };
@@ -223,27 +225,54 @@ pub async fn refresh(users: Arc<Users>, ctx: RequestContext, req: RefreshRequest
     if found.family_expires_at_ms <= now_ms() {
         return Err(ServiceError::unauthorized("refresh_token", "expired").into());
     }
-    if found.rotated_at_ms.is_some() {
-        return revoke_on_reuse(&users, &found).await;
-    }
     let Some(row) = store::by_id(&mut users.db.reads().await?, &found.user_id).await? else {
         return Err(ServiceError::unauthorized("refresh_token", "invalid").into());
     };
-    let (next, next_hash) = new_refresh_token();
-    let mut tx = users.db.begin().await?;
-    if !store::rotate(&mut tx, &hash).await? {
-        // Lets go of the write before revoking, which writes too.
-        drop(tx);
+    let rotated_at = match found.rotated_at_ms {
+        Some(at) => at,
+        None => {
+            let now = now_ms();
+            let next = users.tokens.rotated(presented, &row.id, &found.family_id, now)?;
+            let mut tx = users.db.begin().await?;
+            if store::rotate(&mut tx, &hash, now).await? {
+                store::insert_token(&mut tx, &found.family_id, &next.refresh_hash).await?;
+                tx.commit().await?;
+                return Ok(refreshed(&users, &ctx, &row, next).await);
+            }
+            // A parallel refresh of the same token rotated it first (and committed its
+            // successor with it): answer as it did, if still in the grace.
+            drop(tx);
+            let again = store::refresh_token(&mut users.db.reads().await?, &hash).await?;
+            again.and_then(|t| t.rotated_at_ms).context("a refresh token lost its rotation")?
+        }
+    };
+    let next = users.tokens.rotated(presented, &row.id, &found.family_id, rotated_at)?;
+    if !within_grace(&users, rotated_at, &next.refresh_hash).await? {
         return revoke_on_reuse(&users, &found).await;
     }
-    store::insert_token(&mut tx, &found.family_id, &next_hash).await?;
-    tx.commit().await?;
-    let token = users.tokens.access(&row.id, &found.family_id)?.token;
-    let user = with_profile(&users, &ctx.call, &row).await;
-    Ok(AuthReply { user: Some(user), session: Some(Session { token, refresh_token: next }) })
+    Ok(refreshed(&users, &ctx, &row, next).await)
 }
 
-/// A rotated token came back: it was stolen or leaked. End the whole family.
+/// Whether a token rotated at `rotated_at` may still yield its pair: the grace has not passed
+/// and its successor has not been used (a client that moved on does not replay old tokens).
+async fn within_grace(users: &Users, rotated_at: i64, successor_hash: &str) -> Result<bool> {
+    let grace = users.tokens.refresh_grace.as_millis() as i64;
+    if now_ms() - rotated_at >= grace {
+        return Ok(false);
+    }
+    let successor = store::refresh_token(&mut users.db.reads().await?, successor_hash).await?;
+    Ok(successor.is_some_and(|s| s.rotated_at_ms.is_none() && s.family_revoked_at_ms.is_none()))
+}
+
+async fn refreshed(users: &Users, ctx: &RequestContext, row: &UserRow, next: Rotated) -> AuthReply {
+    let user = with_profile(users, &ctx.call, row).await;
+    AuthReply {
+        user: Some(user),
+        session: Some(Session { token: next.access.token, refresh_token: next.refresh_token }),
+    }
+}
+
+/// A rotated token came back after its grace: it was stolen or leaked. End the whole family.
 async fn revoke_on_reuse(users: &Users, found: &RefreshRow) -> Result<AuthReply> {
     tracing::warn!(family = %found.family_id, user = %found.user_id, "refresh token reused; revoking its family");
     revoke_family(users, &found.family_id).await?;

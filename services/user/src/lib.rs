@@ -1,7 +1,7 @@
 //! The user worker: accounts, credentials and sessions, answering `soulchat.user.v1.*`.
 //!
-//! It owns the `user_service` database alone. Passwords are hashed with argon2id off the async
-//! threads; access tokens are short-lived JWTs, refresh tokens rotate within a family, and every
+//! It owns the `user_service` database alone. Passwords are hashed with argon2id in a bounded
+//! pool off the async threads (a full pool refuses before anything is written); access tokens are short-lived JWTs, refresh tokens rotate within a family, and every
 //! revocation is written to the `soulchat_revoked` bucket that all gateway replicas watch. It
 //! drives the sagas that span workers (registration, rename, deletion; see [`sagas`]).
 
@@ -20,6 +20,7 @@ use std::sync::Arc;
 use soulchat_runtime::{Context, Database, Endpoints, Migrations, Outbox, Service};
 use soulchat_subjects::{Caller, ServiceDef, user};
 
+pub use passwords::HashPool;
 pub use tokens::TokenConfig;
 
 #[derive(Debug, Clone)]
@@ -27,6 +28,7 @@ pub struct Config {
     pub tokens: TokenConfig,
     /// Where clients reach the API, for links in emails (no trailing slash).
     pub public_url: String,
+    pub hashing: HashPool,
 }
 
 /// The user worker: everything a handler needs, shared by all requests.
@@ -57,7 +59,7 @@ impl Service for Users {
         let users = Arc::new(Users {
             db: ctx.db.clone(),
             outbox: ctx.outbox()?,
-            passwords: passwords::Hasher::new(),
+            passwords: passwords::Hasher::new(config.hashing),
             tokens: tokens::Issuer::new(&config.tokens),
             revocations: revocations::Revocations::open(&ctx.js).await?,
             caller: ctx.caller.clone(),

@@ -247,11 +247,11 @@ pub async fn refresh_token(r: &mut impl Reads, token_hash: &str) -> sqlx::Result
     .await
 }
 
-/// Marks a token used. `false` when it already was: someone is replaying it.
-pub async fn rotate(tx: &mut WriteTx<'_>, token_hash: &str) -> sqlx::Result<bool> {
+/// Marks a token used at `at_ms`. `false` when it already was (a parallel refresh, or a replay).
+pub async fn rotate(tx: &mut WriteTx<'_>, token_hash: &str, at_ms: i64) -> sqlx::Result<bool> {
     let done =
         sqlx::query("UPDATE refresh_tokens SET rotated_at_ms = ? WHERE token_hash = ? AND rotated_at_ms IS NULL")
-            .bind(now_ms())
+            .bind(at_ms)
             .bind(token_hash)
             .execute(&mut **tx)
             .await?;

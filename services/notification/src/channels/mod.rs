@@ -13,6 +13,7 @@ use anyhow::bail;
 use soulchat_subjects::notification::messages::Delivery;
 
 use crate::Config;
+use crate::egress::Egress;
 
 /// How long one attempt may take before it counts as a transient failure.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -52,6 +53,10 @@ pub enum Failure {
     /// The push service no longer knows the subscription (404 or 410): it is deleted.
     #[error("push subscription gone (HTTP {0})")]
     Gone(u16),
+    /// The push endpoint is, or now resolves to, an address this worker may not reach: nothing
+    /// was sent; the delivery is dead-lettered and the subscription deleted.
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 pub struct Channels {
@@ -61,14 +66,9 @@ pub struct Channels {
 }
 
 impl Channels {
-    pub fn from_config(config: &Config) -> anyhow::Result<Channels> {
-        let http = reqwest::Client::builder()
-            .timeout(ATTEMPT_TIMEOUT)
-            // A push service or SMS provider answers; it does not send us elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+    pub fn from_config(config: &Config, egress: Egress) -> anyhow::Result<Channels> {
         let push = match (&config.vapid_private_key, &config.vapid_subject) {
-            (Some(key), Some(subject)) => Some(push::Push::new(http.clone(), key, subject)?),
+            (Some(key), Some(subject)) => Some(push::Push::new(http_client(), egress, key, subject)?),
             (None, None) => None,
             _ => bail!("Web Push needs both SOULCHAT_VAPID_PRIVATE_KEY and SOULCHAT_VAPID_SUBJECT"),
         };
@@ -78,7 +78,7 @@ impl Channels {
             _ => bail!("email needs both SOULCHAT_SMTP_URL and SOULCHAT_MAIL_FROM"),
         };
         let sms = match (&config.sms_url, &config.sms_token) {
-            (Some(url), token) => Some(sms::Sms::new(http, url, token.clone())?),
+            (Some(url), token) => Some(sms::Sms::new(http_client().build()?, url, token.clone())?),
             (None, None) => None,
             (None, Some(_)) => bail!("SOULCHAT_SMS_TOKEN is set but SOULCHAT_SMS_URL is not"),
         };
@@ -123,6 +123,14 @@ impl Channels {
             Err(_) => Err(Failure::Transient(format!("no answer within {ATTEMPT_TIMEOUT:?}"))),
         }
     }
+}
+
+/// The HTTP client settings every channel shares.
+fn http_client() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .timeout(ATTEMPT_TIMEOUT)
+        // A push service or SMS provider answers; it does not send us elsewhere.
+        .redirect(reqwest::redirect::Policy::none())
 }
 
 /// What an HTTP answer means for a delivery: 2xx done, 429 and 5xx later, other 4xx never.
