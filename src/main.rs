@@ -42,6 +42,9 @@ enum Command {
     Migrate,
     /// Prints the nats-server `authorization` block generated from the contract (nats/authorization.conf).
     NatsConfig,
+    /// Makes (or keeps) one NKey seed per identity in DIR (`<name>.nk`, mode 0600) and prints the
+    /// nats-server's environment: `export SOULCHAT_NATS_<NAME>_NKEY=<public key>`.
+    NatsKeys { dir: std::path::PathBuf },
 }
 
 #[tokio::main]
@@ -59,10 +62,14 @@ async fn main() -> std::process::ExitCode {
         Command::Gateway => up::gateway(&cli.settings, shutdown).await,
         Command::Worker { domain } => up::worker(&cli.settings, &domain, shutdown).await,
         Command::Migrate => up::migrate(&cli.settings).await,
-        Command::NatsConfig => {
-            print!("{}", soulchat_subjects::broker::committed_authorization());
-            Ok(())
-        }
+        Command::NatsConfig => print(&soulchat_subjects::broker::committed_authorization()),
+        Command::NatsKeys { dir } => soulchat_subjects::broker::ensure_keys(&dir).and_then(|keys| {
+            let exports: String = keys
+                .into_iter()
+                .map(|(identity, public)| format!("export {}={}\n", identity.key_variable(), public.trim_matches('"')))
+                .collect();
+            print(&exports)
+        }),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -71,6 +78,15 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Writes to stdout; a closed pipe is an error to report, not a panic.
+fn print(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
 }
 
 /// Ctrl-C or SIGTERM starts a graceful shutdown.

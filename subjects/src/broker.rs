@@ -321,7 +321,7 @@ pub fn committed_authorization() -> String {
         "# Who may do what on SoulChat's NATS: generated from subjects/ by `soulchat nats-config`\n\
          # (subjects/src/broker.rs says why); a test fails when this file differs. Included by\n\
          # server.conf. Each identity's public NKey comes from the server's environment\n\
-         # (SOULCHAT_NATS_<NAME>_NKEY; `nk -inkey <name>.nk -pubout` prints it).\n\n",
+         # (SOULCHAT_NATS_<NAME>_NKEY; `soulchat nats-keys <dir>` prints them).\n\n",
     );
     out.push_str(&authorization(&users));
     out
