@@ -37,6 +37,9 @@ pub struct Settings {
     /// SQLite files, the child nats-server's store, generated development secrets.
     #[arg(long, env = "SOULCHAT_DATA_DIR", default_value = "./data", global = true)]
     pub data_dir: PathBuf,
+    /// The built web client (`scripts/build-web` makes `web/dist`), served at `/`. Unset: `/` answers 404.
+    #[arg(long, env = "SOULCHAT_WEB_DIR", global = true)]
+    pub web_dir: Option<PathBuf>,
     /// The gateway's listen address.
     #[arg(long, env = "SOULCHAT_HTTP_ADDR", default_value = "127.0.0.1:8080", global = true)]
     pub http_addr: SocketAddr,
@@ -223,6 +226,7 @@ impl Settings {
                 idle_timeout: self.http_idle_timeout,
             },
             trusted_proxies: self.trusted_proxies.clone(),
+            web_dir: self.web_dir.clone(),
         }
     }
 

@@ -66,6 +66,8 @@ pub struct Config {
     pub connections: ConnectionLimits,
     /// Proxies whose `X-Forwarded-For` names the client (addresses or CIDR networks).
     pub trusted_proxies: Vec<ProxyNet>,
+    /// The built web client (`web/dist`), served at `/`; none: `/` answers 404.
+    pub web_dir: Option<std::path::PathBuf>,
 }
 
 /// A gateway bound to its address, ready to serve.
@@ -109,7 +111,14 @@ impl Gateway {
             cors_origins: Arc::new(config.cors_origins.clone()),
             admins: Arc::new(config.admin_user_ids.clone()),
         });
-        let router = routes::router(state, &config.cors_origins)?;
+        let web_dir = config.web_dir.as_deref().filter(|dir| {
+            let built = dir.join("index.html").is_file();
+            if !built {
+                tracing::warn!(dir = %dir.display(), "no built web client there (scripts/build-web); / answers 404");
+            }
+            built
+        });
+        let router = routes::router(state, &config.cors_origins, web_dir)?;
         let listener = TcpListener::bind(config.http_addr)
             .await
             .with_context(|| format!("binding the gateway to {}", config.http_addr))?;

@@ -105,6 +105,8 @@ pub struct Options {
     pub connections: soulchat_gateway::ConnectionLimits,
     /// Proxies the gateway believes `X-Forwarded-For` from.
     pub trusted_proxies: Vec<soulchat_gateway::ProxyNet>,
+    /// A built web client for the gateway to serve at `/`.
+    pub web_dir: Option<std::path::PathBuf>,
 }
 
 impl Options {
@@ -139,6 +141,7 @@ impl Options {
                 idle_timeout: Duration::from_secs(5),
             },
             trusted_proxies: Vec::new(),
+            web_dir: None,
         }
     }
 }
@@ -343,6 +346,7 @@ impl Mesh {
                     rate_limits: self.options.rate_limits.clone(),
                     connections: self.options.connections.clone(),
                     trusted_proxies: self.options.trusted_proxies.clone(),
+                    web_dir: self.options.web_dir.clone(),
                 };
                 Box::pin(async move {
                     let (client, disruptions) = soulchat_subjects::connect::connect_observed(nats, &name).await?;

@@ -15,6 +15,7 @@ mod notifications;
 mod profiles;
 mod sagas;
 mod sessions;
+mod web;
 
 use serde_json::Value;
 

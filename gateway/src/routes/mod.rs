@@ -6,6 +6,7 @@ mod health;
 mod notifications;
 mod profiles;
 mod users;
+mod web;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -19,7 +20,8 @@ use tower_http::trace::TraceLayer;
 use crate::extract::MAX_BODY_BYTES;
 use crate::state::AppState;
 
-pub fn router(state: AppState, cors_origins: &[String]) -> anyhow::Result<Router> {
+/// The API under `/api`, health, the WebSocket, and the web client at `/` when `web_dir` holds one.
+pub fn router(state: AppState, cors_origins: &[String], web_dir: Option<&std::path::Path>) -> anyhow::Result<Router> {
     // Responses with tokens or account data must not be kept by a browser or proxy cache.
     let no_store = |route: MethodRouter<AppState>| {
         route.route_layer(SetResponseHeaderLayer::overriding(
@@ -65,7 +67,8 @@ pub fn router(state: AppState, cors_origins: &[String]) -> anyhow::Result<Router
         .route("/conversations/{id}/messages", get(conversations::history).post(conversations::send))
         .route("/conversations/{id}/messages/{seq}", patch(conversations::edit).delete(conversations::delete_message))
         .route("/conversations/{id}/read", post(conversations::mark_read))
-        .route("/ws/ticket", no_store(post(crate::ws::ticket)));
+        .route("/ws/ticket", no_store(post(crate::ws::ticket)))
+        .fallback(health::not_found);
 
     let origins = cors_origins
         .iter()
@@ -76,12 +79,16 @@ pub fn router(state: AppState, cors_origins: &[String]) -> anyhow::Result<Router
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]);
 
-    Ok(Router::new()
+    let routes = Router::new()
         .nest("/api", api)
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
-        .route("/ws", get(crate::ws::upgrade))
-        .fallback(health::not_found)
+        .route("/ws", get(crate::ws::upgrade));
+    let routes = match web_dir {
+        Some(dir) => routes.merge(web::router(dir)),
+        None => routes.fallback(health::not_found),
+    };
+    Ok(routes
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(from_fn(edge::json_only))
         .layer(from_fn_with_state(state.clone(), edge::limit))

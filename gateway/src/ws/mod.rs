@@ -53,6 +53,13 @@ pub async fn ticket(State(state): State<AppState>, auth: AuthUser) -> ApiResult<
     Ok((StatusCode::CREATED, Json(serde_json::json!({ "ticket": ticket }))))
 }
 
+/// Whether a browser's `Origin` is this server itself (the web client it serves): its host and
+/// port are the request's `Host`.
+fn same_origin(origin: &str, host: Option<&header::HeaderValue>) -> bool {
+    let authority = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+    matches!((authority, host.and_then(|h| h.to_str().ok())), (Some(a), Some(h)) if a.eq_ignore_ascii_case(h))
+}
+
 /// `GET /ws`: checks the origin and the credentials, then upgrades.
 pub async fn upgrade(State(state): State<AppState>, request: Request) -> Response {
     let (mut parts, _body) = request.into_parts();
@@ -75,7 +82,9 @@ pub async fn upgrade(State(state): State<AppState>, request: Request) -> Respons
 
 async fn accept(state: &AppState, mut parts: Parts) -> Result<(WebSocketUpgrade, AuthUser), ApiError> {
     if let Some(origin) = parts.headers.get(header::ORIGIN) {
-        let allowed = origin.to_str().is_ok_and(|o| state.cors_origins.iter().any(|a| a == o));
+        let allowed = origin.to_str().is_ok_and(|o| {
+            same_origin(o, parts.headers.get(header::HOST)) || state.cors_origins.iter().any(|a| a == o)
+        });
         if !allowed {
             return Err(ServiceError::forbidden("origin", "is not allowed").into());
         }

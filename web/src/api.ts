@@ -1,0 +1,258 @@
+// The HTTP API (README "HTTP API"): same origin, `Authorization: Token <jwt>`, errors as
+// `{"errors": {"<field>": ["<message>"]}}`. A 401 on an authenticated call refreshes the session
+// once (one refresh at a time, across tabs too: a rotated refresh token presented twice revokes
+// the whole family) and retries; a refused refresh ends the session.
+
+export interface User {
+  email: string;
+  token: string;
+  refresh_token?: string;
+  username: string;
+  bio: string | null;
+  image: string | null;
+}
+
+export interface Profile {
+  username: string;
+  bio: string | null;
+  image: string | null;
+  following: boolean;
+  followers_count?: number;
+  following_count?: number;
+}
+
+export interface Message {
+  conversation_id: string;
+  seq: number;
+  sender: string | null;
+  client_id: string;
+  kind: 'text' | 'image' | 'file' | string;
+  content: string;
+  reply_to: number | null;
+  url: string | null;
+  metadata: Record<string, string>;
+  created_at: string;
+  edited_at: string | null;
+  deleted: boolean;
+}
+
+export interface Member {
+  username: string | null;
+  role: 'owner' | 'admin' | 'member' | string;
+  joined_at: string;
+}
+
+export interface Conversation {
+  id: string;
+  kind: 'direct' | 'group' | string;
+  name: string | null;
+  description: string | null;
+  created_at: string;
+  last_activity_at: string;
+  last_seq: number;
+  member_count: number;
+  members: Member[];
+  my_role: string;
+  read_seq: number;
+  unread_count: number;
+  last_message: Message | null;
+}
+
+export interface Notification {
+  id: string;
+  kind: string;
+  title: string;
+  body: string;
+  data: Record<string, string>;
+  read: boolean;
+  created_at: string;
+}
+
+export interface Preferences {
+  in_app: boolean;
+  push: boolean;
+  email: boolean;
+  sms: boolean;
+  muted_conversations: string[];
+}
+
+export class ApiError extends Error {
+  constructor(
+    public status: number,
+    public errors: Record<string, string[]>,
+  ) {
+    super(
+      Object.entries(errors)
+        .map(([field, problems]) => `${field} ${problems.join(', ')}`)
+        .join('; ') || `HTTP ${status}`,
+    );
+  }
+}
+
+const KEY = 'soulchat.session';
+
+export interface Session {
+  token: string;
+  refresh_token: string;
+  user: User;
+}
+
+let session: Session | null = load();
+let onEnded: (reason: string) => void = () => {};
+
+function load(): Session | null {
+  try {
+    const raw = localStorage.getItem(KEY);
+    return raw ? (JSON.parse(raw) as Session) : null;
+  } catch {
+    return null;
+  }
+}
+
+function save(s: Session | null) {
+  session = s;
+  if (s) localStorage.setItem(KEY, JSON.stringify(s));
+  else localStorage.removeItem(KEY);
+}
+
+export const currentSession = () => session;
+
+/** Called once the session cannot be renewed (revoked, expired, logged out elsewhere). */
+export function onSessionEnded(f: (reason: string) => void) {
+  onEnded = f;
+}
+
+export function setUser(user: User) {
+  if (!session) return;
+  save({ ...session, token: user.token || session.token, user: { ...session.user, ...user } });
+}
+
+export function startSession(user: User) {
+  save({ token: user.token, refresh_token: user.refresh_token ?? '', user });
+}
+
+export function endSession() {
+  save(null);
+}
+
+let refreshing: Promise<boolean> | null = null;
+
+/** Renews the access token once for everyone waiting on it. */
+export function refresh(failedToken: string): Promise<boolean> {
+  if (!refreshing) {
+    refreshing = withLock(async () => {
+      // Another tab (or an earlier call) may have rotated already: use its result.
+      const stored = load();
+      if (!stored) return false;
+      if (stored.token !== failedToken) {
+        session = stored;
+        return true;
+      }
+      const res = await fetch('/api/users/refresh', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ refresh_token: stored.refresh_token }),
+      }).catch(() => null);
+      if (!res) throw new ApiError(0, { network: ['is unreachable'] });
+      if (!res.ok) return false;
+      const { user } = (await res.json()) as { user: User };
+      save({ token: user.token, refresh_token: user.refresh_token ?? stored.refresh_token, user: { ...stored.user, ...user } });
+      return true;
+    }).finally(() => {
+      refreshing = null;
+    });
+  }
+  return refreshing;
+}
+
+function withLock<T>(f: () => Promise<T>): Promise<T> {
+  const locks = (navigator as Navigator & { locks?: LockManager }).locks;
+  return locks ? (locks.request('soulchat-refresh', f) as Promise<T>) : f();
+}
+
+type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+
+export async function api<T = unknown>(method: Method, path: string, body?: unknown, auth = true): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    const token = session?.token;
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    if (auth && token) headers.Authorization = `Token ${token}`;
+    let res: Response;
+    try {
+      res = await fetch(`/api${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch {
+      throw new ApiError(0, { network: ['is unreachable'] });
+    }
+    if (res.status === 401 && auth && token && attempt === 0) {
+      if (await refresh(token)) continue;
+      save(null);
+      onEnded('Your session has ended. Please log in again.');
+      throw new ApiError(401, { session: ['has ended'] });
+    }
+    if (res.status === 204) return undefined as T;
+    const data = await res.json().catch(() => ({}));
+    if (!res.ok) throw new ApiError(res.status, (data as { errors?: Record<string, string[]> }).errors ?? {});
+    return data as T;
+  }
+}
+
+const enc = encodeURIComponent;
+
+export const Api = {
+  register: (username: string, email: string, password: string) =>
+    api<{ user: User }>('POST', '/users', { user: { username, email, password } }, false),
+  login: (email: string, password: string) => api<{ user: User }>('POST', '/users/login', { user: { email, password } }, false),
+  logout: () => api<void>('POST', '/users/logout'),
+  me: () => api<{ user: User }>('GET', '/user'),
+  updateMe: (changes: Partial<Pick<User, 'bio' | 'image' | 'email' | 'username'>>) =>
+    api<{ user: User }>('PUT', '/user', { user: changes }),
+  profile: (u: string) => api<{ profile: Profile }>('GET', `/profiles/${enc(u)}`),
+  searchProfiles: (q: string) => api<{ profiles: Profile[]; next_cursor: string | null }>('GET', `/profiles?q=${enc(q)}&limit=20`),
+  follow: (u: string) => api<{ profile: Profile }>('POST', `/profiles/${enc(u)}/follow`),
+  unfollow: (u: string) => api<{ profile: Profile }>('DELETE', `/profiles/${enc(u)}/follow`),
+  conversations: (cursor?: string | null) =>
+    api<{ conversations: Conversation[]; next_cursor: string | null }>(
+      'GET',
+      `/conversations?limit=100${cursor ? `&cursor=${enc(cursor)}` : ''}`,
+    ),
+  conversation: (id: string) => api<{ conversation: Conversation }>('GET', `/conversations/${enc(id)}`),
+  direct: (username: string) => api<{ conversation: Conversation }>('POST', '/conversations/direct', { username }),
+  createGroup: (name: string, members: string[], description = '') =>
+    api<{ conversation: Conversation }>('POST', '/conversations', { name, description, members }),
+  updateConversation: (id: string, changes: { name?: string; description?: string }) =>
+    api<{ conversation: Conversation }>('PATCH', `/conversations/${enc(id)}`, changes),
+  deleteConversation: (id: string) => api<void>('DELETE', `/conversations/${enc(id)}`),
+  addMember: (id: string, username: string, role?: string) =>
+    api<{ member: Member }>('POST', `/conversations/${enc(id)}/members`, { username, role }),
+  setRole: (id: string, username: string, role: string) =>
+    api<{ member: Member }>('PATCH', `/conversations/${enc(id)}/members/${enc(username)}`, { role }),
+  removeMember: (id: string, username: string) => api<void>('DELETE', `/conversations/${enc(id)}/members/${enc(username)}`),
+  history: (id: string, before?: number | null, limit = 50) =>
+    api<{ messages: Message[]; next_cursor: number | null }>(
+      'GET',
+      `/conversations/${enc(id)}/messages?limit=${limit}${before != null ? `&before=${before}` : ''}`,
+    ),
+  send: (id: string, body: { client_id: string; content: string; kind?: string; reply_to?: number | null; url?: string; metadata?: Record<string, string> }) =>
+    api<{ message: Message }>('POST', `/conversations/${enc(id)}/messages`, body),
+  edit: (id: string, seq: number, content: string) =>
+    api<{ message: Message }>('PATCH', `/conversations/${enc(id)}/messages/${seq}`, { content }),
+  deleteMessage: (id: string, seq: number) => api<void>('DELETE', `/conversations/${enc(id)}/messages/${seq}`),
+  markRead: (id: string, seq: number) => api<void>('POST', `/conversations/${enc(id)}/read`, { seq }),
+  ticket: () => api<{ ticket: string }>('POST', '/ws/ticket'),
+  notifications: () =>
+    api<{ notifications: Notification[]; unread_count: number; next_cursor: string | null }>('GET', '/notifications?limit=50'),
+  readNotifications: (ids: string[] | 'all') =>
+    api<void>('POST', '/notifications/read', ids === 'all' ? { all: true } : { ids }),
+  preferences: () => api<{ preferences: Preferences }>('GET', '/notifications/preferences'),
+  putPreferences: (p: Preferences) => api<{ preferences: Preferences }>('PUT', '/notifications/preferences', { preferences: p }),
+  pushKey: () => api<{ public_key: string }>('GET', '/push/public-key'),
+  subscribePush: (sub: PushSubscriptionJSON) => api<void>('POST', '/push/subscriptions', sub),
+  unsubscribePush: (endpoint: string) => api<void>('DELETE', '/push/subscriptions', { endpoint }),
+};
+
+/** A client id for an idempotent send: random, and works outside secure contexts too. */
+export function newClientId(): string {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+}
