@@ -1,5 +1,5 @@
 // End-to-end test of the web client in headless Chromium (Debian's `chromium`), driven by
-// playwright-core. Run by `web/run-tests.sh`, or: SOULCHAT_WEB_URL=http://127.0.0.1:8080 node --test tests/
+// playwright-core. Run by `scripts/test-web`, or: SOULCHAT_WEB_URL=http://127.0.0.1:8080 node --test tests/
 //
 // alice and bob (and carol for the group) sign up in separate browser contexts; alice opens a
 // conversation with bob and sends; bob sees it live; bob goes offline, alice sends three more,
