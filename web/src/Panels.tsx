@@ -1,6 +1,6 @@
 import { useEffect, useState } from 'preact/hooks';
 import { Api, ApiError, type Preferences } from './api';
-import { Dialog } from './Sidebar';
+import { Dialog, DialogActions } from './Sidebar';
 import { Icon } from './icons';
 import {
   describe,
@@ -87,19 +87,7 @@ export function ProfileDialog(props: { onClose: () => void }) {
           Image URL
           <input type="url" placeholder="https://…" value={image} onInput={(e) => setImage(e.currentTarget.value)} />
         </label>
-        {error && (
-          <p class="error" role="alert">
-            {error}
-          </p>
-        )}
-        <div class="row end">
-          <button type="button" onClick={props.onClose}>
-            Cancel
-          </button>
-          <button type="submit" class="primary">
-            Save
-          </button>
-        </div>
+        <DialogActions error={error} submit="Save" onCancel={props.onClose} />
       </form>
     </Dialog>
   );

@@ -205,6 +205,27 @@ export function Dialog(props: { title: string; onClose: () => void; children: Co
   );
 }
 
+/** A dialog form's last lines: its error, if any, then Cancel and the submit button. */
+export function DialogActions(props: { error: string | null; submit: string; onCancel: () => void }) {
+  return (
+    <>
+      {props.error && (
+        <p class="error" role="alert">
+          {props.error}
+        </p>
+      )}
+      <div class="row end">
+        <button type="button" onClick={props.onCancel}>
+          Cancel
+        </button>
+        <button type="submit" class="primary">
+          {props.submit}
+        </button>
+      </div>
+    </>
+  );
+}
+
 function DirectDialog(props: { onClose: () => void }) {
   const [username, setUsername] = useState('');
   const [error, setError] = useState<string | null>(null);
@@ -225,19 +246,7 @@ function DirectDialog(props: { onClose: () => void }) {
           Username
           <input required autoFocus value={username} onInput={(e) => setUsername(e.currentTarget.value)} />
         </label>
-        {error && (
-          <p class="error" role="alert">
-            {error}
-          </p>
-        )}
-        <div class="row end">
-          <button type="button" onClick={props.onClose}>
-            Cancel
-          </button>
-          <button type="submit" class="primary">
-            Start
-          </button>
-        </div>
+        <DialogActions error={error} submit="Start" onCancel={props.onClose} />
       </form>
     </Dialog>
   );
@@ -278,19 +287,7 @@ function GroupDialog(props: { onClose: () => void }) {
             onInput={(e) => setMembers(e.currentTarget.value)}
           />
         </label>
-        {error && (
-          <p class="error" role="alert">
-            {error}
-          </p>
-        )}
-        <div class="row end">
-          <button type="button" onClick={props.onClose}>
-            Cancel
-          </button>
-          <button type="submit" class="primary">
-            Create
-          </button>
-        </div>
+        <DialogActions error={error} submit="Create" onCancel={props.onClose} />
       </form>
     </Dialog>
   );
