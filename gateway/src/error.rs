@@ -8,6 +8,13 @@ use soulchat_subjects::{CallError, ServiceError};
 #[derive(Debug)]
 pub struct ApiError(pub ServiceError);
 
+/// The body of every error: each field (or `body`, `path`, `query`, `token`, `rate`...) with its
+/// problems, for example `{"errors": {"username": ["has already been taken"]}}`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub errors: std::collections::BTreeMap<String, Vec<String>>,
+}
+
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl From<ServiceError> for ApiError {
@@ -25,7 +32,7 @@ impl From<CallError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.0.code.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::json!({ "errors": self.0.fields });
+        let body = ErrorBody { errors: self.0.fields };
         let mut response = (status, axum::Json(body)).into_response();
         if let Some(wait) = self.0.retry_after {
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);

@@ -42,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 pub use client::ProxyNet;
 pub use limits::LoginLimits;
 pub use rate::{Rate, RateLimits};
+pub use routes::openapi;
 pub use server::ConnectionLimits;
 
 #[derive(Debug, Clone)]

@@ -17,6 +17,8 @@ crate::service! {
         GetPreferences = "get_preferences": GetPreferencesRequest => Preferences, by [Gateway];
         /// Replaces the caller's preferences.
         PutPreferences = "put_preferences": Preferences => Preferences, by [Gateway];
+        /// The VAPID public key browsers subscribe with; 404 when Web Push is off.
+        PushKey = "push_key": PushKeyRequest => PushKeyReply, by [Gateway];
         /// Registers a Web Push subscription for the caller.
         SubscribePush = "subscribe_push": SubscribePushRequest => SubscribePushReply, by [Gateway];
         /// Removes one of the caller's Web Push subscriptions.

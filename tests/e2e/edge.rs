@@ -410,3 +410,85 @@ async fn input_errors_are_json_and_name_the_field() {
     assert!(answer.to_lowercase().contains("x-content-type-options: nosniff"), "{answer}");
     mesh.shutdown().await;
 }
+
+/// `/api/openapi.json` is the generated document, and what the API answers, errors included,
+/// is in it: each answer's status is documented for its route (schemathesis, in CI, does the
+/// same at scale against the whole document).
+#[tokio::test]
+async fn the_openapi_document_is_served_and_lists_what_the_api_answers() {
+    let mut options = Options::new(Backend::Sqlite);
+    options.rate_limits.accounts = "3/h".parse().unwrap();
+    let mesh = Mesh::start_with(options).await;
+    let http = reqwest::Client::new();
+    let base = mesh.api.base.clone();
+    let (status, headers, doc) = request(&http, &base, Method::GET, "/api/openapi.json", &[], None).await;
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "application/json");
+    let generated: Value = serde_json::from_str(&soulchat_gateway::openapi().unwrap()).unwrap();
+    assert_eq!(doc, generated);
+
+    let alice = token(&mesh.api.register("alice", PASSWORD).await);
+    let auth = format!("Token {alice}");
+    let auth = [("Authorization", auth.as_str())];
+    let user =
+        |name: &str| json!({"user": {"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}});
+    let cases: Vec<(Method, &str, &str, &[(&str, &str)], Option<Value>)> = vec![
+        (Method::POST, "/api/users", "/api/users", &[], Some(user("bob"))),
+        (Method::POST, "/api/users", "/api/users", &[], Some(user("alice"))),
+        (Method::POST, "/api/users", "/api/users", &[], Some(user("carol"))),
+        (
+            Method::POST,
+            "/api/users/login",
+            "/api/users/login",
+            &[],
+            Some(json!({"user": {"email": "x@example.com", "password": "wrong password"}})),
+        ),
+        (Method::POST, "/api/users/login", "/api/users/login", &[], Some(json!({"user": 5}))),
+        (Method::GET, "/api/user", "/api/user", &[], None),
+        (Method::GET, "/api/profiles/nobody", "/api/profiles/{username}", &[], None),
+        (Method::GET, "/api/profiles/alice/followers?limit=0", "/api/profiles/{username}/followers", &[], None),
+        (
+            Method::POST,
+            "/api/conversations/direct",
+            "/api/conversations/direct",
+            &auth,
+            Some(json!({"username": "nobody"})),
+        ),
+        (Method::GET, "/api/conversations/x/messages?before=y", "/api/conversations/{id}/messages", &auth, None),
+        (
+            Method::PATCH,
+            "/api/conversations/x/messages/1",
+            "/api/conversations/{id}/messages/{seq}",
+            &auth,
+            Some(json!({"content": "hi"})),
+        ),
+        (Method::POST, "/api/admin/alerts", "/api/admin/alerts", &auth, Some(json!({"title": "t", "body": "b"}))),
+        (Method::GET, "/api/push/public-key", "/api/push/public-key", &[], None),
+        (Method::GET, "/ws", "/ws", &auth, None),
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    for (method, path, template, headers, body) in cases {
+        let (status, _, answer) = request(&http, &base, method.clone(), path, headers, body).await;
+        let documented = &doc["paths"][template][method.as_str().to_lowercase()]["responses"];
+        assert!(
+            documented.get(status.to_string()).is_some(),
+            "{method} {path} answered {status} {answer}, undocumented"
+        );
+        seen.insert(status);
+    }
+    // A non-JSON body, on any route that takes one.
+    let response = http
+        .post(format!("{base}/api/conversations/direct"))
+        .header("Authorization", format!("Token {alice}"))
+        .header("Content-Type", "text/plain")
+        .body("bob")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 415);
+    assert!(doc["paths"]["/api/conversations/direct"]["post"]["responses"]["415"].is_object());
+    for status in [201, 401, 404, 409, 422, 429, 403, 400] {
+        assert!(seen.contains(&status), "no case answered {status}: {seen:?}");
+    }
+    mesh.shutdown().await;
+}

@@ -15,6 +15,13 @@ use crate::people::{self, Names};
 use crate::state::AppState;
 use crate::views::chat::*;
 
+#[utoipa::path(post, path = "/conversations/direct", tag = "conversations", security(("token" = [])), request_body = DirectBody,
+    responses(
+        (status = 200, description = "The existing direct conversation with that user.", body = ConversationEnvelope),
+        (status = 201, description = "A new direct conversation.", body = ConversationEnvelope),
+        (status = 403, description = "The caller left it and cannot reopen it."),
+        (status = 404, description = "No such user."),
+    ))]
 pub async fn open_direct(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -28,6 +35,11 @@ pub async fn open_direct(
     Ok((status, Json(conversation(&state, &ctx, reply).await?)))
 }
 
+#[utoipa::path(post, path = "/conversations", tag = "conversations", security(("token" = [])), request_body = GroupBody,
+    responses(
+        (status = 201, description = "The new group; the caller owns it.", body = ConversationEnvelope),
+        (status = 404, description = "A member named does not exist."),
+    ))]
 pub async fn create_group(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -41,6 +53,8 @@ pub async fn create_group(
     Ok((StatusCode::CREATED, Json(conversation(&state, &ctx, reply).await?)))
 }
 
+#[utoipa::path(get, path = "/conversations", tag = "conversations", security(("token" = [])), params(("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 50 by default.")),
+    responses((status = 200, description = "The caller's conversations, latest activity first.", body = ConversationList)))]
 pub async fn list(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -58,6 +72,8 @@ pub async fn list(
     }))
 }
 
+#[utoipa::path(get, path = "/conversations/{id}", tag = "conversations", security(("token" = [])), params(("id" = String, Path, description = "The conversation.")),
+    responses((status = 200, description = "The conversation and its members.", body = ConversationEnvelope), (status = 404, description = "No such conversation, or the caller is not a member.")))]
 pub async fn get(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -69,6 +85,8 @@ pub async fn get(
     Ok(Json(conversation(&state, &ctx, reply).await?))
 }
 
+#[utoipa::path(patch, path = "/conversations/{id}", tag = "conversations", security(("token" = [])), params(("id" = String, Path, description = "The conversation.")), request_body = ConversationChanges,
+    responses((status = 200, description = "The renamed or redescribed group.", body = ConversationEnvelope), (status = 403, description = "The caller's role does not allow it."), (status = 404, description = "No such conversation, or the caller is not a member.")))]
 pub async fn update(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -82,6 +100,8 @@ pub async fn update(
     Ok(Json(conversation(&state, &ctx, reply).await?))
 }
 
+#[utoipa::path(delete, path = "/conversations/{id}", tag = "conversations", security(("token" = [])), params(("id" = String, Path, description = "The conversation.")),
+    responses((status = 204, description = "The group is deleted (owners only)."), (status = 403, description = "The caller's role does not allow it."), (status = 404, description = "No such conversation, or the caller is not a member.")))]
 pub async fn delete(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -93,6 +113,12 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/conversations/{id}/members", tag = "conversations", security(("token" = [])), params(("id" = String, Path, description = "The conversation.")), request_body = AddMemberBody,
+    responses(
+        (status = 201, description = "The new member.", body = MemberEnvelope),
+        (status = 403, description = "The caller's role does not allow it."), (status = 404, description = "No such conversation, or the caller is not a member."),
+        (status = 409, description = "Already a member."),
+    ))]
 pub async fn add_member(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -107,6 +133,8 @@ pub async fn add_member(
     Ok((StatusCode::CREATED, Json(member(&state, &ctx, reply).await?)))
 }
 
+#[utoipa::path(patch, path = "/conversations/{id}/members/{username}", tag = "conversations", security(("token" = [])), params(("id" = String, Path, description = "The conversation."), ("username" = String, Path, description = "The member.")), request_body = RoleBody,
+    responses((status = 200, description = "The member with the new role.", body = MemberEnvelope), (status = 403, description = "The caller's role does not allow it."), (status = 404, description = "No such conversation, or the caller is not a member.")))]
 pub async fn change_role(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -122,6 +150,8 @@ pub async fn change_role(
 }
 
 /// Removes a member, or leaves when the name is the caller's own.
+#[utoipa::path(delete, path = "/conversations/{id}/members/{username}", tag = "conversations", security(("token" = [])), params(("id" = String, Path, description = "The conversation."), ("username" = String, Path, description = "The member.")),
+    responses((status = 204, description = "Removed (or left, when it is the caller)."), (status = 403, description = "The caller's role does not allow it."), (status = 404, description = "No such conversation, or the caller is not a member.")))]
 pub async fn remove_member(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -135,6 +165,12 @@ pub async fn remove_member(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/conversations/{id}/messages", tag = "conversations", security(("token" = [])),
+    params(("id" = String, Path, description = "The conversation."),
+        ("before" = Option<i64>, Query, description = "Messages before this seq (the next page up)."),
+        ("after" = Option<i64>, Query, description = "Messages after this seq."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 50 by default.")),
+    responses((status = 200, description = "Messages, oldest first; `next_cursor` is the `before` of the page above.", body = MessageList), (status = 404, description = "No such conversation, or the caller is not a member.")))]
 pub async fn history(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -160,6 +196,13 @@ pub async fn history(
 }
 
 /// 201 for a new message, 200 for a retry of one already stored (same `client_id`).
+#[utoipa::path(post, path = "/conversations/{id}/messages", tag = "conversations", security(("token" = [])), params(("id" = String, Path, description = "The conversation.")), request_body = SendBody,
+    responses(
+        (status = 200, description = "A retry: the message already stored under this `client_id`.", body = MessageEnvelope),
+        (status = 201, description = "The stored message.", body = MessageEnvelope),
+        (status = 403, description = "The caller may not send here."),
+        (status = 404, description = "No such conversation, or the caller is not a member."),
+    ))]
 pub async fn send(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -173,6 +216,12 @@ pub async fn send(
     Ok((status, Json(message(&state, &ctx, reply).await?)))
 }
 
+#[utoipa::path(patch, path = "/conversations/{id}/messages/{seq}", tag = "conversations", security(("token" = [])), params(("id" = String, Path, description = "The conversation."), ("seq" = i64, Path, description = "The message's number in its conversation.")), request_body = EditBody,
+    responses(
+        (status = 200, description = "The edited message.", body = MessageEnvelope),
+        (status = 403, description = "Only its sender edits a message."),
+        (status = 404, description = "No such message, or the caller is not a member."),
+    ))]
 pub async fn edit(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -186,6 +235,12 @@ pub async fn edit(
     Ok(Json(message(&state, &ctx, reply).await?))
 }
 
+#[utoipa::path(delete, path = "/conversations/{id}/messages/{seq}", tag = "conversations", security(("token" = [])), params(("id" = String, Path, description = "The conversation."), ("seq" = i64, Path, description = "The message's number in its conversation.")),
+    responses(
+        (status = 204, description = "The message is deleted (its sender, or a group admin)."),
+        (status = 403, description = "The caller may not delete it."),
+        (status = 404, description = "No such message, or the caller is not a member."),
+    ))]
 pub async fn delete_message(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -199,6 +254,8 @@ pub async fn delete_message(
 }
 
 /// A read receipt; the members' sockets hear of it.
+#[utoipa::path(post, path = "/conversations/{id}/read", tag = "conversations", security(("token" = [])), params(("id" = String, Path, description = "The conversation.")), request_body = ReadBody,
+    responses((status = 204, description = "The caller has read up to `seq`; members' sockets hear of it."), (status = 404, description = "No such conversation, or the caller is not a member.")))]
 pub async fn mark_read(
     State(state): State<AppState>,
     auth: AuthUser,

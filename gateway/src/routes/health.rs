@@ -9,21 +9,28 @@ use soulchat_subjects::{CallContext, Caller, Format, SERVICES, headers};
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::views::{Liveness, Readiness};
 
 /// The process is up.
-pub async fn live() -> impl IntoResponse {
-    Json(serde_json::json!({ "status": "ok" }))
+#[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, description = "The process is up.", body = Liveness)))]
+pub async fn live() -> Json<Liveness> {
+    Json(Liveness { status: "ok" })
 }
 
 /// Every worker of [`SERVICES`] answers its health operation.
+#[utoipa::path(get, path = "/readyz", tag = "health",
+    responses(
+        (status = 200, description = "Every worker answers.", body = Readiness),
+        (status = 503, description = "Some worker does not answer.", body = Readiness),
+    ))]
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
     let answers = futures::future::join_all(SERVICES.iter().map(|s| answers(&state.caller, s.health))).await;
     let services: Vec<(&str, bool)> = SERVICES.iter().map(|s| s.name).zip(answers).collect();
     let ready = services.iter().all(|(_, up)| *up);
-    let body = serde_json::json!({
-        "status": if ready { "ready" } else { "unavailable" },
-        "services": services.iter().map(|(name, up)| (name.to_string(), serde_json::json!(if *up { "up" } else { "down" }))).collect::<serde_json::Map<_, _>>(),
-    });
+    let body = Readiness {
+        status: if ready { "ready" } else { "unavailable" },
+        services: services.iter().map(|(name, up)| (*name, if *up { "up" } else { "down" })).collect(),
+    };
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(body))
 }

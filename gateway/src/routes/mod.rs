@@ -4,72 +4,33 @@ mod conversations;
 mod edge;
 mod health;
 mod notifications;
+mod openapi;
 mod profiles;
 mod users;
 mod web;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware::{from_fn, from_fn_with_state};
-use axum::routing::{MethodRouter, get, patch, post, put};
+use axum::{Extension, Router};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use crate::extract::MAX_BODY_BYTES;
 use crate::state::AppState;
 
 /// The API under `/api`, health, the WebSocket, and the web client at `/` when `web_dir` holds one.
 pub fn router(state: AppState, cors_origins: &[String], web_dir: Option<&std::path::Path>) -> anyhow::Result<Router> {
-    // Responses with tokens or account data must not be kept by a browser or proxy cache.
-    let no_store = |route: MethodRouter<AppState>| {
-        route.route_layer(SetResponseHeaderLayer::overriding(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
-    };
     // Registration and password reset create accounts or send mail: a stricter bucket.
-    let accounts =
-        |route: MethodRouter<AppState>| route.route_layer(from_fn_with_state(state.clone(), edge::limit_accounts));
-    let api = Router::new()
-        .route("/users", accounts(no_store(post(users::register))))
-        .route("/users/login", no_store(post(users::login)))
-        .route("/users/refresh", no_store(post(users::refresh)))
-        .route("/users/logout", no_store(post(users::logout)))
-        .route("/user", no_store(get(users::current).put(users::update).delete(users::delete)))
-        .route("/user/email/verify", post(users::request_email_verification).get(users::verify_email))
-        .route("/user/phone", put(users::set_phone))
-        .route("/user/phone/verify", post(users::verify_phone))
-        .route("/users/password/forgot", accounts(post(users::forgot_password)))
-        .route("/users/password/reset", accounts(no_store(post(users::reset_password))))
-        .route("/notifications", get(notifications::list))
-        .route("/notifications/read", post(notifications::mark_read))
-        .route("/notifications/preferences", get(notifications::preferences).put(notifications::put_preferences))
-        .route("/push/subscriptions", post(notifications::subscribe_push).delete(notifications::unsubscribe_push))
-        .route("/admin/alerts", post(notifications::alert))
-        .route("/profiles", get(profiles::search))
-        .route("/profiles/{username}", get(profiles::get))
-        .route("/profiles/{username}/follow", post(profiles::follow).delete(profiles::unfollow))
-        .route("/profiles/{username}/followers", get(profiles::followers))
-        .route("/profiles/{username}/following", get(profiles::following))
-        .route("/conversations", get(conversations::list).post(conversations::create_group))
-        .route("/conversations/direct", post(conversations::open_direct))
-        .route(
-            "/conversations/{id}",
-            get(conversations::get).patch(conversations::update).delete(conversations::delete),
-        )
-        .route("/conversations/{id}/members", post(conversations::add_member))
-        .route(
-            "/conversations/{id}/members/{username}",
-            patch(conversations::change_role).delete(conversations::remove_member),
-        )
-        .route("/conversations/{id}/messages", get(conversations::history).post(conversations::send))
-        .route("/conversations/{id}/messages/{seq}", patch(conversations::edit).delete(conversations::delete_message))
-        .route("/conversations/{id}/read", post(conversations::mark_read))
-        .route("/ws/ticket", no_store(post(crate::ws::ticket)))
-        .fallback(health::not_found);
-
+    let accounts_state = state.clone();
+    let accounts = move |route: UtoipaMethodRouter<AppState>| {
+        route.map(|r| r.route_layer(from_fn_with_state(accounts_state.clone(), edge::limit_accounts)))
+    };
+    let (routes, api) = routes(accounts).split_for_parts();
+    let document = openapi::Document::new(api)?;
     let origins = cors_origins
         .iter()
         .map(|o| HeaderValue::from_str(o).map_err(|_| anyhow::anyhow!("invalid CORS origin {o:?}")))
@@ -79,11 +40,7 @@ pub fn router(state: AppState, cors_origins: &[String], web_dir: Option<&std::pa
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]);
 
-    let routes = Router::new()
-        .nest("/api", api)
-        .route("/healthz", get(health::live))
-        .route("/readyz", get(health::ready))
-        .route("/ws", get(crate::ws::upgrade));
+    let routes = routes.layer(Extension(document));
     let routes = match web_dir {
         Some(dir) => routes.merge(web::router(dir)),
         None => routes.fallback(health::not_found),
@@ -96,4 +53,58 @@ pub fn router(state: AppState, cors_origins: &[String], web_dir: Option<&std::pa
         .layer(TraceLayer::new_for_http())
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .with_state(state))
+}
+
+/// The OpenAPI document of [`router`]'s routes.
+pub fn openapi() -> anyhow::Result<String> {
+    let (_, api) = routes(|route| route).split_for_parts();
+    Ok(openapi::Document::new(api)?.json().to_owned())
+}
+
+/// The route table, each route from its handler's `#[utoipa::path]`. `accounts` adds the
+/// account-creation rate limit (which needs the running state; the document does not).
+fn routes(accounts: impl Fn(UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<AppState>) -> OpenApiRouter<AppState> {
+    // Responses with tokens or account data must not be kept by a browser or proxy cache.
+    let no_store = |route: UtoipaMethodRouter<AppState>| {
+        let no_store = SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        route.map(|r| r.route_layer(no_store))
+    };
+    let api = OpenApiRouter::new()
+        .routes(accounts(no_store(routes!(users::register))))
+        .routes(no_store(routes!(users::login)))
+        .routes(no_store(routes!(users::refresh)))
+        .routes(no_store(routes!(users::logout)))
+        .routes(no_store(routes!(users::current, users::update, users::delete)))
+        .routes(routes!(users::request_email_verification, users::verify_email))
+        .routes(routes!(users::set_phone))
+        .routes(routes!(users::verify_phone))
+        .routes(accounts(routes!(users::forgot_password)))
+        .routes(accounts(no_store(routes!(users::reset_password))))
+        .routes(routes!(notifications::list))
+        .routes(routes!(notifications::mark_read))
+        .routes(routes!(notifications::preferences, notifications::put_preferences))
+        .routes(routes!(notifications::push_key))
+        .routes(routes!(notifications::subscribe_push, notifications::unsubscribe_push))
+        .routes(routes!(notifications::alert))
+        .routes(routes!(profiles::search))
+        .routes(routes!(profiles::get))
+        .routes(routes!(profiles::follow, profiles::unfollow))
+        .routes(routes!(profiles::followers))
+        .routes(routes!(profiles::following))
+        .routes(routes!(conversations::list, conversations::create_group))
+        .routes(routes!(conversations::open_direct))
+        .routes(routes!(conversations::get, conversations::update, conversations::delete))
+        .routes(routes!(conversations::add_member))
+        .routes(routes!(conversations::change_role, conversations::remove_member))
+        .routes(routes!(conversations::history, conversations::send))
+        .routes(routes!(conversations::edit, conversations::delete_message))
+        .routes(routes!(conversations::mark_read))
+        .routes(no_store(routes!(crate::ws::ticket)))
+        .routes(routes!(openapi::document))
+        .fallback(health::not_found);
+    OpenApiRouter::new()
+        .nest("/api", api)
+        .routes(routes!(health::live))
+        .routes(routes!(health::ready))
+        .routes(routes!(crate::ws::upgrade))
 }

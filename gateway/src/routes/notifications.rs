@@ -14,6 +14,9 @@ use crate::state::AppState;
 use crate::views::notifications::*;
 
 /// `GET /api/notifications?unread=true&cursor=&limit=`.
+#[utoipa::path(get, path = "/notifications", tag = "notifications", security(("token" = [])),
+    params(("unread" = Option<bool>, Query, description = "Only unread ones."), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 50 by default.")),
+    responses((status = 200, description = "Notifications and system alerts, newest first, with the unread count.", body = NotificationList)))]
 pub async fn list(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -35,6 +38,8 @@ pub async fn list(
 }
 
 /// `POST /api/notifications/read` with `{ids:[…]}` or `{all:true}`.
+#[utoipa::path(post, path = "/notifications/read", tag = "notifications", security(("token" = [])), request_body = MarkReadBody,
+    responses((status = 204, description = "Marked read.")))]
 pub async fn mark_read(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -49,6 +54,8 @@ pub async fn mark_read(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/notifications/preferences", tag = "notifications", security(("token" = [])),
+    responses((status = 200, description = "Channel opt-ins and muted conversations.", body = PreferencesEnvelope)))]
 pub async fn preferences(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -59,6 +66,8 @@ pub async fn preferences(
     Ok(Json(PreferencesEnvelope { preferences: reply.into() }))
 }
 
+#[utoipa::path(put, path = "/notifications/preferences", tag = "notifications", security(("token" = [])), request_body = PreferencesEnvelope,
+    responses((status = 200, description = "The stored preferences.", body = PreferencesEnvelope)))]
 pub async fn put_preferences(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -70,17 +79,33 @@ pub async fn put_preferences(
     Ok(Json(PreferencesEnvelope { preferences: reply.into() }))
 }
 
+/// `GET /api/push/public-key`: what a browser subscribes with; 404 when this server sends no
+/// Web Push.
+#[utoipa::path(get, path = "/push/public-key", tag = "notifications",
+    responses(
+        (status = 200, description = "The VAPID public key.", body = PushKeyView),
+        (status = 404, description = "This server has no Web Push."),
+    ))]
+pub async fn push_key(State(state): State<AppState>, Meta(ctx): Meta) -> ApiResult<Json<PushKeyView>> {
+    let reply = state.caller.call::<notification::PushKey>(&ctx, &nm::PushKeyRequest {}).await?;
+    Ok(Json(PushKeyView { public_key: reply.public_key }))
+}
+
+#[utoipa::path(post, path = "/push/subscriptions", tag = "notifications", security(("token" = [])), request_body = PushSubscriptionBody,
+    responses((status = 201, description = "The browser's subscription is stored.", body = SubscriptionEnvelope)))]
 pub async fn subscribe_push(
     State(state): State<AppState>,
     auth: AuthUser,
     Meta(ctx): Meta,
     JsonBody(body): JsonBody<PushSubscriptionBody>,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+) -> ApiResult<(StatusCode, Json<SubscriptionEnvelope>)> {
     let request = nm::SubscribePushRequest { endpoint: body.endpoint, p256dh: body.keys.p256dh, auth: body.keys.auth };
     let reply = state.caller.call::<notification::SubscribePush>(&ctx.with_user(auth.id()), &request).await?;
-    Ok((StatusCode::CREATED, Json(serde_json::json!({ "subscription": { "id": reply.id } }))))
+    Ok((StatusCode::CREATED, Json(SubscriptionEnvelope { subscription: SubscriptionView { id: reply.id } })))
 }
 
+#[utoipa::path(delete, path = "/push/subscriptions", tag = "notifications", security(("token" = [])), request_body = EndpointBody,
+    responses((status = 204, description = "The subscription is gone.")))]
 pub async fn unsubscribe_push(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -93,6 +118,11 @@ pub async fn unsubscribe_push(
 }
 
 /// `POST /api/admin/alerts`: admins only (`SOULCHAT_ADMIN_USER_IDS`).
+#[utoipa::path(post, path = "/admin/alerts", tag = "notifications", security(("token" = [])), request_body = AlertBody,
+    responses(
+        (status = 201, description = "The alert, sent to every user.", body = NotificationEnvelope),
+        (status = 403, description = "The caller is not an administrator."),
+    ))]
 pub async fn alert(
     State(state): State<AppState>,
     auth: AuthUser,

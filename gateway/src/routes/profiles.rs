@@ -14,6 +14,11 @@ use crate::extract::{Meta, Paging, Path};
 use crate::state::AppState;
 use crate::views::{ProfileEnvelope, ProfileList, ProfileView};
 
+#[utoipa::path(get, path = "/profiles/{username}", tag = "profiles", security((), ("token" = [])), params(("username" = String, Path, description = "Whose profile.")),
+    responses(
+        (status = 200, description = "The profile; `following` is the caller's view.", body = ProfileEnvelope),
+        (status = 404, description = "No such profile."),
+    ))]
 pub async fn get(
     State(state): State<AppState>,
     MaybeUser(viewer): MaybeUser,
@@ -26,6 +31,12 @@ pub async fn get(
 }
 
 /// The body RealWorld clients send with a follow is ignored: the path says whom.
+#[utoipa::path(post, path = "/profiles/{username}/follow", tag = "profiles", security(("token" = [])), params(("username" = String, Path, description = "Whose profile.")),
+    responses(
+        (status = 200, description = "Now followed (following a second time changes nothing).", body = ProfileEnvelope),
+        (status = 404, description = "No such profile."),
+        (status = 422, description = "Nobody follows themselves."),
+    ))]
 pub async fn follow(
     state: State<AppState>,
     auth: AuthUser,
@@ -35,6 +46,12 @@ pub async fn follow(
     change_follow::<profile::Follow>(state, auth, meta, path).await
 }
 
+#[utoipa::path(delete, path = "/profiles/{username}/follow", tag = "profiles", security(("token" = [])), params(("username" = String, Path, description = "Whose profile.")),
+    responses(
+        (status = 200, description = "No longer followed.", body = ProfileEnvelope),
+        (status = 404, description = "No such profile."),
+        (status = 422, description = "Nobody follows themselves."),
+    ))]
 pub async fn unfollow(
     state: State<AppState>,
     auth: AuthUser,
@@ -57,6 +74,11 @@ where
     Ok(Json(ProfileEnvelope::from_reply(reply)?))
 }
 
+#[utoipa::path(get, path = "/profiles/{username}/followers", tag = "profiles", security((), ("token" = [])), params(("username" = String, Path, description = "Whose profile."), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 50 by default.")),
+    responses(
+        (status = 200, description = "Who follows them, a page at a time.", body = ProfileList),
+        (status = 404, description = "No such profile."),
+    ))]
 pub async fn followers(
     state: State<AppState>,
     viewer: MaybeUser,
@@ -67,6 +89,11 @@ pub async fn followers(
     list_edges::<profile::Followers>(state, viewer, meta, path, paging).await
 }
 
+#[utoipa::path(get, path = "/profiles/{username}/following", tag = "profiles", security((), ("token" = [])), params(("username" = String, Path, description = "Whose profile."), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 50 by default.")),
+    responses(
+        (status = 200, description = "Whom they follow, a page at a time.", body = ProfileList),
+        (status = 404, description = "No such profile."),
+    ))]
 pub async fn following(
     state: State<AppState>,
     viewer: MaybeUser,
@@ -93,6 +120,9 @@ where
 }
 
 /// `GET /api/profiles?q=<prefix>`.
+#[utoipa::path(get, path = "/profiles", tag = "profiles", security((), ("token" = [])),
+    params(("q" = Option<String>, Query, description = "A username prefix."), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 50 by default.")),
+    responses((status = 200, description = "Profiles whose username starts with `q`.", body = ProfileList)))]
 pub async fn search(
     State(state): State<AppState>,
     MaybeUser(viewer): MaybeUser,

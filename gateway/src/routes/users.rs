@@ -13,9 +13,14 @@ use crate::extract::{JsonBody, Meta, Paging};
 use crate::state::AppState;
 use crate::views::{
     CodeBody, EmailBody, LoginBody, PhoneBody, RefreshBody, RegisterBody, ResetBody, UpdateBody, UserEnvelope,
-    UserView, Wrapped,
+    UserView, VerifiedEmail, VerifiedEmailEnvelope, Wrapped,
 };
 
+#[utoipa::path(post, path = "/users", tag = "users", request_body = Wrapped<RegisterBody>,
+    responses(
+        (status = 201, description = "The new account, signed in.", body = UserEnvelope),
+        (status = 409, description = "The username or email is taken."),
+    ))]
 pub async fn register(
     State(state): State<AppState>,
     Meta(ctx): Meta,
@@ -29,6 +34,11 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(auth_envelope(reply)?)))
 }
 
+#[utoipa::path(post, path = "/users/login", tag = "users", request_body = Wrapped<LoginBody>,
+    responses(
+        (status = 200, description = "Signed in: an access token and a refresh token.", body = UserEnvelope),
+        (status = 401, description = "The email or password is wrong."),
+    ))]
 pub async fn login(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
@@ -52,6 +62,11 @@ pub async fn login(
     Ok(Json(auth_envelope(result?)?))
 }
 
+#[utoipa::path(get, path = "/user", tag = "users", security(("token" = [])),
+    responses(
+        (status = 200, description = "The caller's account.", body = UserEnvelope),
+        (status = 404, description = "The account is gone."),
+    ))]
 pub async fn current(State(state): State<AppState>, auth: AuthUser, Meta(ctx): Meta) -> ApiResult<Json<UserEnvelope>> {
     let ctx = ctx.with_user(auth.id());
     let reply = state.caller.call::<user::GetCurrent>(&ctx, &GetCurrentRequest {}).await?;
@@ -59,6 +74,12 @@ pub async fn current(State(state): State<AppState>, auth: AuthUser, Meta(ctx): M
     Ok(Json(UserEnvelope { user: UserView::new(user, auth.token, None) }))
 }
 
+#[utoipa::path(put, path = "/user", tag = "users", security(("token" = [])), request_body = Wrapped<UpdateBody>,
+    responses(
+        (status = 200, description = "The changed account; a new token when the password changed.", body = UserEnvelope),
+        (status = 404, description = "The account is gone."),
+        (status = 409, description = "The username or email is taken."),
+    ))]
 pub async fn update(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -84,12 +105,22 @@ pub async fn update(
     Ok(Json(UserEnvelope { user: UserView::new(user, token, None) }))
 }
 
+#[utoipa::path(delete, path = "/user", tag = "users", security(("token" = [])),
+    responses(
+        (status = 204, description = "The account and everything it owned are being deleted."),
+        (status = 404, description = "The account is gone."),
+    ))]
 pub async fn delete(State(state): State<AppState>, auth: AuthUser, Meta(ctx): Meta) -> ApiResult<StatusCode> {
     state.caller.call::<user::Delete>(&ctx.with_user(auth.id()), &DeleteRequest {}).await?;
     state.auth.sync_revocations().await;
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/users/refresh", tag = "users", request_body = RefreshBody,
+    responses(
+        (status = 200, description = "A new access token and the next refresh token (the old one is spent).", body = UserEnvelope),
+        (status = 401, description = "The refresh token is invalid, expired or revoked (a reused one revokes its whole session)."),
+    ))]
 pub async fn refresh(
     State(state): State<AppState>,
     Meta(ctx): Meta,
@@ -108,6 +139,8 @@ pub async fn refresh(
     Ok(Json(auth_envelope(result?)?))
 }
 
+#[utoipa::path(post, path = "/users/logout", tag = "users", security(("token" = [])),
+    responses((status = 204, description = "The session's tokens are revoked.")))]
 pub async fn logout(State(state): State<AppState>, auth: AuthUser, Meta(ctx): Meta) -> ApiResult<StatusCode> {
     let request = LogoutRequest {
         jti: auth.claims.jti.clone(),
@@ -127,6 +160,11 @@ fn auth_envelope(reply: AuthReply) -> Result<UserEnvelope, ServiceError> {
 }
 
 /// `POST /api/user/email/verify`: emails the caller a verification link.
+#[utoipa::path(post, path = "/user/email/verify", tag = "users", security(("token" = [])),
+    responses(
+        (status = 204, description = "A verification link is on its way."),
+        (status = 404, description = "The account is gone."),
+    ))]
 pub async fn request_email_verification(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -140,20 +178,33 @@ pub async fn request_email_verification(
 }
 
 /// `GET /api/user/email/verify?token=`: the link in the email (opened without a session).
+#[utoipa::path(get, path = "/user/email/verify", tag = "users",
+    params(("token" = String, Query, description = "The token from the emailed link.")),
+    responses(
+        (status = 200, description = "The address is verified.", body = VerifiedEmailEnvelope),
+        (status = 401, description = "The token is invalid or expired."),
+        (status = 404, description = "The account is gone."),
+    ))]
 pub async fn verify_email(
     State(state): State<AppState>,
     Meta(ctx): Meta,
     paging: Paging,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<VerifiedEmailEnvelope>> {
     let token = paging.param("token").unwrap_or_default();
     let reply = state.caller.call::<user::VerifyEmail>(&ctx, &VerifyEmailRequest { token }).await?;
     let user = reply.user.ok_or_else(ServiceError::internal)?;
-    Ok(Json(
-        serde_json::json!({ "user": { "username": user.username, "email": user.email, "email_verified": user.email_verified } }),
-    ))
+    Ok(Json(VerifiedEmailEnvelope {
+        user: VerifiedEmail { username: user.username, email: user.email, email_verified: user.email_verified },
+    }))
 }
 
 /// `PUT /api/user/phone {phone}`: sends a code to the new number.
+#[utoipa::path(put, path = "/user/phone", tag = "users", security(("token" = [])), request_body = PhoneBody,
+    responses(
+        (status = 204, description = "A code is on its way to the number."),
+        (status = 404, description = "The account is gone."),
+        (status = 409, description = "The number belongs to another account."),
+    ))]
 pub async fn set_phone(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -165,6 +216,12 @@ pub async fn set_phone(
 }
 
 /// `POST /api/user/phone/verify {code}`.
+#[utoipa::path(post, path = "/user/phone/verify", tag = "users", security(("token" = [])), request_body = CodeBody,
+    responses(
+        (status = 200, description = "The number is verified.", body = UserEnvelope),
+        (status = 404, description = "The account is gone."),
+        (status = 409, description = "The number belongs to another account."),
+    ))]
 pub async fn verify_phone(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -180,6 +237,8 @@ pub async fn verify_phone(
 }
 
 /// `POST /api/users/password/forgot {email}`: 204 whether or not the email has an account.
+#[utoipa::path(post, path = "/users/password/forgot", tag = "users", request_body = EmailBody,
+    responses((status = 204, description = "If the address has an account, a reset link is on its way.")))]
 pub async fn forgot_password(
     State(state): State<AppState>,
     Meta(ctx): Meta,
@@ -190,6 +249,11 @@ pub async fn forgot_password(
 }
 
 /// `POST /api/users/password/reset {token, password}`: every session of the account ends.
+#[utoipa::path(post, path = "/users/password/reset", tag = "users", request_body = ResetBody,
+    responses(
+        (status = 204, description = "The password is changed and every session ended."),
+        (status = 401, description = "The reset token is invalid or expired."),
+    ))]
 pub async fn reset_password(
     State(state): State<AppState>,
     Meta(ctx): Meta,

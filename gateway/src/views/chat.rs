@@ -4,10 +4,11 @@
 use serde::{Deserialize, Serialize};
 use soulchat_subjects::chat::messages::{Conversation, Member, Message};
 use soulchat_subjects::time::rfc3339_ms;
+use utoipa::ToSchema;
 
 use crate::people::Names;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MessageView {
     pub conversation_id: String,
     pub seq: i64,
@@ -18,7 +19,9 @@ pub struct MessageView {
     pub content: String,
     pub reply_to: Option<i64>,
     pub url: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub edited_at: Option<String>,
     pub deleted: bool,
     /// Image and file messages: name, size, type... as the sender gave them.
@@ -44,10 +47,11 @@ impl MessageView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MemberView {
     pub username: Option<String>,
     pub role: String,
+    #[schema(format = DateTime)]
     pub joined_at: String,
 }
 
@@ -57,13 +61,15 @@ impl MemberView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ConversationView {
     pub id: String,
     pub kind: String,
     pub name: Option<String>,
     pub description: Option<String>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub last_activity_at: String,
     pub last_seq: i64,
     pub member_count: u32,
@@ -100,41 +106,43 @@ impl ConversationView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ConversationEnvelope {
     pub conversation: ConversationView,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ConversationList {
     pub conversations: Vec<ConversationView>,
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MessageEnvelope {
     pub message: MessageView,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MessageList {
     pub messages: Vec<MessageView>,
     pub next_cursor: Option<i64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MemberEnvelope {
     pub member: MemberView,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct DirectBody {
+    #[schema(required = true)]
     #[serde(default)]
     pub username: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct GroupBody {
+    #[schema(required = true)]
     #[serde(default)]
     pub name: String,
     #[serde(default)]
@@ -143,28 +151,31 @@ pub struct GroupBody {
     pub members: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct ConversationChanges {
     pub name: Option<String>,
     pub description: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct AddMemberBody {
+    #[schema(required = true)]
     #[serde(default)]
     pub username: String,
     pub role: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct RoleBody {
+    #[schema(required = true)]
     #[serde(default)]
     pub role: String,
 }
 
 /// A message to send, over REST or in a WebSocket `send` frame.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct SendBody {
+    #[schema(required = true)]
     #[serde(default)]
     pub client_id: String,
     #[serde(default)]
@@ -177,13 +188,14 @@ pub struct SendBody {
     pub metadata: std::collections::HashMap<String, String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct EditBody {
+    #[schema(required = true)]
     #[serde(default)]
     pub content: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct ReadBody {
     pub seq: i64,
 }

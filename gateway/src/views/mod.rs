@@ -11,8 +11,9 @@ use serde::{Deserialize, Serialize};
 use soulchat_subjects::ServiceError;
 use soulchat_subjects::profile::messages::{Profile, ProfileReply};
 use soulchat_subjects::user::messages::User;
+use utoipa::ToSchema;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UserView {
     pub email: String,
     pub token: String,
@@ -41,35 +42,41 @@ impl UserView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct UserEnvelope {
     pub user: UserView,
 }
 
-#[derive(Debug, Deserialize)]
+/// RealWorld's envelope of an account request: `{"user": {...}}`.
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct Wrapped<T> {
     pub user: T,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterBody {
+    #[schema(required = true)]
     #[serde(default)]
     pub username: String,
+    #[schema(required = true)]
     #[serde(default)]
     pub email: String,
+    #[schema(required = true)]
     #[serde(default)]
     pub password: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginBody {
+    #[schema(required = true)]
     #[serde(default)]
     pub email: String,
+    #[schema(required = true)]
     #[serde(default)]
     pub password: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct UpdateBody {
     pub email: Option<String>,
     pub username: Option<String>,
@@ -81,8 +88,9 @@ pub struct UpdateBody {
     pub image: Option<Option<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct RefreshBody {
+    #[schema(required = true)]
     #[serde(default)]
     pub refresh_token: String,
 }
@@ -93,7 +101,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 }
 
 /// A public profile: RealWorld's four fields, plus the follow counts.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ProfileView {
     pub username: String,
     pub bio: Option<String>,
@@ -116,7 +124,7 @@ impl From<Profile> for ProfileView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ProfileEnvelope {
     pub profile: ProfileView,
 }
@@ -129,34 +137,74 @@ impl ProfileEnvelope {
 }
 
 /// A page of profiles; `next_cursor` is `null` on the last page.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ProfileList {
     pub profiles: Vec<ProfileView>,
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct PhoneBody {
+    #[schema(required = true)]
     #[serde(default)]
     pub phone: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct CodeBody {
+    #[schema(required = true)]
     #[serde(default)]
     pub code: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct EmailBody {
+    #[schema(required = true)]
     #[serde(default)]
     pub email: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct ResetBody {
+    #[schema(required = true)]
     #[serde(default)]
     pub token: String,
+    #[schema(required = true)]
     #[serde(default)]
     pub password: String,
+}
+
+/// `GET /api/user/email/verify`: the account whose address the link verified.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerifiedEmailEnvelope {
+    pub user: VerifiedEmail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerifiedEmail {
+    pub username: String,
+    pub email: String,
+    pub email_verified: bool,
+}
+
+/// A single-use WebSocket ticket, valid for 30 s: `GET /ws?ticket=…`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketView {
+    pub ticket: String,
+}
+
+/// `GET /healthz`: the process is up.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Liveness {
+    /// Always `ok`.
+    pub status: &'static str,
+}
+
+/// `GET /readyz`: whether every worker answers its health operation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready`, or `unavailable` when a worker does not answer.
+    pub status: &'static str,
+    /// Each worker's state, `up` or `down`, by service name.
+    pub services: std::collections::BTreeMap<&'static str, &'static str>,
 }

@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use soulchat_subjects::notification::messages::{Notification, Preferences};
 use soulchat_subjects::time::rfc3339_ms;
+use utoipa::ToSchema;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct NotificationView {
     pub id: String,
     pub kind: String,
@@ -15,6 +16,7 @@ pub struct NotificationView {
     pub body: String,
     pub data: HashMap<String, String>,
     pub read: bool,
+    #[schema(format = DateTime)]
     pub created_at: String,
 }
 
@@ -32,19 +34,19 @@ impl From<Notification> for NotificationView {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct NotificationList {
     pub notifications: Vec<NotificationView>,
     pub unread_count: i64,
     pub next_cursor: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct NotificationEnvelope {
     pub notification: NotificationView,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct MarkReadBody {
     #[serde(default)]
     pub ids: Vec<String>,
@@ -53,7 +55,7 @@ pub struct MarkReadBody {
 }
 
 /// Per-channel opt-in and muted conversations, both ways.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PreferencesView {
     pub in_app: bool,
     pub push: bool,
@@ -87,38 +89,63 @@ impl From<PreferencesView> for Preferences {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PreferencesEnvelope {
     pub preferences: PreferencesView,
 }
 
 /// A browser's `PushSubscription.toJSON()`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct PushSubscriptionBody {
+    #[schema(required = true)]
     #[serde(default)]
     pub endpoint: String,
+    #[schema(required = true)]
     #[serde(default)]
     pub keys: PushKeys,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct PushKeys {
+    #[schema(required = true)]
     #[serde(default)]
     pub p256dh: String,
+    #[schema(required = true)]
     #[serde(default)]
     pub auth: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct EndpointBody {
+    #[schema(required = true)]
     #[serde(default)]
     pub endpoint: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct AlertBody {
+    #[schema(required = true)]
     #[serde(default)]
     pub title: String,
+    #[schema(required = true)]
     #[serde(default)]
     pub body: String,
+}
+
+/// A stored Web Push subscription.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionEnvelope {
+    pub subscription: SubscriptionView,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubscriptionView {
+    pub id: String,
+}
+
+/// The server's VAPID public key (base64url, uncompressed P-256 point): the
+/// `applicationServerKey` a browser subscribes with.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PushKeyView {
+    pub public_key: String,
 }

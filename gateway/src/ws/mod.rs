@@ -29,6 +29,7 @@ use soulchat_subjects::{ServiceError, streams};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
+use crate::views::TicketView;
 
 /// The largest frame the socket reads whole. A frame over the API's 64 KiB limit closes the
 /// socket with 1009: one up to this size is read first, so that the close handshake completes
@@ -44,13 +45,15 @@ pub struct TicketQuery {
 }
 
 /// `POST /api/ws/ticket` → 201 `{ticket}`.
-pub async fn ticket(State(state): State<AppState>, auth: AuthUser) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+#[utoipa::path(post, path = "/ws/ticket", tag = "live", security(("token" = [])),
+    responses((status = 201, description = "A ticket for one WebSocket connection, valid for 30 s.", body = TicketView)))]
+pub async fn ticket(State(state): State<AppState>, auth: AuthUser) -> ApiResult<(StatusCode, Json<TicketView>)> {
     let ticket: String = rand::random::<[u8; 24]>().iter().map(|b| format!("{b:02x}")).collect();
     state.tickets.put(&ticket, Bytes::from(auth.token.clone())).await.map_err(|e| {
         tracing::error!("storing a WebSocket ticket: {e}");
         ServiceError::unavailable()
     })?;
-    Ok((StatusCode::CREATED, Json(serde_json::json!({ "ticket": ticket }))))
+    Ok((StatusCode::CREATED, Json(TicketView { ticket })))
 }
 
 /// Whether a browser's `Origin` is this server itself (the web client it serves): its host and
@@ -61,6 +64,16 @@ fn same_origin(origin: &str, host: Option<&header::HeaderValue>) -> bool {
 }
 
 /// `GET /ws`: checks the origin and the credentials, then upgrades.
+#[utoipa::path(get, path = "/ws", tag = "live", security((), ("token" = [])),
+    description = "The WebSocket API (frames in the README). Browsers authenticate with `ticket`, \
+        other clients with the `Authorization` header.",
+    params(("ticket" = Option<String>, Query, description = "From `POST /api/ws/ticket`; single use.")),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol."),
+        (status = 400, description = "Not a WebSocket upgrade request."),
+        (status = 403, description = "The page's origin is not allowed."),
+        (status = 503, description = "Tickets cannot be checked right now."),
+    ))]
 pub async fn upgrade(State(state): State<AppState>, request: Request) -> Response {
     let (mut parts, _body) = request.into_parts();
     // The socket keeps its connection's place under the server's caps for as long as it lives.

@@ -108,6 +108,11 @@ pub async fn put_preferences(n: Arc<Notifications>, ctx: RequestContext, mut req
     Ok(stored)
 }
 
+pub async fn push_key(n: Arc<Notifications>, _ctx: RequestContext, _req: PushKeyRequest) -> Result<PushKeyReply> {
+    let public_key = n.channels.push_key().ok_or_else(|| ServiceError::not_found("push"))?;
+    Ok(PushKeyReply { public_key: public_key.to_owned() })
+}
+
 pub async fn subscribe_push(
     n: Arc<Notifications>,
     ctx: RequestContext,

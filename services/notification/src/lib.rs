@@ -156,6 +156,7 @@ impl Service for Notifications {
             .handle::<notification::MarkRead>(handlers::mark_read)
             .handle::<notification::GetPreferences>(handlers::get_preferences)
             .handle::<notification::PutPreferences>(handlers::put_preferences)
+            .handle::<notification::PushKey>(handlers::push_key)
             .handle::<notification::SubscribePush>(handlers::subscribe_push)
             .handle::<notification::UnsubscribePush>(handlers::unsubscribe_push)
             .handle::<notification::Alert>(handlers::alert)

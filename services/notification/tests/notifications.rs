@@ -216,6 +216,13 @@ async fn push_email_and_sms_are_delivered(backend: Backend) {
         serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap();
     assert_eq!(claims["aud"], push.base);
     assert_eq!(claims["sub"], "mailto:ops@soulchat.test");
+    // Browsers subscribe with the key the gateway publishes: the one that signs.
+    let published = mesh.api.get("/api/push/public-key").await;
+    assert_eq!(published.status, 200, "{:?}", published.body);
+    let signing_key = vapid.split("k=").nth(1).unwrap().trim();
+    assert_eq!(published.body["public_key"], signing_key);
+    let point = URL_SAFE_NO_PAD.decode(signing_key).unwrap();
+    assert_eq!((point.len(), point[0]), (65, 4), "an uncompressed P-256 point");
     let payload: Value = serde_json::from_slice(&browser.decrypt(&pushed.body)).unwrap();
     assert_eq!(payload["kind"], "follower");
     assert_eq!(payload["title"], "New follower");
@@ -549,6 +556,9 @@ async fn unconfigured_channels_are_skipped_visibly(backend: Backend) {
     assert_eq!(data["email"]["configured"], false, "{stats}");
     assert_eq!(data["email"]["skipped_unconfigured"], 1, "{stats}");
     assert_eq!(data["push"]["configured"], false);
+    let published = mesh.api.get("/api/push/public-key").await;
+    assert_eq!(published.status, 404, "no Web Push, no key: {:?}", published.body);
+    assert_eq!(published.body["errors"]["push"][0], "not found");
     mesh.shutdown().await;
 }
 

@@ -66,6 +66,11 @@ pub struct Channels {
 }
 
 impl Channels {
+    /// The VAPID public key, when Web Push is on.
+    pub fn push_key(&self) -> Option<&str> {
+        self.push.as_ref().map(push::Push::public_key)
+    }
+
     pub fn from_config(config: &Config, egress: Egress) -> anyhow::Result<Channels> {
         let push = match (&config.vapid_private_key, &config.vapid_subject) {
             (Some(key), Some(subject)) => Some(push::Push::new(http_client(), egress, key, subject)?),

@@ -5,6 +5,9 @@
 
 use std::sync::Arc;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 use soulchat_subjects::notification::messages::Delivery;
 use web_push::{ContentEncoding, SubscriptionInfo, VapidSignatureBuilder, WebPushMessageBuilder, request_builder};
 
@@ -19,20 +22,27 @@ pub struct Push {
     egress: Egress,
     /// base64url of the raw P-256 private key.
     key: String,
+    /// Its public half, base64url: the `applicationServerKey` browsers subscribe with.
+    public_key: String,
     /// `mailto:` or `https:` contact for the push service's operators.
     subject: String,
 }
 
 impl Push {
     pub fn new(http: reqwest::ClientBuilder, egress: Egress, key: &str, subject: &str) -> anyhow::Result<Push> {
-        VapidSignatureBuilder::from_base64_no_sub(key)
+        let signer = VapidSignatureBuilder::from_base64_no_sub(key)
             .map_err(|e| anyhow::anyhow!("SOULCHAT_VAPID_PRIVATE_KEY is not a base64url raw P-256 private key: {e}"))?;
+        let public_key = URL_SAFE_NO_PAD.encode(signer.get_public_key());
         let http = http
             .dns_resolver(Arc::new(CheckedResolver(egress)))
             // A proxy would resolve and connect on our behalf, past the resolver's check.
             .no_proxy()
             .build()?;
-        Ok(Push { http, egress, key: key.to_owned(), subject: subject.to_owned() })
+        Ok(Push { http, egress, key: key.to_owned(), public_key, subject: subject.to_owned() })
+    }
+
+    pub fn public_key(&self) -> &str {
+        &self.public_key
     }
 
     pub async fn send(&self, delivery: &Delivery) -> Result<(), Failure> {
