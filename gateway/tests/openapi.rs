@@ -62,6 +62,31 @@ fn every_operation_documents_its_errors_in_the_one_shape() {
     }
 }
 
+/// Operation ids are unique, and every link leads to one of them.
+#[test]
+fn operation_ids_are_unique_and_links_lead_somewhere() {
+    let doc = document();
+    let operations: Vec<&serde_json::Value> = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .flat_map(|item| item.as_object().expect("item").values())
+        .collect();
+    let ids: BTreeSet<&str> =
+        operations.iter().map(|op| op["operationId"].as_str().expect("an operation id")).collect();
+    assert_eq!(ids.len(), operations.len(), "duplicate operation ids");
+    let mut links = 0;
+    for op in &operations {
+        for response in op["responses"].as_object().expect("responses").values() {
+            for link in response["links"].as_object().into_iter().flat_map(|l| l.values()) {
+                assert!(ids.contains(link["operationId"].as_str().expect("a target")), "{link}");
+                links += 1;
+            }
+        }
+    }
+    assert!(links >= 10, "{links} links");
+}
+
 /// The README's route table lists exactly the documented routes.
 #[test]
 fn the_readme_lists_every_route() {

@@ -432,7 +432,9 @@ async fn the_openapi_document_is_served_and_lists_what_the_api_answers() {
     let auth = [("Authorization", auth.as_str())];
     let user =
         |name: &str| json!({"user": {"username": name, "email": format!("{name}@example.com"), "password": PASSWORD}});
-    let cases: Vec<(Method, &str, &str, &[(&str, &str)], Option<Value>)> = vec![
+    // Method, path, the path's template in the document, headers, body.
+    type Case<'a> = (Method, &'a str, &'a str, &'a [(&'a str, &'a str)], Option<Value>);
+    let cases: Vec<Case> = vec![
         (Method::POST, "/api/users", "/api/users", &[], Some(user("bob"))),
         (Method::POST, "/api/users", "/api/users", &[], Some(user("alice"))),
         (Method::POST, "/api/users", "/api/users", &[], Some(user("carol"))),

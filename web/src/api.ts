@@ -3,78 +3,22 @@
 // once (one refresh at a time, across tabs too: a rotated refresh token presented twice revokes
 // the whole family) and retries; a refused refresh ends the session.
 
-export interface User {
-  email: string;
-  token: string;
-  refresh_token?: string;
-  username: string;
-  bio: string | null;
-  image: string | null;
-}
+import type { components } from './api-schema';
 
-export interface Profile {
-  username: string;
-  bio: string | null;
-  image: string | null;
-  following: boolean;
-  followers_count?: number;
-  following_count?: number;
-}
-
-export interface Message {
-  conversation_id: string;
-  seq: number;
-  sender: string | null;
-  client_id: string;
-  kind: 'text' | 'image' | 'file' | string;
-  content: string;
-  reply_to: number | null;
-  url: string | null;
-  metadata: Record<string, string>;
-  created_at: string;
-  edited_at: string | null;
-  deleted: boolean;
-}
-
-export interface Member {
-  username: string | null;
-  role: 'owner' | 'admin' | 'member' | string;
-  joined_at: string;
-}
-
-export interface Conversation {
-  id: string;
-  kind: 'direct' | 'group' | string;
-  name: string | null;
-  description: string | null;
-  created_at: string;
-  last_activity_at: string;
-  last_seq: number;
-  member_count: number;
-  members: Member[];
-  my_role: string;
-  read_seq: number;
-  unread_count: number;
-  last_message: Message | null;
-}
-
-export interface Notification {
-  id: string;
-  kind: string;
-  title: string;
-  body: string;
-  data: Record<string, string>;
-  read: boolean;
-  created_at: string;
-}
-
-export interface Preferences {
-  in_app: boolean;
-  push: boolean;
-  email: boolean;
-  sms: boolean;
-  muted_conversations: string[];
-}
+// The shapes are the gateway's OpenAPI document's (gateway/openapi.json), generated into
+// api-schema.d.ts by the build: a field the API does not have fails the type check.
+type Schemas = components['schemas'];
+export type User = Schemas['UserView'];
+export type Profile = Schemas['ProfileView'];
+export type Message = Schemas['MessageView'];
+export type Member = Schemas['MemberView'];
+export type Conversation = Schemas['ConversationView'];
+export type Notification = Schemas['NotificationView'];
+export type Preferences = Schemas['PreferencesView'];
+type UserEnvelope = Schemas['UserEnvelope'];
+type ProfileEnvelope = Schemas['ProfileEnvelope'];
+type ConversationEnvelope = Schemas['ConversationEnvelope'];
+type MessageEnvelope = Schemas['MessageEnvelope'];
 
 export class ApiError extends Error {
   constructor(
@@ -201,52 +145,52 @@ const enc = encodeURIComponent;
 
 export const Api = {
   register: (username: string, email: string, password: string) =>
-    api<{ user: User }>('POST', '/users', { user: { username, email, password } }, false),
-  login: (email: string, password: string) => api<{ user: User }>('POST', '/users/login', { user: { email, password } }, false),
+    api<UserEnvelope>('POST', '/users', { user: { username, email, password } }, false),
+  login: (email: string, password: string) => api<UserEnvelope>('POST', '/users/login', { user: { email, password } }, false),
   logout: () => api<void>('POST', '/users/logout'),
-  me: () => api<{ user: User }>('GET', '/user'),
+  me: () => api<UserEnvelope>('GET', '/user'),
   updateMe: (changes: Partial<Pick<User, 'bio' | 'image' | 'email' | 'username'>>) =>
-    api<{ user: User }>('PUT', '/user', { user: changes }),
-  profile: (u: string) => api<{ profile: Profile }>('GET', `/profiles/${enc(u)}`),
-  searchProfiles: (q: string) => api<{ profiles: Profile[]; next_cursor: string | null }>('GET', `/profiles?q=${enc(q)}&limit=20`),
-  follow: (u: string) => api<{ profile: Profile }>('POST', `/profiles/${enc(u)}/follow`),
-  unfollow: (u: string) => api<{ profile: Profile }>('DELETE', `/profiles/${enc(u)}/follow`),
+    api<UserEnvelope>('PUT', '/user', { user: changes }),
+  profile: (u: string) => api<ProfileEnvelope>('GET', `/profiles/${enc(u)}`),
+  searchProfiles: (q: string) => api<Schemas['ProfileList']>('GET', `/profiles?q=${enc(q)}&limit=20`),
+  follow: (u: string) => api<ProfileEnvelope>('POST', `/profiles/${enc(u)}/follow`),
+  unfollow: (u: string) => api<ProfileEnvelope>('DELETE', `/profiles/${enc(u)}/follow`),
   conversations: (cursor?: string | null) =>
-    api<{ conversations: Conversation[]; next_cursor: string | null }>(
+    api<Schemas['ConversationList']>(
       'GET',
       `/conversations?limit=100${cursor ? `&cursor=${enc(cursor)}` : ''}`,
     ),
-  conversation: (id: string) => api<{ conversation: Conversation }>('GET', `/conversations/${enc(id)}`),
-  direct: (username: string) => api<{ conversation: Conversation }>('POST', '/conversations/direct', { username }),
+  conversation: (id: string) => api<ConversationEnvelope>('GET', `/conversations/${enc(id)}`),
+  direct: (username: string) => api<ConversationEnvelope>('POST', '/conversations/direct', { username }),
   createGroup: (name: string, members: string[], description = '') =>
-    api<{ conversation: Conversation }>('POST', '/conversations', { name, description, members }),
+    api<ConversationEnvelope>('POST', '/conversations', { name, description, members }),
   updateConversation: (id: string, changes: { name?: string; description?: string }) =>
-    api<{ conversation: Conversation }>('PATCH', `/conversations/${enc(id)}`, changes),
+    api<ConversationEnvelope>('PATCH', `/conversations/${enc(id)}`, changes),
   deleteConversation: (id: string) => api<void>('DELETE', `/conversations/${enc(id)}`),
   addMember: (id: string, username: string, role?: string) =>
-    api<{ member: Member }>('POST', `/conversations/${enc(id)}/members`, { username, role }),
+    api<Schemas['MemberEnvelope']>('POST', `/conversations/${enc(id)}/members`, { username, role }),
   setRole: (id: string, username: string, role: string) =>
-    api<{ member: Member }>('PATCH', `/conversations/${enc(id)}/members/${enc(username)}`, { role }),
+    api<Schemas['MemberEnvelope']>('PATCH', `/conversations/${enc(id)}/members/${enc(username)}`, { role }),
   removeMember: (id: string, username: string) => api<void>('DELETE', `/conversations/${enc(id)}/members/${enc(username)}`),
   history: (id: string, before?: number | null, limit = 50) =>
-    api<{ messages: Message[]; next_cursor: number | null }>(
+    api<Schemas['MessageList']>(
       'GET',
       `/conversations/${enc(id)}/messages?limit=${limit}${before != null ? `&before=${before}` : ''}`,
     ),
-  send: (id: string, body: { client_id: string; content: string; kind?: string; reply_to?: number | null; url?: string; metadata?: Record<string, string> }) =>
-    api<{ message: Message }>('POST', `/conversations/${enc(id)}/messages`, body),
+  send: (id: string, body: Schemas['SendBody']) =>
+    api<MessageEnvelope>('POST', `/conversations/${enc(id)}/messages`, body),
   edit: (id: string, seq: number, content: string) =>
-    api<{ message: Message }>('PATCH', `/conversations/${enc(id)}/messages/${seq}`, { content }),
+    api<MessageEnvelope>('PATCH', `/conversations/${enc(id)}/messages/${seq}`, { content }),
   deleteMessage: (id: string, seq: number) => api<void>('DELETE', `/conversations/${enc(id)}/messages/${seq}`),
   markRead: (id: string, seq: number) => api<void>('POST', `/conversations/${enc(id)}/read`, { seq }),
-  ticket: () => api<{ ticket: string }>('POST', '/ws/ticket'),
+  ticket: () => api<Schemas['TicketView']>('POST', '/ws/ticket'),
   notifications: () =>
-    api<{ notifications: Notification[]; unread_count: number; next_cursor: string | null }>('GET', '/notifications?limit=50'),
+    api<Schemas['NotificationList']>('GET', '/notifications?limit=50'),
   readNotifications: (ids: string[] | 'all') =>
     api<void>('POST', '/notifications/read', ids === 'all' ? { all: true } : { ids }),
-  preferences: () => api<{ preferences: Preferences }>('GET', '/notifications/preferences'),
-  putPreferences: (p: Preferences) => api<{ preferences: Preferences }>('PUT', '/notifications/preferences', { preferences: p }),
-  pushKey: () => api<{ public_key: string }>('GET', '/push/public-key'),
+  preferences: () => api<Schemas['PreferencesEnvelope']>('GET', '/notifications/preferences'),
+  putPreferences: (p: Preferences) => api<Schemas['PreferencesEnvelope']>('PUT', '/notifications/preferences', { preferences: p }),
+  pushKey: () => api<Schemas['PushKeyView']>('GET', '/push/public-key'),
   subscribePush: (sub: PushSubscriptionJSON) => api<void>('POST', '/push/subscriptions', sub),
   unsubscribePush: (endpoint: string) => api<void>('DELETE', '/push/subscriptions', { endpoint }),
 };

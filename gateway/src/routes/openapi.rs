@@ -32,7 +32,9 @@ pub struct Document(Arc<String>);
 impl Document {
     pub fn new(mut api: OpenApi) -> anyhow::Result<Self> {
         describe(&mut api);
-        Ok(Document(Arc::new(api.to_pretty_json()?)))
+        let mut doc = serde_json::to_value(&api)?;
+        link(&mut doc);
+        Ok(Document(Arc::new(serde_json::to_string_pretty(&doc)?)))
     }
 
     pub fn json(&self) -> &str {
@@ -140,6 +142,77 @@ fn edge_statuses(path: &str, op: &mut Operation) {
                     .description(Some("Seconds to wait before trying again."))
                     .build();
                 response.headers.entry(header::RETRY_AFTER.to_string()).or_insert(retry);
+            }
+        }
+    }
+}
+
+/// Where an answer's ids lead (OpenAPI links): a created conversation to its routes, a sent
+/// message to its edit and delete, an added member to its role and removal. Clients and
+/// stateful testers (schemathesis) follow them from a real resource instead of guessing ids.
+/// One link: from an operation's answer with `status`, to operations, each parameter a runtime
+/// expression (`$response.body#/...`, `$request.path.id`).
+struct Link {
+    from: &'static str,
+    status: &'static str,
+    to: &'static [&'static str],
+    parameters: &'static [(&'static str, &'static str)],
+}
+
+const LINKS: &[Link] = &[
+    Link {
+        from: "conversations_create_group",
+        status: "201",
+        to: &[
+            "conversations_get",
+            "conversations_update",
+            "conversations_delete",
+            "conversations_add_member",
+            "conversations_history",
+            "conversations_send",
+            "conversations_mark_read",
+        ],
+        parameters: &[("id", "$response.body#/conversation/id")],
+    },
+    Link {
+        from: "conversations_open_direct",
+        status: "201",
+        to: &["conversations_get", "conversations_history", "conversations_send", "conversations_mark_read"],
+        parameters: &[("id", "$response.body#/conversation/id")],
+    },
+    Link {
+        from: "conversations_send",
+        status: "201",
+        to: &["conversations_edit", "conversations_delete_message"],
+        parameters: &[("id", "$response.body#/message/conversation_id"), ("seq", "$response.body#/message/seq")],
+    },
+    Link {
+        from: "conversations_add_member",
+        status: "201",
+        to: &["conversations_change_role", "conversations_remove_member"],
+        parameters: &[("id", "$request.path.id"), ("username", "$response.body#/member/username")],
+    },
+];
+
+/// Adds [`LINKS`] to the rendered document: utoipa 5.5 writes a link's `operationId` as
+/// `operation_id`, which no OpenAPI reader understands.
+fn link(doc: &mut serde_json::Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else { return };
+    for operation in paths.values_mut().filter_map(|item| item.as_object_mut()).flat_map(|item| item.values_mut()) {
+        for Link { from, status, to, parameters } in LINKS {
+            if operation["operationId"] != *from {
+                continue;
+            }
+            let links: serde_json::Map<String, serde_json::Value> = to
+                .iter()
+                .map(|target| {
+                    let parameters: serde_json::Map<String, serde_json::Value> =
+                        parameters.iter().map(|(name, value)| ((*name).to_owned(), (*value).into())).collect();
+                    ((*target).to_owned(), serde_json::json!({ "operationId": target, "parameters": parameters }))
+                })
+                .collect();
+            if let Some(response) = operation["responses"].get_mut(*status) {
+                response["links"] = links.into();
             }
         }
     }

@@ -13,15 +13,18 @@ pub struct MessageView {
     pub conversation_id: String,
     pub seq: i64,
     /// The sender's username; `null` once the account is gone.
+    #[schema(required = true)]
     pub sender: Option<String>,
     pub client_id: String,
     pub kind: String,
     pub content: String,
+    #[schema(required = true)]
     pub reply_to: Option<i64>,
+    #[schema(required = true)]
     pub url: Option<String>,
     #[schema(format = DateTime)]
     pub created_at: String,
-    #[schema(format = DateTime)]
+    #[schema(required = true, format = DateTime)]
     pub edited_at: Option<String>,
     pub deleted: bool,
     /// Image and file messages: name, size, type... as the sender gave them.
@@ -49,6 +52,7 @@ impl MessageView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MemberView {
+    #[schema(required = true)]
     pub username: Option<String>,
     pub role: String,
     #[schema(format = DateTime)]
@@ -65,7 +69,9 @@ impl MemberView {
 pub struct ConversationView {
     pub id: String,
     pub kind: String,
+    #[schema(required = true)]
     pub name: Option<String>,
+    #[schema(required = true)]
     pub description: Option<String>,
     #[schema(format = DateTime)]
     pub created_at: String,
@@ -77,6 +83,7 @@ pub struct ConversationView {
     pub my_role: String,
     pub read_seq: i64,
     pub unread_count: i64,
+    #[schema(required = true)]
     pub last_message: Option<MessageView>,
 }
 
@@ -114,6 +121,7 @@ pub struct ConversationEnvelope {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ConversationList {
     pub conversations: Vec<ConversationView>,
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
@@ -125,6 +133,7 @@ pub struct MessageEnvelope {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MessageList {
     pub messages: Vec<MessageView>,
+    #[schema(required = true)]
     pub next_cursor: Option<i64>,
 }
 

@@ -20,10 +20,13 @@ pub struct UserView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
     pub username: String,
+    #[schema(required = true)]
     pub bio: Option<String>,
+    #[schema(required = true)]
     pub image: Option<String>,
     pub email_verified: bool,
     /// Set once verified by SMS code.
+    #[schema(required = true)]
     pub phone: Option<String>,
 }
 
@@ -55,20 +58,20 @@ pub struct Wrapped<T> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterBody {
-    #[schema(required = true)]
+    #[schema(required = true, max_length = 32, pattern = "^[A-Za-z0-9_.-]+$")]
     #[serde(default)]
     pub username: String,
-    #[schema(required = true)]
+    #[schema(required = true, format = Email)]
     #[serde(default)]
     pub email: String,
-    #[schema(required = true)]
+    #[schema(required = true, min_length = 8, max_length = 128)]
     #[serde(default)]
     pub password: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct LoginBody {
-    #[schema(required = true)]
+    #[schema(required = true, format = Email)]
     #[serde(default)]
     pub email: String,
     #[schema(required = true)]
@@ -104,7 +107,9 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProfileView {
     pub username: String,
+    #[schema(required = true)]
     pub bio: Option<String>,
+    #[schema(required = true)]
     pub image: Option<String>,
     pub following: bool,
     pub followers_count: i64,
@@ -140,26 +145,27 @@ impl ProfileEnvelope {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProfileList {
     pub profiles: Vec<ProfileView>,
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PhoneBody {
-    #[schema(required = true)]
+    #[schema(required = true, pattern = "^\\+[0-9]{8,15}$")]
     #[serde(default)]
     pub phone: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CodeBody {
-    #[schema(required = true)]
+    #[schema(required = true, pattern = "^[0-9]{6}$")]
     #[serde(default)]
     pub code: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EmailBody {
-    #[schema(required = true)]
+    #[schema(required = true, format = Email)]
     #[serde(default)]
     pub email: String,
 }
@@ -169,7 +175,7 @@ pub struct ResetBody {
     #[schema(required = true)]
     #[serde(default)]
     pub token: String,
-    #[schema(required = true)]
+    #[schema(required = true, min_length = 8, max_length = 128)]
     #[serde(default)]
     pub password: String,
 }

@@ -38,6 +38,7 @@ impl From<Notification> for NotificationView {
 pub struct NotificationList {
     pub notifications: Vec<NotificationView>,
     pub unread_count: i64,
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
@@ -61,6 +62,8 @@ pub struct PreferencesView {
     pub push: bool,
     pub email: bool,
     pub sms: bool,
+    /// Always in an answer; may be left out of a request (none muted).
+    #[schema(required = true)]
     #[serde(default)]
     pub muted_conversations: Vec<String>,
 }
