@@ -155,7 +155,7 @@ export function SettingsDialog(props: { onClose: () => void }) {
               onClick={async () => {
                 try {
                   setPushState(await enablePush());
-                  setP({ ...p, push: true });
+                  if (await currentPush()) setP({ ...p, push: true });
                 } catch (err) {
                   setPushState(describe(err));
                 }

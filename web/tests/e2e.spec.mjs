@@ -359,6 +359,12 @@ async function features() {
   await button(erin, 'Mark all read').click();
   await eventually(async () => (await erin.getByTestId('notification-badge').count()) === 0, 'badge cleared');
 
+  // Web Push opt-in asks the server for its VAPID key: this one has none, and says so.
+  await button(erin, 'Settings').click();
+  await button(erin, 'Enable push').click();
+  await erin.getByRole('status').filter({ hasText: 'This server does not send push notifications.' }).waitFor({ timeout: TIMEOUT });
+  await erin.keyboard.press('Escape');
+
   // A revoked session returns to the login screen.
   const daveToken = await dave.evaluate(() => JSON.parse(localStorage.getItem('soulchat.session')).token);
   const res = await fetch(`${BASE}/api/users/logout`, { method: 'POST', headers: { Authorization: `Token ${daveToken}` } });
