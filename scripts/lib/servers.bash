@@ -5,7 +5,8 @@
 #
 #   start_server NAME PORT [VAR=VALUE...]   `soulchat up` on 127.0.0.1:PORT in its own process
 #                                           group: its own nats-server child, SQLite in a fresh
-#                                           data dir, no Redis; VAR=VALUE are extra settings
+#                                           data dir, no Redis, its admin listener on a free
+#                                           port; VAR=VALUE are extra settings
 #   wait_ready NAME URL PID                 until URL/readyz answers 200 (fails after 60 s, or
 #                                           when the server exits, with its log)
 # shellcheck shell=bash
@@ -78,7 +79,7 @@ start_server() {
   env -u NATS_URL -u REDIS_URL -u SOULCHAT_CORS_ORIGINS \
     -u SOULCHAT_USER_DATABASE_URL -u SOULCHAT_PROFILE_DATABASE_URL \
     -u SOULCHAT_CHAT_DATABASE_URL -u SOULCHAT_NOTIFICATION_DATABASE_URL \
-    SOULCHAT_DATA_DIR="$work/$name" SOULCHAT_HTTP_ADDR="127.0.0.1:$port" \
+    SOULCHAT_DATA_DIR="$work/$name" SOULCHAT_HTTP_ADDR="127.0.0.1:$port" SOULCHAT_METRICS_ADDR=127.0.0.1:0 \
     "$@" setsid "$bin" up </dev/null >"$work/$name.log" 2>&1 &
   server_pids+=($!)
 }
