@@ -43,6 +43,9 @@ pub struct Settings {
     /// The gateway's listen address.
     #[arg(long, env = "SOULCHAT_HTTP_ADDR", default_value = "127.0.0.1:8080", global = true)]
     pub http_addr: SocketAddr,
+    /// The admin listener: Prometheus `/metrics`, `/healthz` and `/readyz` of this process (all its roles under `up`).
+    #[arg(long, env = "SOULCHAT_METRICS_ADDR", default_value = "127.0.0.1:9464", global = true)]
+    pub metrics_addr: SocketAddr,
     /// Access-token signing key. `up` generates one into the data dir; required otherwise.
     #[arg(long, env = "SOULCHAT_JWT_SECRET", hide_env_values = true, global = true)]
     pub jwt_secret: Option<String>,

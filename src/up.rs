@@ -5,6 +5,7 @@
 
 use anyhow::Context;
 use soulchat_runtime::Database;
+use soulchat_runtime::admin::{self, Readiness};
 use soulchat_runtime::nats_server::{NatsServer, secured_config};
 use soulchat_runtime::service::{self, Common};
 use soulchat_subjects::broker::Identity;
@@ -35,13 +36,16 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> anyhow:
         settings.jwt_secret = Some(dev_jwt_secret(&settings.data_dir)?);
     }
 
+    // One admin listener reports on every role.
+    let readiness = Readiness::default();
+    let admin = Admin::start(&settings, readiness.clone(), &shutdown).await?;
     let mut roles = JoinSet::new();
     for def in SERVICES {
-        let (settings, shutdown) = (settings.clone(), shutdown.clone());
-        roles.spawn(async move { worker(&settings, def.domain, shutdown).await.with_context(|| def.name) });
+        let (settings, readiness, shutdown) = (settings.clone(), readiness.clone(), shutdown.clone());
+        roles.spawn(async move { serve_worker(&settings, def.domain, readiness, shutdown).await.with_context(|| def.name) });
     }
     let (gateway_settings, gateway_shutdown) = (settings.clone(), shutdown.clone());
-    roles.spawn(async move { gateway(&gateway_settings, gateway_shutdown).await.context("gateway") });
+    roles.spawn(async move { serve_gateway(&gateway_settings, readiness, gateway_shutdown).await.context("gateway") });
 
     // The first role to fail stops the others; otherwise all stop together on shutdown.
     let mut outcome = Ok(());
@@ -54,29 +58,81 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> anyhow:
             shutdown.cancel();
         }
     }
+    admin.stop().await;
     if let Some(mut server) = child {
         server.stop().await?;
     }
     outcome
 }
 
+/// The admin listener of a process (`/metrics`, `/healthz`, `/readyz`), stopped after its roles.
+struct Admin {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Admin {
+    async fn start(settings: &Settings, readiness: Readiness, shutdown: &CancellationToken) -> anyhow::Result<Admin> {
+        let listener = admin::Listener::bind(settings.metrics_addr, readiness).await?;
+        let stop = shutdown.child_token();
+        let task = tokio::spawn(listener.serve(stop.clone()));
+        Ok(Admin { stop, task })
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        match self.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("metrics listener: {e:#}"),
+            Err(e) => tracing::warn!("metrics listener: {e}"),
+        }
+    }
+}
+
+/// The gateway alone, with its admin listener.
 pub async fn gateway(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let readiness = Readiness::default();
+    let admin = Admin::start(settings, readiness.clone(), &shutdown).await?;
+    let served = serve_gateway(settings, readiness, shutdown).await;
+    admin.stop().await;
+    served
+}
+
+/// The worker of one domain (`user`, `profile`, ...) alone, with its admin listener, until `shutdown`.
+pub async fn worker(settings: &Settings, domain: &str, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let readiness = Readiness::default();
+    let admin = Admin::start(settings, readiness.clone(), &shutdown).await?;
+    let served = serve_worker(settings, domain, readiness, shutdown).await;
+    admin.stop().await;
+    served
+}
+
+async fn serve_gateway(settings: &Settings, readiness: Readiness, shutdown: CancellationToken) -> anyhow::Result<()> {
     let config = settings.gateway(settings.jwt_secret()?);
     let (client, disruptions) =
         soulchat_subjects::connect::connect_observed(settings.nats(Identity::Gateway)?, "soulchat-gateway").await?;
+    readiness.add_nats("soulchat-gateway", client.clone());
     let gateway = soulchat_gateway::Gateway::bind(config, client.clone(), disruptions, shutdown.clone()).await?;
     gateway.serve(shutdown).await?;
     client.drain().await.ok();
     Ok(())
 }
 
-/// The worker of one domain (`user`, `profile`, ...) until `shutdown`.
-pub async fn worker(settings: &Settings, domain: &str, shutdown: CancellationToken) -> anyhow::Result<()> {
+async fn serve_worker(
+    settings: &Settings,
+    domain: &str,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let def = contract(domain)?;
     let identity = Identity::worker(def).with_context(|| format!("no NATS identity for {}", def.name))?;
     let client = soulchat_subjects::connect::connect(settings.nats(identity)?, def.name).await?;
-    let common =
-        Common { client, database_url: settings.database_url(def.domain), request_timeout: settings.request_timeout };
+    let common = Common {
+        client,
+        database_url: settings.database_url(def.domain),
+        request_timeout: settings.request_timeout,
+        readiness,
+    };
     launch(settings, def, Mode::Serve(common, shutdown)).await
 }
 

@@ -68,6 +68,7 @@ pub fn router(state: AppState, cors_origins: &[String], web_dir: Option<&std::pa
         .route("/conversations/{id}/messages/{seq}", patch(conversations::edit).delete(conversations::delete_message))
         .route("/conversations/{id}/read", post(conversations::mark_read))
         .route("/ws/ticket", no_store(post(crate::ws::ticket)))
+        .route_layer(from_fn(edge::route_template))
         .fallback(health::not_found);
 
     let origins = cors_origins
@@ -83,7 +84,8 @@ pub fn router(state: AppState, cors_origins: &[String], web_dir: Option<&std::pa
         .nest("/api", api)
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
-        .route("/ws", get(crate::ws::upgrade));
+        .route("/ws", get(crate::ws::upgrade))
+        .route_layer(from_fn(edge::route_template));
     let routes = match web_dir {
         Some(dir) => routes.merge(web::router(dir)),
         None => routes.fallback(health::not_found),
@@ -95,5 +97,6 @@ pub fn router(state: AppState, cors_origins: &[String], web_dir: Option<&std::pa
         .layer(cors)
         .layer(TraceLayer::new_for_http())
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(from_fn(edge::measure))
         .with_state(state))
 }

@@ -22,7 +22,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures::StreamExt;
 use soulchat_subjects::notification::{self, messages::Delivery};
-use soulchat_subjects::{Format, headers, streams, wire};
+use soulchat_subjects::{Format, headers, metrics, streams, wire};
 use tokio_util::sync::CancellationToken;
 
 use crate::Notifications;
@@ -55,6 +55,7 @@ pub fn spawn(
     n: Arc<Notifications>,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
+    metrics::zero::dead_letters(&Channel::ALL.map(Channel::name));
     tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -121,17 +122,20 @@ async fn attempt(js: &jetstream::Context, n: &Notifications, message: jetstream:
         }
         (outcome, _) => outcome,
     };
-    let count = |pick: fn(&ChannelCounters) -> &AtomicU64| {
-        if let Some(channel) = Channel::parse(&channel_name) {
+    let known = Channel::parse(&channel_name);
+    let count = |pick: fn(&ChannelCounters) -> &AtomicU64, outcome: metrics::Delivery| {
+        metrics::notification_delivered(known.map_or("unknown", Channel::name), outcome);
+        if let Some(channel) = known {
             pick(n.stats.channel(channel)).fetch_add(1, Ordering::Relaxed);
         }
     };
     let result = match outcome {
         Ok(()) => {
-            count(|c| &c.sent);
+            count(|c| &c.sent, metrics::Delivery::Sent);
             message.ack().await
         }
         Err(Failure::Gone(status)) => {
+            metrics::notification_delivered(known.map_or("unknown", Channel::name), metrics::Delivery::Gone);
             if let Ok(delivery) = &decoded {
                 unsubscribe(n, delivery, &format!("gone (HTTP {status})"), &n.stats.push_gone).await;
             }
@@ -140,13 +144,13 @@ async fn attempt(js: &jetstream::Context, n: &Notifications, message: jetstream:
         Err(Failure::Transient(error)) if attempt < n.retry.attempts => {
             let delay = n.retry.delay(attempt);
             tracing::info!(channel = %channel_name, attempt, ?delay, "delivery failed, will retry: {error}");
-            count(|c| &c.retried);
+            count(|c| &c.retried, metrics::Delivery::Retried);
             message.ack_with(AckKind::Nak(Some(delay))).await
         }
         Err(Failure::Transient(error) | Failure::Permanent(error) | Failure::Forbidden(error)) => {
             match dead_letter(js, &message, &channel_name, decoded.as_ref().ok(), attempt, &error).await {
                 Ok(()) => {
-                    count(|c| &c.dead_lettered);
+                    count(|c| &c.dead_lettered, metrics::Delivery::DeadLettered);
                     message.ack().await
                 }
                 Err(e) => {
