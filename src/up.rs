@@ -42,7 +42,9 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> anyhow:
     let mut roles = JoinSet::new();
     for def in SERVICES {
         let (settings, readiness, shutdown) = (settings.clone(), readiness.clone(), shutdown.clone());
-        roles.spawn(async move { serve_worker(&settings, def.domain, readiness, shutdown).await.with_context(|| def.name) });
+        roles.spawn(
+            async move { serve_worker(&settings, def.domain, readiness, shutdown).await.with_context(|| def.name) },
+        );
     }
     let (gateway_settings, gateway_shutdown) = (settings.clone(), shutdown.clone());
     roles.spawn(async move { serve_gateway(&gateway_settings, readiness, gateway_shutdown).await.context("gateway") });

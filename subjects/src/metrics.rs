@@ -465,9 +465,12 @@ pub mod zero {
         gauge!(WS_OPEN.name).increment(0.0);
     }
 
-    /// The dead letters of each delivery channel.
-    pub fn dead_letters(channels: &[&'static str]) {
+    /// The deliveries and dead letters of each delivery channel.
+    pub fn deliveries(channels: &[&'static str]) {
         for &channel in channels {
+            for outcome in ["sent", "retried", "gone", "dead_lettered"] {
+                counter!(NOTIFICATION_DELIVERIES.name, "channel" => channel, "outcome" => outcome).increment(0);
+            }
             counter!(DEAD_LETTERS.name, "channel" => channel).increment(0);
         }
     }

@@ -25,10 +25,10 @@ use std::time::Instant;
 use anyhow::anyhow;
 use soulchat_runtime::database::WriterConn;
 use soulchat_runtime::{Context, Database, WriteTx, dedicated};
-use soulchat_subjects::{ServiceError, metrics};
 use soulchat_subjects::chat::messages::chat_event::Event;
 use soulchat_subjects::chat::messages::{ChatEvent, Message, MessageReply, SendRequest};
 use soulchat_subjects::time::now_ms;
+use soulchat_subjects::{ServiceError, metrics};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 

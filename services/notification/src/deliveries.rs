@@ -55,7 +55,7 @@ pub fn spawn(
     n: Arc<Notifications>,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    metrics::zero::dead_letters(&Channel::ALL.map(Channel::name));
+    metrics::zero::deliveries(&Channel::ALL.map(Channel::name));
     tokio::spawn(async move {
         loop {
             tokio::select! {

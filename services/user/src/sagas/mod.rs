@@ -24,8 +24,8 @@ use soulchat_runtime::Result;
 use soulchat_subjects::notification::{self, messages::WelcomeRequest};
 use soulchat_subjects::profile::{self, messages as pm};
 use soulchat_subjects::time::now_ms;
-use soulchat_subjects::{metrics, user};
 use soulchat_subjects::{CallContext, CallError, ErrorCode, ServiceError};
+use soulchat_subjects::{metrics, user};
 use tokio_util::sync::CancellationToken;
 
 pub use log::{Data, Kind, STEP_NONE, STEP_PROFILE, STEP_WELCOME, Saga, State, advance, begin};
@@ -192,10 +192,8 @@ async fn count_open(users: &Users) -> Result<()> {
     let open = log::open(&mut users.db.reads().await?).await?;
     let now = now_ms();
     for kind in Kind::ALL {
-        let (count, oldest) = open
-            .iter()
-            .find(|(k, _, _)| *k == kind)
-            .map_or((0, Duration::ZERO), |(_, count, began)| {
+        let (count, oldest) =
+            open.iter().find(|(k, _, _)| *k == kind).map_or((0, Duration::ZERO), |(_, count, began)| {
                 (*count as usize, Duration::from_millis(now.saturating_sub(*began).max(0) as u64))
             });
         metrics::sagas_open(kind.as_str(), count, oldest);
