@@ -135,7 +135,7 @@ async fn serve_worker(
         request_timeout: settings.request_timeout,
         readiness,
     };
-    launch(settings, def, Mode::Serve(common, shutdown)).await
+    launch(settings, def, Mode::Serve(Box::new(common), shutdown)).await
 }
 
 /// Creates or updates the streams and buckets, as `admin` (the one identity allowed to).
@@ -162,7 +162,7 @@ fn contract(domain: &str) -> anyhow::Result<ServiceDef> {
 }
 
 enum Mode {
-    Serve(Common, CancellationToken),
+    Serve(Box<Common>, CancellationToken),
     Migrate,
 }
 
@@ -180,7 +180,7 @@ async fn launch(settings: &Settings, def: ServiceDef, mode: Mode) -> anyhow::Res
 
 async fn start<S: Configured>(settings: &Settings, mode: Mode) -> anyhow::Result<()> {
     match mode {
-        Mode::Serve(common, shutdown) => service::run::<S>(S::config(settings)?, common, shutdown).await,
+        Mode::Serve(common, shutdown) => service::run::<S>(S::config(settings)?, *common, shutdown).await,
         Mode::Migrate => {
             Database::connect(&settings.database_url(S::CONTRACT.domain), S::migrations()).await?.close().await;
             Ok(())
