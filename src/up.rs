@@ -15,6 +15,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::settings::{Configured, Settings, dev_jwt_secret};
 
+/// The gateway's name where roles are listed (`/readyz`, its NATS connection).
+const GATEWAY: &str = "soulchat-gateway";
+
 /// Everything in one process. Without NATS_URL it starts a nats-server child with its store
 /// under the data dir and authentication on (one NKey per identity in `<data dir>/nats`, kept
 /// across restarts, each role connecting as itself), and stops it on the way out.
@@ -38,6 +41,10 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> anyhow:
 
     // One admin listener reports on every role.
     let readiness = Readiness::default();
+    for def in SERVICES {
+        readiness.expect(def.name);
+    }
+    readiness.expect(GATEWAY);
     let admin = Admin::start(&settings, readiness.clone(), &shutdown).await?;
     let mut roles = JoinSet::new();
     for def in SERVICES {
@@ -94,6 +101,7 @@ impl Admin {
 /// The gateway alone, with its admin listener.
 pub async fn gateway(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let readiness = Readiness::default();
+    readiness.expect(GATEWAY);
     let admin = Admin::start(settings, readiness.clone(), &shutdown).await?;
     let served = serve_gateway(settings, readiness, shutdown).await;
     admin.stop().await;
@@ -103,6 +111,7 @@ pub async fn gateway(settings: &Settings, shutdown: CancellationToken) -> anyhow
 /// The worker of one domain (`user`, `profile`, ...) alone, with its admin listener, until `shutdown`.
 pub async fn worker(settings: &Settings, domain: &str, shutdown: CancellationToken) -> anyhow::Result<()> {
     let readiness = Readiness::default();
+    readiness.expect(contract(domain)?.name);
     let admin = Admin::start(settings, readiness.clone(), &shutdown).await?;
     let served = serve_worker(settings, domain, readiness, shutdown).await;
     admin.stop().await;
@@ -112,8 +121,8 @@ pub async fn worker(settings: &Settings, domain: &str, shutdown: CancellationTok
 async fn serve_gateway(settings: &Settings, readiness: Readiness, shutdown: CancellationToken) -> anyhow::Result<()> {
     let config = settings.gateway(settings.jwt_secret()?);
     let (client, disruptions) =
-        soulchat_subjects::connect::connect_observed(settings.nats(Identity::Gateway)?, "soulchat-gateway").await?;
-    readiness.add_nats("soulchat-gateway", client.clone());
+        soulchat_subjects::connect::connect_observed(settings.nats(Identity::Gateway)?, GATEWAY).await?;
+    readiness.add_nats(GATEWAY, client.clone());
     let gateway = soulchat_gateway::Gateway::bind(config, client.clone(), disruptions, shutdown.clone()).await?;
     gateway.serve(shutdown).await?;
     client.drain().await.ok();

@@ -169,3 +169,58 @@ async fn every_metric_the_dashboards_and_alerts_use_exists() {
     assert!(missing.is_empty(), "used by deploy/ but not exported: {missing:?}\n{scrape}");
     mesh.shutdown().await;
 }
+
+/// Stops the child on the way out, also when an assertion fails.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soulchat_up_serves_every_role_from_one_admin_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let free = || soulchat_runtime::nats_server::free_port().unwrap();
+    let (http, admin) = (format!("127.0.0.1:{}", free()), format!("127.0.0.1:{}", free()));
+    let _up = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_soulchat"))
+            .arg("up")
+            .args(["--data-dir", dir.path().to_str().unwrap(), "--http-addr", &http])
+            .env("SOULCHAT_METRICS_ADDR", &admin)
+            .env_remove("NATS_URL")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("starting soulchat up"),
+    );
+    let admin = soulchat_testkit::Api::new(format!("http://{admin}"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ready = loop {
+        let ready = reqwest::get(format!("{}/readyz", admin.base)).await;
+        if let Ok(ready) = ready
+            && ready.status() == 200
+        {
+            break ready.json::<serde_json::Value>().await.unwrap();
+        }
+        assert!(Instant::now() < deadline, "soulchat up did not become ready on its admin listener within 60 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let roles: BTreeSet<&str> = ready["roles"].as_object().unwrap().keys().map(String::as_str).collect();
+    let expected: BTreeSet<&str> =
+        ["soulchat-gateway", "soulchat-user", "soulchat-profile", "soulchat-chat", "soulchat-notification"].into();
+    assert_eq!(roles, expected);
+
+    // The public port does not serve the metrics; the admin port does, for every role.
+    let api = soulchat_testkit::Api::new(format!("http://{http}"));
+    assert_eq!(api.get("/metrics").await.status, 404);
+    api.register("umberto", PASSWORD).await;
+    let scrape = admin.get("/metrics").await.body.as_str().unwrap_or_default().to_owned();
+    assert!(scrape.contains(r#"endpoint="/api/users",status="201""#), "{scrape}");
+    assert!(
+        scrape
+            .contains(r#"soulchat_rpc_server_requests_total{service="soulchat-user",operation="register",code="ok"}"#)
+    );
+}

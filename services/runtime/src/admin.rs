@@ -76,6 +76,11 @@ impl Readiness {
         checks.push((role, check));
     }
 
+    /// A role this process will run: not ready until it adds its check.
+    pub fn expect(&self, role: &'static str) {
+        self.add(role, || async { Err("starting".to_owned()) });
+    }
+
     /// A role that is ready while its NATS connection is up.
     pub fn add_nats(&self, role: &'static str, client: async_nats::Client) {
         self.add(role, move || {
