@@ -73,8 +73,14 @@ async fn the_admin_listener_serves_metrics_health_and_readiness_only() {
     assert_eq!(mesh.api.get_as("/api/profiles/alice", &alice).await.status, 200);
     assert_eq!(mesh.api.get_as("/api/profiles/nobody-x7q", &alice).await.status, 404);
     assert_eq!(mesh.api.get("/api/no-such-route-z9k/deeper").await.status, 404);
+    let brew = reqwest::Method::from_bytes(b"BREWQ7").unwrap();
+    mesh.api.send(brew, "/api/profiles/alice", Some(&alice), None).await;
+    let mut socket = Socket::connect(&mesh.api.base, &alice).await;
+    socket.send(json!({"type": "evil-f4x"})).await;
+    assert_eq!(socket.next_of("error").await["code"], 422);
+    socket.close().await;
 
-    let scrape = scrape_showing(&mesh, "/api/profiles/{username}").await;
+    let scrape = scrape_showing(&mesh, r#"soulchat_ws_frames_received_total{type="invalid"}"#).await;
     // Route templates, never raw paths; 404s of no route are `unmatched`.
     assert!(
         scrape.contains(r#"http_requests_total{method="GET",endpoint="/api/profiles/{username}",status="200"}"#),
@@ -85,7 +91,12 @@ async fn the_admin_listener_serves_metrics_health_and_readiness_only() {
         "{scrape}"
     );
     assert!(scrape.contains(r#"endpoint="unmatched",status="404""#), "{scrape}");
-    assert!(!scrape.contains("nobody-x7q") && !scrape.contains("no-such-route-z9k"), "{scrape}");
+    // Untrusted input never becomes a label value.
+    for raw in ["nobody-x7q", "no-such-route-z9k", "BREWQ7", "evil-f4x"] {
+        assert!(!scrape.contains(raw), "{raw} in {scrape}");
+    }
+    assert!(scrape.contains(r#"http_requests_total{method="other",endpoint="/api/profiles/{username}""#), "{scrape}");
+    assert!(scrape.contains(r#"soulchat_ws_frames_received_total{type="invalid"}"#), "{scrape}");
     // Both sides of the NATS calls, labelled by contract names; histograms with buckets.
     assert!(
         scrape
