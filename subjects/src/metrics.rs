@@ -279,12 +279,19 @@ pub enum Limit {
     Send,
 }
 
+impl Limit {
+    const ALL: [Limit; 2] = [Limit::Login, Limit::Send];
+
+    fn label(self) -> &'static str {
+        match self {
+            Limit::Login => "login",
+            Limit::Send => "send",
+        }
+    }
+}
+
 pub fn limit_refused(limit: Limit) {
-    let limit = match limit {
-        Limit::Login => "login",
-        Limit::Send => "send",
-    };
-    counter!(LIMIT_REFUSALS.name, "limit" => limit).increment(1);
+    counter!(LIMIT_REFUSALS.name, "limit" => limit.label()).increment(1);
 }
 
 /// How an operation ended, as the `code` label.
@@ -335,13 +342,20 @@ pub enum Disruption {
     SlowConsumer,
 }
 
+impl Disruption {
+    const ALL: [Disruption; 3] = [Disruption::Disconnected, Disruption::Reconnected, Disruption::SlowConsumer];
+
+    fn label(self) -> &'static str {
+        match self {
+            Disruption::Disconnected => "disconnected",
+            Disruption::Reconnected => "reconnected",
+            Disruption::SlowConsumer => "slow_consumer",
+        }
+    }
+}
+
 pub fn nats_disrupted(kind: Disruption) {
-    let kind = match kind {
-        Disruption::Disconnected => "disconnected",
-        Disruption::Reconnected => "reconnected",
-        Disruption::SlowConsumer => "slow_consumer",
-    };
-    counter!(NATS_DISRUPTIONS.name, "kind" => kind).increment(1);
+    counter!(NATS_DISRUPTIONS.name, "kind" => kind.label()).increment(1);
 }
 
 pub fn ws_opened() {
@@ -401,7 +415,7 @@ pub fn consumer_state(durable: &'static str, pending: u64, ack_pending: usize, r
 }
 
 /// What became of one delivery attempt.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
     Sent,
     Retried,
@@ -410,23 +424,34 @@ pub enum Delivery {
     DeadLettered,
 }
 
+impl Delivery {
+    const ALL: [Delivery; 4] = [Delivery::Sent, Delivery::Retried, Delivery::Gone, Delivery::DeadLettered];
+
+    fn label(self) -> &'static str {
+        match self {
+            Delivery::Sent => "sent",
+            Delivery::Retried => "retried",
+            Delivery::Gone => "gone",
+            Delivery::DeadLettered => "dead_lettered",
+        }
+    }
+}
+
 /// A delivery attempt on `channel` (a channel's name, or `unknown`).
 pub fn notification_delivered(channel: &'static str, outcome: Delivery) {
-    let outcome = match outcome {
-        Delivery::Sent => "sent",
-        Delivery::Retried => "retried",
-        Delivery::Gone => "gone",
-        Delivery::DeadLettered => "dead_lettered",
-    };
-    counter!(NOTIFICATION_DELIVERIES.name, "channel" => channel, "outcome" => outcome).increment(1);
-    if outcome == "dead_lettered" {
+    counter!(NOTIFICATION_DELIVERIES.name, "channel" => channel, "outcome" => outcome.label()).increment(1);
+    if outcome == Delivery::DeadLettered {
         counter!(DEAD_LETTERS.name, "channel" => channel).increment(1);
     }
 }
 
+fn cache_result(hit: bool) -> &'static str {
+    if hit { "hit" } else { "miss" }
+}
+
 /// A look-up in `cache`: found or not.
 pub fn cache_looked_up(cache: &'static str, hit: bool) {
-    counter!(CACHE_REQUESTS.name, "cache" => cache, "result" => if hit { "hit" } else { "miss" }).increment(1);
+    counter!(CACHE_REQUESTS.name, "cache" => cache, "result" => cache_result(hit)).increment(1);
 }
 
 /// A saga step ran.
@@ -448,8 +473,8 @@ pub mod zero {
 
     /// A NATS connection's disruptions.
     pub fn nats() {
-        for kind in ["disconnected", "reconnected", "slow_consumer"] {
-            counter!(NATS_DISRUPTIONS.name, "kind" => kind).increment(0);
+        for kind in Disruption::ALL {
+            counter!(NATS_DISRUPTIONS.name, "kind" => kind.label()).increment(0);
         }
     }
 
@@ -457,8 +482,8 @@ pub mod zero {
     pub fn gateway() {
         counter!(RATE_LIMITED.name).increment(0);
         counter!(HTTP_CONNECTIONS_REFUSED.name).increment(0);
-        for limit in ["login", "send"] {
-            counter!(LIMIT_REFUSALS.name, "limit" => limit).increment(0);
+        for limit in Limit::ALL {
+            counter!(LIMIT_REFUSALS.name, "limit" => limit.label()).increment(0);
         }
         counter!(WS_RESUMES.name).increment(0);
         counter!(WS_SLOW_CONSUMER_DROPS.name).increment(0);
@@ -468,8 +493,8 @@ pub mod zero {
     /// The deliveries and dead letters of each delivery channel.
     pub fn deliveries(channels: &[&'static str]) {
         for &channel in channels {
-            for outcome in ["sent", "retried", "gone", "dead_lettered"] {
-                counter!(NOTIFICATION_DELIVERIES.name, "channel" => channel, "outcome" => outcome).increment(0);
+            for outcome in Delivery::ALL {
+                counter!(NOTIFICATION_DELIVERIES.name, "channel" => channel, "outcome" => outcome.label()).increment(0);
             }
             counter!(DEAD_LETTERS.name, "channel" => channel).increment(0);
         }
@@ -477,8 +502,47 @@ pub mod zero {
 
     /// A cache's hits and misses.
     pub fn cache(cache: &'static str) {
-        for result in ["hit", "miss"] {
-            counter!(CACHE_REQUESTS.name, "cache" => cache, "result" => result).increment(0);
+        for hit in [true, false] {
+            counter!(CACHE_REQUESTS.name, "cache" => cache, "result" => cache_result(hit)).increment(0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_outside_the_api_are_other() {
+        assert_eq!(label::method("GET"), "GET");
+        assert_eq!(label::method("DELETE"), "DELETE");
+        for odd in ["get", "BREW", "PROPFIND", ""] {
+            assert_eq!(label::method(odd), "other", "{odd}");
+        }
+    }
+
+    #[test]
+    fn outcomes_are_codes_or_fixed_words() {
+        assert_eq!(Outcome::Ok.label(), "ok");
+        assert_eq!(Outcome::Error(404).label(), "404");
+        assert_eq!(Outcome::Unavailable.label(), "unavailable");
+        assert_eq!(Outcome::Timeout.label(), "timeout");
+    }
+
+    #[test]
+    fn every_metric_is_named_once_as_prometheus_wants() {
+        let mut names: Vec<&str> = ALL.iter().map(|m| m.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len(), "a metric is listed twice");
+        for m in ALL {
+            assert!(m.name.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{}", m.name);
+            assert_eq!(
+                m.kind == Kind::Counter,
+                m.name.ends_with("_total"),
+                "{}: counters and only counters end _total",
+                m.name
+            );
         }
     }
 }

@@ -21,6 +21,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures::StreamExt;
+use soulchat_runtime::consumer;
 use soulchat_subjects::notification::{self, messages::Delivery};
 use soulchat_subjects::{Format, headers, metrics, streams, wire};
 use tokio_util::sync::CancellationToken;
@@ -56,22 +57,25 @@ pub fn spawn(
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     metrics::zero::deliveries(&Channel::ALL.map(Channel::name));
+    let durable = notification::DELIVERIES.durable;
+    let watch = consumer::watch(js.clone(), streams::DELIVERIES_STREAM, durable, shutdown.clone());
     tokio::spawn(async move {
+        let watch = tokio::spawn(watch);
         loop {
             tokio::select! {
                 result = consume(&js, &n) => {
                     if let Err(e) = result {
-                        let durable = notification::DELIVERIES.durable;
                         tracing::warn!(durable, "delivery consumer stopped: {e:#}; restarting");
                     }
                 }
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => break,
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => break,
             }
         }
+        let _ = watch.await;
     })
 }
 

@@ -75,7 +75,7 @@ pub(crate) fn spawn<E: Event, H: EventHandler<E>>(
 ) -> tokio::task::JoinHandle<()> {
     let durable = consumer.durable;
     tokio::spawn(async move {
-        let watch = tokio::spawn(watch::<E>(js.clone(), durable, shutdown.clone()));
+        let watch = tokio::spawn(watch(js.clone(), E::STREAM, durable, shutdown.clone()));
         loop {
             if let Err(e) = consume::<E, H>(&js, &db, durable, &handler, &shutdown).await {
                 tracing::warn!(durable, "event consumer stopped: {e:#}; restarting");
@@ -89,16 +89,16 @@ pub(crate) fn spawn<E: Event, H: EventHandler<E>>(
     })
 }
 
-/// Reports the consumer's pending and redelivered events, as the server counts them, until
-/// `shutdown`.
-async fn watch<E: Event>(js: jetstream::Context, durable: &'static str, shutdown: CancellationToken) {
+/// Reports a durable consumer's pending and redelivered events, as the server counts them,
+/// until `shutdown`: for every consumer of [`spawn`], and for consumers a service runs itself.
+pub async fn watch(js: jetstream::Context, stream: &'static str, durable: &'static str, shutdown: CancellationToken) {
     let mut every = tokio::time::interval(WATCH_EVERY);
     loop {
         tokio::select! {
             _ = every.tick() => {}
             _ = shutdown.cancelled() => return,
         }
-        let info = async { js.get_stream(E::STREAM).await?.consumer_info(durable).await.map_err(anyhow::Error::from) };
+        let info = async { js.get_stream(stream).await?.consumer_info(durable).await.map_err(anyhow::Error::from) };
         match info.await {
             Ok(info) => metrics::consumer_state(durable, info.num_pending, info.num_ack_pending, info.num_redelivered),
             Err(e) => tracing::debug!(durable, "consumer info: {e:#}"),
