@@ -74,23 +74,23 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> anyhow:
     outcome
 }
 
-/// The admin listener of a process (`/metrics`, `/healthz`, `/readyz`), stopped after its roles.
-struct Admin {
-    stop: CancellationToken,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
-}
+/// The admin listener of a process (`/metrics`, `/healthz`, `/readyz`), stopped after its roles;
+/// none with `--metrics-addr off`.
+struct Admin(Option<(CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>)>);
 
 impl Admin {
     async fn start(settings: &Settings, readiness: Readiness, shutdown: &CancellationToken) -> anyhow::Result<Admin> {
-        let listener = admin::Listener::bind(settings.metrics_addr, readiness).await?;
+        let Some(addr) = settings.metrics_addr.0 else { return Ok(Admin(None)) };
+        let listener = admin::Listener::bind(addr, readiness).await?;
         let stop = shutdown.child_token();
         let task = tokio::spawn(listener.serve(stop.clone()));
-        Ok(Admin { stop, task })
+        Ok(Admin(Some((stop, task))))
     }
 
     async fn stop(self) {
-        self.stop.cancel();
-        match self.task.await {
+        let Some((stop, task)) = self.0 else { return };
+        stop.cancel();
+        match task.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => tracing::warn!("metrics listener: {e:#}"),
             Err(e) => tracing::warn!("metrics listener: {e}"),
