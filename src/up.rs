@@ -122,8 +122,8 @@ async fn serve_gateway(settings: &Settings, readiness: Readiness, shutdown: Canc
     let config = settings.gateway(settings.jwt_secret()?);
     let (client, disruptions) =
         soulchat_subjects::connect::connect_observed(settings.nats(Identity::Gateway)?, GATEWAY).await?;
-    readiness.add_nats(GATEWAY, client.clone());
     let gateway = soulchat_gateway::Gateway::bind(config, client.clone(), disruptions, shutdown.clone()).await?;
+    readiness.add_nats(GATEWAY, client.clone());
     gateway.serve(shutdown).await?;
     client.drain().await.ok();
     Ok(())

@@ -373,8 +373,9 @@ impl Mesh {
                 let readiness = self.readiness.clone();
                 Box::pin(async move {
                     let (client, disruptions) = soulchat_subjects::connect::connect_observed(nats, &name).await?;
-                    readiness.add_nats("soulchat-gateway", client.clone());
-                    let gateway = soulchat_gateway::Gateway::bind(config, client, disruptions, token.clone()).await?;
+                    let gateway =
+                        soulchat_gateway::Gateway::bind(config, client.clone(), disruptions, token.clone()).await?;
+                    readiness.add_nats("soulchat-gateway", client);
                     let _ = bound_tx.send(gateway.local_addr());
                     gateway.serve(token).await
                 })
