@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use soulchat_testkit::{Backend, Mesh, Role, Socket};
+use soulchat_testkit::{Backend, Mesh, Role, Socket, each_backend};
 
 use crate::{PASSWORD, token};
 
@@ -132,8 +132,9 @@ async fn the_admin_listener_serves_metrics_health_and_readiness_only() {
     mesh.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_metric_the_dashboards_and_alerts_use_exists() {
+each_backend!(every_metric_the_dashboards_and_alerts_use_exists);
+
+async fn every_metric_the_dashboards_and_alerts_use_exists(backend: Backend) {
     let deploy = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy");
     let rules = std::fs::read_to_string(format!("{deploy}/prometheus/alerts.yml")).expect("the alert rules");
     let mut used = queried(&rules);
@@ -151,7 +152,7 @@ async fn every_metric_the_dashboards_and_alerts_use_exists() {
     assert!(used.len() > 20, "{used:?}");
 
     // Traffic that touches every part: accounts, profiles, chat over REST and a socket.
-    let mesh = Mesh::start(Backend::Sqlite).await;
+    let mesh = Mesh::start(backend).await;
     let alice = token(&mesh.api.register("alice", PASSWORD).await);
     token(&mesh.api.register("bob", PASSWORD).await);
     mesh.api.get_as("/api/profiles/bob", &alice).await;
