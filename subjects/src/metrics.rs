@@ -8,9 +8,10 @@
 //!
 //! Without a recorder installed (the admin listener installs one) every call here is a no-op.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use ::metrics::{counter, gauge, histogram};
+use ::metrics::{SharedString, counter, gauge, histogram};
 
 /// What a metric is, for its `# TYPE` and the README's table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,7 +197,7 @@ pub mod label {
     }
 
     /// The `endpoint` of a request no route matched.
-    pub const UNMATCHED: &str = "unmatched";
+    pub(super) const UNMATCHED: &str = "unmatched";
 }
 
 /// Every metric, for `describe` and the README.
@@ -248,9 +249,13 @@ pub fn describe() {
     }
 }
 
-/// An HTTP request answered. `endpoint` is a route template or [`label::UNMATCHED`].
-pub fn http_request(method: &str, endpoint: String, status: u16, elapsed: Duration) {
+/// An HTTP request answered by the route of template `route`, or by none (`unmatched`).
+pub fn http_request(method: &str, route: Option<Arc<str>>, status: u16, elapsed: Duration) {
     let method = label::method(method);
+    let endpoint = match route {
+        Some(template) => SharedString::from_shared(template),
+        None => SharedString::const_str(label::UNMATCHED),
+    };
     counter!(HTTP_REQUESTS.name, "method" => method, "endpoint" => endpoint.clone(), "status" => status.to_string())
         .increment(1);
     histogram!(HTTP_DURATION.name, "method" => method, "endpoint" => endpoint).record(elapsed);

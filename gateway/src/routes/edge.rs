@@ -8,7 +8,7 @@ use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use soulchat_subjects::metrics::{self, label};
+use soulchat_subjects::metrics;
 use soulchat_subjects::{ErrorCode, ServiceError};
 
 use crate::auth::{AuthUser, bearer};
@@ -112,10 +112,7 @@ pub async fn measure(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     let response = next.run(request).await;
-    let endpoint = match response.extensions().get::<RouteTemplate>() {
-        Some(RouteTemplate(template)) => template.to_string(),
-        None => label::UNMATCHED.to_owned(),
-    };
-    metrics::http_request(method.as_str(), endpoint, response.status().as_u16(), started.elapsed());
+    let route = response.extensions().get::<RouteTemplate>().map(|RouteTemplate(template)| template.clone());
+    metrics::http_request(method.as_str(), route, response.status().as_u16(), started.elapsed());
     response
 }
