@@ -43,6 +43,9 @@ pub struct Settings {
     /// The gateway's listen address.
     #[arg(long, env = "SOULCHAT_HTTP_ADDR", default_value = "127.0.0.1:8080", global = true)]
     pub http_addr: SocketAddr,
+    /// The admin listener: Prometheus `/metrics`, `/healthz` and `/readyz` of this process (all its roles under `up`); `off`: none, and nothing is recorded.
+    #[arg(long, env = "SOULCHAT_METRICS_ADDR", default_value = "127.0.0.1:9464", global = true)]
+    pub metrics_addr: AdminAddr,
     /// Access-token signing key. `up` generates one into the data dir; required otherwise.
     #[arg(long, env = "SOULCHAT_JWT_SECRET", hide_env_values = true, global = true)]
     pub jwt_secret: Option<String>,
@@ -152,6 +155,21 @@ pub struct Settings {
     /// A connection with no traffic either way for this long is closed (a request in flight finishes).
     #[arg(long, env = "SOULCHAT_HTTP_IDLE_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration, global = true)]
     pub http_idle_timeout: Duration,
+}
+
+/// Where the admin listener listens, or `off`.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminAddr(pub Option<SocketAddr>);
+
+impl std::str::FromStr for AdminAddr {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "off" => Ok(AdminAddr(None)),
+            addr => addr.parse().map(|addr| AdminAddr(Some(addr))).map_err(|e| format!("{e} (an address, or `off`)")),
+        }
+    }
 }
 
 impl Settings {
@@ -303,4 +321,18 @@ pub fn dev_jwt_secret(data_dir: &Path) -> anyhow::Result<String> {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     }
     Ok(secret)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AdminAddr;
+
+    #[test]
+    fn the_admin_address_is_an_address_or_off() {
+        assert_eq!("127.0.0.1:9464".parse::<AdminAddr>().unwrap().0, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!("off".parse::<AdminAddr>().unwrap().0, None);
+        for bad in ["", "9464", "localhost:9464", "OFF"] {
+            assert!(bad.parse::<AdminAddr>().is_err(), "{bad}");
+        }
+    }
 }

@@ -5,6 +5,7 @@
 
 use anyhow::Context;
 use soulchat_runtime::Database;
+use soulchat_runtime::admin::{self, Readiness};
 use soulchat_runtime::nats_server::{NatsServer, secured_config};
 use soulchat_runtime::service::{self, Common};
 use soulchat_subjects::broker::Identity;
@@ -13,6 +14,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::settings::{Configured, Settings, dev_jwt_secret};
+
+/// The gateway's name where roles are listed (`/readyz`, its NATS connection).
+const GATEWAY: &str = "soulchat-gateway";
 
 /// Everything in one process. Without NATS_URL it starts a nats-server child with its store
 /// under the data dir and authentication on (one NKey per identity in `<data dir>/nats`, kept
@@ -35,13 +39,22 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> anyhow:
         settings.jwt_secret = Some(dev_jwt_secret(&settings.data_dir)?);
     }
 
+    // One admin listener reports on every role.
+    let readiness = Readiness::default();
+    for def in SERVICES {
+        readiness.expect(def.name);
+    }
+    readiness.expect(GATEWAY);
+    let admin = Admin::start(&settings, readiness.clone(), &shutdown).await?;
     let mut roles = JoinSet::new();
     for def in SERVICES {
-        let (settings, shutdown) = (settings.clone(), shutdown.clone());
-        roles.spawn(async move { worker(&settings, def.domain, shutdown).await.with_context(|| def.name) });
+        let (settings, readiness, shutdown) = (settings.clone(), readiness.clone(), shutdown.clone());
+        roles.spawn(
+            async move { serve_worker(&settings, def.domain, readiness, shutdown).await.with_context(|| def.name) },
+        );
     }
     let (gateway_settings, gateway_shutdown) = (settings.clone(), shutdown.clone());
-    roles.spawn(async move { gateway(&gateway_settings, gateway_shutdown).await.context("gateway") });
+    roles.spawn(async move { serve_gateway(&gateway_settings, readiness, gateway_shutdown).await.context("gateway") });
 
     // The first role to fail stops the others; otherwise all stop together on shutdown.
     let mut outcome = Ok(());
@@ -54,30 +67,84 @@ pub async fn run(mut settings: Settings, shutdown: CancellationToken) -> anyhow:
             shutdown.cancel();
         }
     }
+    admin.stop().await;
     if let Some(mut server) = child {
         server.stop().await?;
     }
     outcome
 }
 
+/// The admin listener of a process (`/metrics`, `/healthz`, `/readyz`), stopped after its roles;
+/// none with `--metrics-addr off`.
+struct Admin(Option<(CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>)>);
+
+impl Admin {
+    async fn start(settings: &Settings, readiness: Readiness, shutdown: &CancellationToken) -> anyhow::Result<Admin> {
+        let Some(addr) = settings.metrics_addr.0 else { return Ok(Admin(None)) };
+        let listener = admin::Listener::bind(addr, readiness).await?;
+        let stop = shutdown.child_token();
+        let task = tokio::spawn(listener.serve(stop.clone()));
+        Ok(Admin(Some((stop, task))))
+    }
+
+    async fn stop(self) {
+        let Some((stop, task)) = self.0 else { return };
+        stop.cancel();
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("metrics listener: {e:#}"),
+            Err(e) => tracing::warn!("metrics listener: {e}"),
+        }
+    }
+}
+
+/// The gateway alone, with its admin listener.
 pub async fn gateway(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let readiness = Readiness::default();
+    readiness.expect(GATEWAY);
+    let admin = Admin::start(settings, readiness.clone(), &shutdown).await?;
+    let served = serve_gateway(settings, readiness, shutdown).await;
+    admin.stop().await;
+    served
+}
+
+/// The worker of one domain (`user`, `profile`, ...) alone, with its admin listener, until `shutdown`.
+pub async fn worker(settings: &Settings, domain: &str, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let readiness = Readiness::default();
+    readiness.expect(contract(domain)?.name);
+    let admin = Admin::start(settings, readiness.clone(), &shutdown).await?;
+    let served = serve_worker(settings, domain, readiness, shutdown).await;
+    admin.stop().await;
+    served
+}
+
+async fn serve_gateway(settings: &Settings, readiness: Readiness, shutdown: CancellationToken) -> anyhow::Result<()> {
     let config = settings.gateway(settings.jwt_secret()?);
     let (client, disruptions) =
-        soulchat_subjects::connect::connect_observed(settings.nats(Identity::Gateway)?, "soulchat-gateway").await?;
+        soulchat_subjects::connect::connect_observed(settings.nats(Identity::Gateway)?, GATEWAY).await?;
     let gateway = soulchat_gateway::Gateway::bind(config, client.clone(), disruptions, shutdown.clone()).await?;
+    readiness.add_nats(GATEWAY, client.clone());
     gateway.serve(shutdown).await?;
     client.drain().await.ok();
     Ok(())
 }
 
-/// The worker of one domain (`user`, `profile`, ...) until `shutdown`.
-pub async fn worker(settings: &Settings, domain: &str, shutdown: CancellationToken) -> anyhow::Result<()> {
+async fn serve_worker(
+    settings: &Settings,
+    domain: &str,
+    readiness: Readiness,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let def = contract(domain)?;
     let identity = Identity::worker(def).with_context(|| format!("no NATS identity for {}", def.name))?;
     let client = soulchat_subjects::connect::connect(settings.nats(identity)?, def.name).await?;
-    let common =
-        Common { client, database_url: settings.database_url(def.domain), request_timeout: settings.request_timeout };
-    launch(settings, def, Mode::Serve(common, shutdown)).await
+    let common = Common {
+        client,
+        database_url: settings.database_url(def.domain),
+        request_timeout: settings.request_timeout,
+        readiness,
+    };
+    launch(settings, def, Mode::Serve(Box::new(common), shutdown)).await
 }
 
 /// Creates or updates the streams and buckets, as `admin` (the one identity allowed to).
@@ -104,7 +171,7 @@ fn contract(domain: &str) -> anyhow::Result<ServiceDef> {
 }
 
 enum Mode {
-    Serve(Common, CancellationToken),
+    Serve(Box<Common>, CancellationToken),
     Migrate,
 }
 
@@ -122,7 +189,7 @@ async fn launch(settings: &Settings, def: ServiceDef, mode: Mode) -> anyhow::Res
 
 async fn start<S: Configured>(settings: &Settings, mode: Mode) -> anyhow::Result<()> {
     match mode {
-        Mode::Serve(common, shutdown) => service::run::<S>(S::config(settings)?, common, shutdown).await,
+        Mode::Serve(common, shutdown) => service::run::<S>(S::config(settings)?, *common, shutdown).await,
         Mode::Migrate => {
             Database::connect(&settings.database_url(S::CONTRACT.domain), S::migrations()).await?.close().await;
             Ok(())

@@ -88,6 +88,7 @@ impl Gateway {
         disruptions: soulchat_subjects::connect::Disruptions,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Gateway> {
+        soulchat_subjects::metrics::zero::gateway();
         let js = async_nats::jetstream::new(client.clone());
         soulchat_subjects::streams::declare(&js).await?;
         let revocations = revocations::Revocations::watch(&js).await?;

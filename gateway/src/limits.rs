@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use redis::aio::ConnectionManager;
+use soulchat_subjects::metrics::{self, Limit};
 
 /// Failed logins are counted per (account, client address) and per address over all accounts,
 /// never per account alone: failures from one address lock that address out of that account
@@ -140,6 +141,7 @@ impl SendLimit {
     pub async fn check(&self, user_id: &str) -> Result<(), soulchat_subjects::ServiceError> {
         let key = format!("soulchat:limit:send:{user_id}");
         if let Some(wait) = self.limiter.blocked(&key, self.per_second).await {
+            metrics::limit_refused(Limit::Send);
             return Err(soulchat_subjects::ServiceError::too_many("message", wait));
         }
         self.limiter.hit(&key, Duration::from_secs(1)).await;

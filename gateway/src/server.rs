@@ -23,6 +23,7 @@ use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use soulchat_subjects::metrics;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -75,7 +76,7 @@ impl Drop for Held {
                 }
             }
         }
-        metrics::gauge!("soulchat_gateway_connections").decrement(1.0);
+        metrics::http_connection_closed();
     }
 }
 
@@ -104,7 +105,7 @@ impl Counts {
             }
             *n += 1;
         }
-        metrics::gauge!("soulchat_gateway_connections").increment(1.0);
+        metrics::http_connection_opened();
         Some(Slot { _held: Arc::new(Held { counts: self.clone(), address }) })
     }
 }
@@ -168,7 +169,7 @@ pub async fn serve(
             },
         };
         let Some(slot) = counts.admit(peer.ip(), &trusted) else {
-            metrics::counter!("soulchat_gateway_connections_refused").increment(1);
+            metrics::http_connection_refused();
             drop(stream);
             continue;
         };

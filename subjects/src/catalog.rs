@@ -1,5 +1,5 @@
-//! The contract as tables, for people: every operation, event, durable consumer, stream and
-//! bucket, rendered from the declarations themselves. The README's NATS sections are these
+//! The contract as tables, for people: every operation, event, durable consumer, stream,
+//! bucket and metric, rendered from the declarations themselves. The README's NATS sections are these
 //! tables between `<!-- contract:NAME -->` and `<!-- /contract:NAME -->` markers, and a test
 //! fails when they differ (`SOULCHAT_BLESS=1` rewrites them), so a new operation cannot be
 //! forgotten there.
@@ -133,14 +133,31 @@ pub fn streams_table() -> String {
     out
 }
 
+/// `| metric | type | labels | what |`: every metric of [`crate::metrics::ALL`].
+pub fn metrics_table() -> String {
+    use crate::metrics::Kind;
+    let mut out = String::from("| metric | type | labels | what |\n| --- | --- | --- | --- |\n");
+    for m in crate::metrics::ALL {
+        let kind = match m.kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        };
+        let labels: Vec<String> = m.labels.iter().map(|l| format!("`{l}`")).collect();
+        let _ = writeln!(out, "| `{}` | {kind} | {} | {} |", m.name, labels.join(", "), doc(m.help));
+    }
+    out
+}
+
 /// `readme` with every generated section replaced by what the contract says today.
 pub fn render_readme(readme: &str) -> String {
     type Render = fn() -> String;
-    let sections: [(&str, Render); 4] = [
+    let sections: [(&str, Render); 5] = [
         ("operations", operations_table),
         ("events", events_table),
         ("consumers", consumers_table),
         ("streams", streams_table),
+        ("metrics", metrics_table),
     ];
     let mut out = readme.to_owned();
     for (name, table) in sections {

@@ -4,12 +4,13 @@
 //! trace context as headers, and turns the three ways a call can end (an answer, a service
 //! error, nobody answering in time) into one `Result`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::{HeaderMap, RequestErrorKind};
 
 use crate::error::{ErrorCode, ServiceError};
 use crate::headers;
+use crate::metrics::{self, Outcome};
 use crate::operation::Operation;
 use crate::proto::common::v1::ErrorBody;
 use crate::wire::Format;
@@ -100,20 +101,35 @@ impl Caller {
     }
 
     pub async fn call<O: Operation>(&self, ctx: &CallContext, request: &O::Request) -> Result<O::Response, CallError> {
+        let started = Instant::now();
+        let (answer, outcome) = self.exchange::<O>(ctx, request).await;
+        metrics::rpc_called(O::SERVICE.name, O::ENDPOINT, outcome, started.elapsed());
+        answer
+    }
+
+    /// One call, and how it ended for the metrics.
+    async fn exchange<O: Operation>(
+        &self,
+        ctx: &CallContext,
+        request: &O::Request,
+    ) -> (Result<O::Response, CallError>, Outcome) {
         let format = Format::Protobuf;
         let mut headers = ctx.to_headers();
         headers.insert(headers::CONTENT_TYPE, format.content_type());
         let request =
             async_nats::Request::new().payload(format.encode(request)).headers(headers).timeout(Some(self.timeout));
-        let reply = self.client.send_request(O::SUBJECT, request).await.map_err(|e| {
-            let reason = match e.kind() {
-                RequestErrorKind::NoResponders => "no responders".to_owned(),
-                RequestErrorKind::TimedOut => format!("no answer within {:?}", self.timeout),
-                _ => e.to_string(),
-            };
-            tracing::warn!(subject = O::SUBJECT, %reason, "call failed");
-            CallError::Unavailable { subject: O::SUBJECT, reason }
-        })?;
+        let reply = match self.client.send_request(O::SUBJECT, request).await {
+            Ok(reply) => reply,
+            Err(e) => {
+                let (reason, outcome) = match e.kind() {
+                    RequestErrorKind::NoResponders => ("no responders".to_owned(), Outcome::Unavailable),
+                    RequestErrorKind::TimedOut => (format!("no answer within {:?}", self.timeout), Outcome::Timeout),
+                    _ => (e.to_string(), Outcome::Unavailable),
+                };
+                tracing::warn!(subject = O::SUBJECT, %reason, "call failed");
+                return (Err(CallError::Unavailable { subject: O::SUBJECT, reason }), outcome);
+            }
+        };
 
         let reply_format = Format::of(reply.headers.as_ref());
         if let Some(code) = reply.headers.as_ref().and_then(|h| h.get(headers::SERVICE_ERROR_CODE)) {
@@ -134,8 +150,11 @@ impl Caller {
                 ..body
             });
             error.code = code;
-            return Err(CallError::Service(error));
+            return (Err(CallError::Service(error)), Outcome::Error(code.as_u16()));
         }
-        reply_format.decode(&reply.payload).map_err(|reason| CallError::Malformed { subject: O::SUBJECT, reason })
+        match reply_format.decode(&reply.payload) {
+            Ok(response) => (Ok(response), Outcome::Ok),
+            Err(reason) => (Err(CallError::Malformed { subject: O::SUBJECT, reason }), Outcome::Malformed),
+        }
     }
 }

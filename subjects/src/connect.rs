@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use crate::broker::Identity;
+use crate::metrics::{self, Disruption};
 
 /// The oldest nats-server SoulChat runs on: 2.9 cannot serve JetStream KV to current clients.
 pub const MIN_SERVER_VERSION: semver::Version = semver::Version::new(2, 10, 0);
@@ -200,11 +201,17 @@ pub async fn connect_observed(nats: impl Into<Nats>, name: &str) -> anyhow::Resu
                 match event {
                     _ if reconnected => {
                         tracing::info!(%event, "nats connection event: live messages may have been lost");
+                        metrics::nats_disrupted(Disruption::Reconnected);
                         disrupted.send_modify(|n| *n += 1);
                     }
                     async_nats::Event::SlowConsumer(_) => {
                         tracing::info!(%event, "nats connection event: live messages may have been lost");
+                        metrics::nats_disrupted(Disruption::SlowConsumer);
                         disrupted.send_modify(|n| *n += 1);
+                    }
+                    async_nats::Event::Disconnected => {
+                        tracing::info!(%event, "nats connection event");
+                        metrics::nats_disrupted(Disruption::Disconnected);
                     }
                     async_nats::Event::ServerError(async_nats::ServerError::AuthorizationViolation) => {
                         *refusal.lock().unwrap_or_else(|p| p.into_inner()) = Some(event.to_string());
@@ -217,6 +224,7 @@ pub async fn connect_observed(nats: impl Into<Nats>, name: &str) -> anyhow::Resu
         .connect(url.as_str())
         .await
         .with_context(|| format!("connecting to NATS at {url}"))?;
+    metrics::zero::nats();
     // `retry_on_initial_connect` returns before the handshake; wait for it to learn the version.
     let mut waited = Duration::ZERO;
     while client.connection_state() != async_nats::connection::State::Connected

@@ -14,6 +14,7 @@ pub mod client;
 pub mod connect;
 pub mod error;
 pub mod headers;
+pub mod metrics;
 pub mod operation;
 pub mod paging;
 pub mod proto;

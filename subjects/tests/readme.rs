@@ -1,5 +1,5 @@
-//! The README's NATS tables are the contract rendered (`soulchat_subjects::catalog`): a new
-//! operation, event, consumer, stream or bucket cannot be left out of them.
+//! The README's NATS and metrics tables are the contract rendered (`soulchat_subjects::catalog`):
+//! a new operation, event, consumer, stream, bucket or metric cannot be left out of them.
 //! `SOULCHAT_BLESS=1 cargo test -p soulchat-subjects --test readme` rewrites them.
 
 use std::path::Path;
@@ -8,7 +8,7 @@ use std::path::Path;
 fn readme_tables_match_the_contract() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
     let readme = std::fs::read_to_string(&path).expect("the README");
-    for section in ["operations", "events", "consumers", "streams"] {
+    for section in ["operations", "events", "consumers", "streams", "metrics"] {
         assert!(readme.contains(&format!("<!-- contract:{section} -->")), "the README lost its {section} table");
     }
     let rendered = soulchat_subjects::catalog::render_readme(&readme);
@@ -18,6 +18,6 @@ fn readme_tables_match_the_contract() {
     }
     assert!(
         rendered == readme,
-        "the README's NATS tables differ from subjects/: run SOULCHAT_BLESS=1 cargo test -p soulchat-subjects --test readme"
+        "the README's NATS or metrics tables differ from subjects/: run SOULCHAT_BLESS=1 cargo test -p soulchat-subjects --test readme"
     );
 }

@@ -15,6 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
+use soulchat_runtime::admin::Readiness;
 use soulchat_runtime::nats_server::NatsServer;
 use soulchat_runtime::service::{self, Common};
 use soulchat_subjects::broker::Identity;
@@ -171,6 +172,11 @@ pub struct Mesh {
     pub options: Options,
     pub nats: NatsServer,
     pub api: Api,
+    /// The admin listener every role of the mesh reports to (`/metrics`, `/healthz`, `/readyz`),
+    /// on a free port.
+    pub admin: Api,
+    readiness: Readiness,
+    admin_stop: CancellationToken,
     databases: backend::Databases,
     /// Running roles by role and replica number (0 is the one `start` starts).
     roles: HashMap<(Role, u8), Running>,
@@ -197,8 +203,24 @@ impl Mesh {
         .await
         .expect("starting the test's nats-server (run scripts/install-nats-server)");
         let databases = backend::Databases::create(options.backend, dir.path()).await;
-        let mut mesh =
-            Mesh { options, nats, api: Api::new("http://unused".into()), databases, roles: HashMap::new(), dir };
+        let readiness = Readiness::default();
+        let listener = soulchat_runtime::admin::Listener::bind("127.0.0.1:0".parse().unwrap(), readiness.clone())
+            .await
+            .expect("binding the admin listener");
+        let admin = Api::new(format!("http://{}", listener.local_addr()));
+        let admin_stop = CancellationToken::new();
+        tokio::spawn(listener.serve(admin_stop.clone()));
+        let mut mesh = Mesh {
+            options,
+            nats,
+            api: Api::new("http://unused".into()),
+            admin,
+            readiness,
+            admin_stop,
+            databases,
+            roles: HashMap::new(),
+            dir,
+        };
         let js = async_nats::jetstream::new(mesh.client().await);
         soulchat_subjects::streams::provision(&js).await.expect("provisioning the streams as admin");
         for def in SERVICES {
@@ -348,9 +370,12 @@ impl Mesh {
                     trusted_proxies: self.options.trusted_proxies.clone(),
                     web_dir: self.options.web_dir.clone(),
                 };
+                let readiness = self.readiness.clone();
                 Box::pin(async move {
                     let (client, disruptions) = soulchat_subjects::connect::connect_observed(nats, &name).await?;
-                    let gateway = soulchat_gateway::Gateway::bind(config, client, disruptions, token.clone()).await?;
+                    let gateway =
+                        soulchat_gateway::Gateway::bind(config, client.clone(), disruptions, token.clone()).await?;
+                    readiness.add_nats("soulchat-gateway", client);
                     let _ = bound_tx.send(gateway.local_addr());
                     gateway.serve(token).await
                 })
@@ -403,8 +428,9 @@ impl Mesh {
         shutdown: CancellationToken,
     ) -> RoleFuture {
         let (database_url, request_timeout) = (self.databases.url(role), self.options.request_timeout);
+        let readiness = self.readiness.clone();
         Box::pin(async move {
-            let common = Common { client: connect.await?, database_url, request_timeout };
+            let common = Common { client: connect.await?, database_url, request_timeout, readiness };
             service::run::<S>(config, common, shutdown).await
         })
     }
@@ -465,6 +491,7 @@ impl Mesh {
         for (role, replica) in roles {
             self.stop_replica(role, replica).await;
         }
+        self.admin_stop.cancel();
         self.databases.drop_all().await;
     }
 }

@@ -11,6 +11,7 @@ mod delivery;
 mod edge;
 mod input;
 mod mesh;
+mod metrics;
 mod notifications;
 mod profiles;
 mod sagas;

@@ -1,12 +1,14 @@
-//! The edge's layers in front of every route: the client's address, rate limits, and
-//! JSON-only bodies.
+//! The edge's layers in front of every route: request metrics, the client's address, rate
+//! limits, and JSON-only bodies.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use soulchat_subjects::metrics;
 use soulchat_subjects::{ErrorCode, ServiceError};
 
 use crate::auth::{AuthUser, bearer};
@@ -18,7 +20,7 @@ use crate::state::AppState;
 
 /// 429 naming the limit, with the time to wait.
 fn refused(wait: Duration) -> Response {
-    metrics::counter!("soulchat_gateway_rate_limited").increment(1);
+    metrics::rate_limited();
     let mut e = ServiceError::new(ErrorCode::TooManyRequests, "rate", "too many requests");
     e.retry_after = Some(wait);
     ApiError(e).into_response()
@@ -87,4 +89,30 @@ pub async fn json_only(request: Request, next: Next) -> Response {
         return ApiError(e).into_response();
     }
     next.run(request).await
+}
+
+/// The route template a response came from, left by [`route_template`] for [`measure`].
+#[derive(Clone)]
+struct RouteTemplate(Arc<str>);
+
+/// On a router's matched routes: records which template answered. Nested routers only know
+/// their full template inside, so it travels out on the response.
+pub async fn route_template(request: Request, next: Next) -> Response {
+    let template = request.extensions().get::<MatchedPath>().map(|path| RouteTemplate(path.as_str().into()));
+    let mut response = next.run(request).await;
+    if let Some(template) = template {
+        response.extensions_mut().insert(template);
+    }
+    response
+}
+
+/// Outermost: counts and times every request by method, route template (`unmatched` when no
+/// route answered) and status. The raw path never becomes a label.
+pub async fn measure(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    let route = response.extensions().get::<RouteTemplate>().map(|RouteTemplate(template)| template.clone());
+    metrics::http_request(method.as_str(), route, response.status().as_u16(), started.elapsed());
+    response
 }

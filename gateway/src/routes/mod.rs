@@ -52,6 +52,7 @@ pub fn router(state: AppState, cors_origins: &[String], web_dir: Option<&std::pa
         .layer(cors)
         .layer(TraceLayer::new_for_http())
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(from_fn(edge::measure))
         .with_state(state))
 }
 
@@ -101,10 +102,12 @@ fn routes(accounts: impl Fn(UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<
         .routes(routes!(conversations::mark_read))
         .routes(no_store(routes!(crate::ws::ticket)))
         .routes(routes!(openapi::document))
+        .route_layer(from_fn(edge::route_template))
         .fallback(health::not_found);
     OpenApiRouter::new()
         .nest("/api", api)
         .routes(routes!(health::live))
         .routes(routes!(health::ready))
         .routes(routes!(crate::ws::upgrade))
+        .route_layer(from_fn(edge::route_template))
 }

@@ -49,6 +49,7 @@ pub async fn login(
     let counters = state.login_limits.counters(&b.email, client);
     for (key, limit) in &counters {
         if let Some(wait) = state.limiter.blocked(key, *limit).await {
+            soulchat_subjects::metrics::limit_refused(soulchat_subjects::metrics::Limit::Login);
             return Err(ServiceError::too_many("login", wait).into());
         }
     }

@@ -129,7 +129,10 @@ impl Registry {
 
 fn offer(sockets: &UserSockets, outbound: &Outbound) {
     for slot in &sockets.slots {
-        if let Err(mpsc::error::TrySendError::Full(_)) = slot.queue.try_send(outbound.clone()) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = slot.queue.try_send(outbound.clone())
+            && !slot.too_slow.is_cancelled()
+        {
+            soulchat_subjects::metrics::ws_slow_consumer_dropped();
             slot.too_slow.cancel();
         }
     }

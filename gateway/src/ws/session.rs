@@ -15,6 +15,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
 use futures::StreamExt;
 use soulchat_subjects::chat::{self, messages as cm};
+use soulchat_subjects::metrics;
 use soulchat_subjects::time::now_ms;
 use soulchat_subjects::{CallContext, ServiceError};
 
@@ -66,7 +67,7 @@ enum End {
 pub async fn run(socket: WebSocket, state: AppState, auth: AuthUser) {
     let user_id = auth.id().to_owned();
     let mut registration = Box::pin(state.hub.register(&user_id)).await;
-    metrics::gauge!("soulchat_gateway_sockets").increment(1.0);
+    metrics::ws_opened();
     let expires =
         tokio::time::Instant::now() + Duration::from_secs(auth.claims.exp.saturating_sub(now_ms() as u64 / 1000));
     let mut session = Session {
@@ -82,7 +83,7 @@ pub async fn run(socket: WebSocket, state: AppState, auth: AuthUser) {
     let sync_by = tokio::time::sleep(SYNC_WAIT);
     tokio::pin!(sync_by);
     for frame in Box::pin(session.state.hub.presence_snapshot(&user_id)).await {
-        if session.write(frame).await.is_err() {
+        if session.write("presence", frame).await.is_err() {
             break;
         }
     }
@@ -128,8 +129,9 @@ pub async fn run(socket: WebSocket, state: AppState, auth: AuthUser) {
                 }
                 Some(Ok(Message::Binary(bytes))) if bytes.len() > MAX_BODY_BYTES => break End::Close(CLOSE_TOO_BIG, TOO_BIG),
                 Some(Ok(Message::Binary(_))) => {
+                    metrics::ws_frame_received("binary");
                     let e = ServiceError::bad_request("frame", "must be JSON text");
-                    if let Err(end) = session.write(frames::error(&e, None)).await {
+                    if let Err(end) = session.write("error", frames::error(&e, None)).await {
                         break end;
                     }
                 }
@@ -144,12 +146,16 @@ pub async fn run(socket: WebSocket, state: AppState, auth: AuthUser) {
             },
         }
     };
-    if let End::Close(code, reason) = end {
-        let close = Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }));
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.socket.send(close)).await;
-    }
+    let closed = match end {
+        End::Close(code, reason) => {
+            let close = Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }));
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.socket.send(close)).await;
+            Some(code)
+        }
+        End::Client => None,
+    };
     Box::pin(session.state.hub.unregister(&user_id, registration.id)).await;
-    metrics::gauge!("soulchat_gateway_sockets").decrement(1.0);
+    metrics::ws_closed(closed);
 }
 
 /// Whether the WebSocket layer refused a frame over its size limit.
@@ -165,7 +171,9 @@ impl Session {
         CallContext::internal().with_user(self.auth.id())
     }
 
-    async fn write(&mut self, frame: Bytes) -> Result<(), End> {
+    /// Writes a frame of type `kind` (for the metrics; `live` for frames the hub relays).
+    async fn write(&mut self, kind: &'static str, frame: Bytes) -> Result<(), End> {
+        metrics::ws_frame_sent(kind);
         let text = Utf8Bytes::try_from(frame).map_err(|_| End::Close(1011, "internal error"))?;
         // A client that stopped reading must not hold this session: the hub's overflow ends it.
         tokio::select! {
@@ -195,7 +203,7 @@ impl Session {
             Box::pin(self.sync()).await?;
         }
         let chat = match outbound {
-            Outbound::Frame(frame) => return self.write(Bytes::clone(&frame)).await,
+            Outbound::Frame(frame) => return self.write("live", Bytes::clone(&frame)).await,
             Outbound::Chat(chat) => chat,
         };
         let (key, seq) = (chat.conversation_id.clone(), chat.seq);
@@ -206,7 +214,7 @@ impl Session {
             _ => {}
         }
         if !self.own.remove(&(key.clone(), seq)) {
-            self.write(chat.frame.clone()).await?;
+            self.write("event", chat.frame.clone()).await?;
         }
         match chat.ends_membership_of.as_deref() {
             Some(user) if user == "*" || user == self.auth.id() => {
@@ -225,8 +233,18 @@ impl Session {
         }
         let frame: ClientFrame = match crate::extract::parse(text) {
             Ok(frame) => frame,
-            Err(e) => return self.write(frames::error(&e, None)).await,
+            Err(e) => {
+                metrics::ws_frame_received("invalid");
+                return self.write("error", frames::error(&e, None)).await;
+            }
         };
+        metrics::ws_frame_received(match &frame {
+            ClientFrame::Send { .. } => "send",
+            ClientFrame::Typing { .. } => "typing",
+            ClientFrame::Read { .. } => "read",
+            ClientFrame::Resume { .. } => "resume",
+            ClientFrame::Ping => "ping",
+        });
         if self.held.is_some() {
             if let ClientFrame::Resume { conversations } = frame {
                 self.resume(conversations).await?;
@@ -235,22 +253,22 @@ impl Session {
             self.sync().await?;
         }
         match frame {
-            ClientFrame::Ping => self.write(frames::pong()).await,
+            ClientFrame::Ping => self.write("pong", frames::pong()).await,
             ClientFrame::Send { conversation_id, body } => {
                 let client_id = body.client_id.clone();
                 match self.send(conversation_id, body).await {
-                    Ok(frame) => self.write(frame).await,
-                    Err(e) => self.write(frames::error(&e, Some(&client_id))).await,
+                    Ok(frame) => self.write("ack", frame).await,
+                    Err(e) => self.write("error", frames::error(&e, Some(&client_id))).await,
                 }
             }
             ClientFrame::Typing { conversation_id } => match self.typing(conversation_id).await {
                 Ok(()) => Ok(()),
-                Err(e) => self.write(frames::error(&e, None)).await,
+                Err(e) => self.write("error", frames::error(&e, None)).await,
             },
             ClientFrame::Read { conversation_id, seq } => {
                 match self.state.chat.mark_read(&self.ctx(), conversation_id, seq).await {
                     Ok(()) => Ok(()),
-                    Err(e) => self.write(frames::error(&e, None)).await,
+                    Err(e) => self.write("error", frames::error(&e, None)).await,
                 }
             }
             ClientFrame::Resume { conversations } => self.resume(conversations).await,
@@ -292,10 +310,11 @@ impl Session {
 
     /// Replays what the client missed, per conversation and in order, then says `resumed`.
     async fn resume(&mut self, conversations: HashMap<String, i64>) -> Result<(), End> {
+        metrics::ws_resumed();
         let request = cm::ResumeRequest { conversations: conversations.clone() };
         let reply = match self.state.caller.call::<chat::Resume>(&self.ctx(), &request).await {
             Ok(reply) => reply,
-            Err(e) => return self.write(frames::error(&e.into(), None)).await,
+            Err(e) => return self.write("error", frames::error(&e.into(), None)).await,
         };
         // What this socket already delivered stays delivered: replay only what lies beyond.
         for (conversation_id, seq) in conversations {
@@ -313,11 +332,12 @@ impl Session {
         }
         let names = match self.state.hub.names().names(&self.state.caller, ids).await {
             Ok(names) => names,
-            Err(e) => return self.write(frames::error(&e, None)).await,
+            Err(e) => return self.write("error", frames::error(&e, None)).await,
         };
         for resumed in reply.conversations {
             if resumed.truncated {
-                self.write(frames::resume_truncated(&resumed.conversation_id, resumed.from_seq)).await?;
+                self.write("resume_truncated", frames::resume_truncated(&resumed.conversation_id, resumed.from_seq))
+                    .await?;
             }
             let mut cursor = self.cursors.get(&resumed.conversation_id).copied().unwrap_or(0);
             for event in resumed.events {
@@ -325,10 +345,10 @@ impl Session {
                     continue;
                 }
                 cursor = event.seq;
-                self.write(frames::chat_event(event, &names)).await?;
+                self.write("event", frames::chat_event(event, &names)).await?;
             }
             self.cursors.insert(resumed.conversation_id, cursor);
         }
-        self.write(frames::resumed()).await
+        self.write("resumed", frames::resumed()).await
     }
 }

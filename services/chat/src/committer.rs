@@ -20,14 +20,15 @@
 
 use std::collections::HashMap;
 use std::slice;
+use std::time::Instant;
 
 use anyhow::anyhow;
 use soulchat_runtime::database::WriterConn;
 use soulchat_runtime::{Context, Database, WriteTx, dedicated};
-use soulchat_subjects::ServiceError;
 use soulchat_subjects::chat::messages::chat_event::Event;
 use soulchat_subjects::chat::messages::{ChatEvent, Message, MessageReply, SendRequest};
 use soulchat_subjects::time::now_ms;
+use soulchat_subjects::{ServiceError, metrics};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -124,8 +125,13 @@ struct Writer {
 
 impl Writer {
     async fn commit(&mut self, store: &Store, batch: Vec<Job>) {
+        let started = Instant::now();
         match self.apply(store, &batch).await {
-            Ok(answers) => finish(batch, answers),
+            Ok(answers) => {
+                let stored = answers.iter().filter(|a| a.as_ref().is_ok_and(|reply| !reply.duplicate)).count();
+                metrics::chat_committed(batch.len(), stored, started.elapsed());
+                finish(batch, answers)
+            }
             Err(e) if batch.len() > 1 => {
                 tracing::warn!(sends = batch.len(), "group commit failed, retrying each send alone: {e}");
                 for job in batch {

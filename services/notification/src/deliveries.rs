@@ -21,8 +21,9 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures::StreamExt;
+use soulchat_runtime::consumer;
 use soulchat_subjects::notification::{self, messages::Delivery};
-use soulchat_subjects::{Format, headers, streams, wire};
+use soulchat_subjects::{Format, headers, metrics, streams, wire};
 use tokio_util::sync::CancellationToken;
 
 use crate::Notifications;
@@ -55,22 +56,26 @@ pub fn spawn(
     n: Arc<Notifications>,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
+    metrics::zero::deliveries(&Channel::ALL.map(Channel::name));
+    let durable = notification::DELIVERIES.durable;
+    let watch = consumer::watch(js.clone(), streams::DELIVERIES_STREAM, durable, shutdown.clone());
     tokio::spawn(async move {
+        let watch = tokio::spawn(watch);
         loop {
             tokio::select! {
                 result = consume(&js, &n) => {
                     if let Err(e) = result {
-                        let durable = notification::DELIVERIES.durable;
                         tracing::warn!(durable, "delivery consumer stopped: {e:#}; restarting");
                     }
                 }
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => break,
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => break,
             }
         }
+        let _ = watch.await;
     })
 }
 
@@ -121,17 +126,20 @@ async fn attempt(js: &jetstream::Context, n: &Notifications, message: jetstream:
         }
         (outcome, _) => outcome,
     };
-    let count = |pick: fn(&ChannelCounters) -> &AtomicU64| {
-        if let Some(channel) = Channel::parse(&channel_name) {
+    let known = Channel::parse(&channel_name);
+    let count = |pick: fn(&ChannelCounters) -> &AtomicU64, outcome: metrics::Delivery| {
+        metrics::notification_delivered(known.map_or("unknown", Channel::name), outcome);
+        if let Some(channel) = known {
             pick(n.stats.channel(channel)).fetch_add(1, Ordering::Relaxed);
         }
     };
     let result = match outcome {
         Ok(()) => {
-            count(|c| &c.sent);
+            count(|c| &c.sent, metrics::Delivery::Sent);
             message.ack().await
         }
         Err(Failure::Gone(status)) => {
+            metrics::notification_delivered(known.map_or("unknown", Channel::name), metrics::Delivery::Gone);
             if let Ok(delivery) = &decoded {
                 unsubscribe(n, delivery, &format!("gone (HTTP {status})"), &n.stats.push_gone).await;
             }
@@ -140,13 +148,13 @@ async fn attempt(js: &jetstream::Context, n: &Notifications, message: jetstream:
         Err(Failure::Transient(error)) if attempt < n.retry.attempts => {
             let delay = n.retry.delay(attempt);
             tracing::info!(channel = %channel_name, attempt, ?delay, "delivery failed, will retry: {error}");
-            count(|c| &c.retried);
+            count(|c| &c.retried, metrics::Delivery::Retried);
             message.ack_with(AckKind::Nak(Some(delay))).await
         }
         Err(Failure::Transient(error) | Failure::Permanent(error) | Failure::Forbidden(error)) => {
             match dead_letter(js, &message, &channel_name, decoded.as_ref().ok(), attempt, &error).await {
                 Ok(()) => {
-                    count(|c| &c.dead_lettered);
+                    count(|c| &c.dead_lettered, metrics::Delivery::DeadLettered);
                     message.ack().await
                 }
                 Err(e) => {

@@ -20,11 +20,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use prost::Message;
 use redis::aio::ConnectionManager;
+use soulchat_subjects::metrics;
 use soulchat_subjects::profile::messages::Profile;
 
 use crate::store::ProfileRow;
 
 const TTL: Duration = Duration::from_secs(600);
+/// This cache's name in the metrics.
+const CACHE: &str = "profile";
 /// How long this process answers from its own copy.
 pub const NEAR_TTL: Duration = Duration::from_secs(1);
 /// Copies kept at most; beyond it the expired ones go.
@@ -74,6 +77,7 @@ impl Cache {
                 Some(ConnectionManager::new(client).await.context("connecting to Redis")?)
             }
         };
+        metrics::zero::cache(CACHE);
         Ok(Cache {
             redis,
             near: Mutex::default(),
@@ -94,6 +98,7 @@ impl Cache {
     pub async fn get(&self, username: &str) -> Cached {
         if let Some(cached) = self.near_get(username) {
             self.hits.fetch_add(1, Ordering::Relaxed);
+            metrics::cache_looked_up(CACHE, true);
             return cached;
         }
         let Some(redis) = &self.redis else { return Cached::Unknown };
@@ -127,8 +132,10 @@ impl Cache {
                 Cached::Unknown
             }
         };
-        let counter = if matches!(cached, Cached::Unknown) { &self.misses } else { &self.hits };
+        let hit = !matches!(cached, Cached::Unknown);
+        let counter = if hit { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);
+        metrics::cache_looked_up(CACHE, hit);
         cached
     }
 

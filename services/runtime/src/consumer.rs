@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer::DeliverPolicy, consumer::pull};
 use futures::StreamExt;
+use soulchat_subjects::metrics;
 use soulchat_subjects::time::now_ms;
 use soulchat_subjects::{Consumer, Event, headers};
 use tokio_util::sync::CancellationToken;
@@ -26,6 +27,8 @@ use crate::database::{Database, Reads, WriteTx};
 
 /// Events per transaction at most.
 const BATCH: usize = 256;
+/// How often a consumer's pending and redelivered counts are asked of the server.
+const WATCH_EVERY: Duration = Duration::from_secs(10);
 
 /// Applies one kind of event inside the consumer's transaction.
 pub trait EventHandler<E: Event>: Send + Sync + 'static {
@@ -72,16 +75,35 @@ pub(crate) fn spawn<E: Event, H: EventHandler<E>>(
 ) -> tokio::task::JoinHandle<()> {
     let durable = consumer.durable;
     tokio::spawn(async move {
+        let watch = tokio::spawn(watch(js.clone(), E::STREAM, durable, shutdown.clone()));
         loop {
             if let Err(e) = consume::<E, H>(&js, &db, durable, &handler, &shutdown).await {
                 tracing::warn!(durable, "event consumer stopped: {e:#}; restarting");
             }
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => break,
             }
         }
+        let _ = watch.await;
     })
+}
+
+/// Reports a durable consumer's pending and redelivered events, as the server counts them,
+/// until `shutdown`: for every consumer of [`spawn`], and for consumers a service runs itself.
+pub async fn watch(js: jetstream::Context, stream: &'static str, durable: &'static str, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(WATCH_EVERY);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        let info = async { js.get_stream(stream).await?.consumer_info(durable).await.map_err(anyhow::Error::from) };
+        match info.await {
+            Ok(info) => metrics::consumer_state(durable, info.num_pending, info.num_ack_pending, info.num_redelivered),
+            Err(e) => tracing::debug!(durable, "consumer info: {e:#}"),
+        }
+    }
 }
 
 async fn consume<E: Event, H: EventHandler<E>>(

@@ -298,6 +298,13 @@ impl Database {
         Ok(ReadConn(self.reads.acquire().await?))
     }
 
+    /// Whether the database answers a trivial read (the worker's readiness).
+    pub async fn ping(&self) -> sqlx::Result<()> {
+        let mut conn = self.reads().await?;
+        sqlx::query("SELECT 1").execute(&mut *conn.0).await?;
+        Ok(())
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }

@@ -15,7 +15,10 @@
 //! - [`consumer`]: durable event consumers with exactly-once effects.
 //! - [`dedicated`]: serial hot loops on threads of their own.
 //! - [`nats_server`]: finding or starting the pinned nats-server.
+//! - [`admin`]: the admin listener (`/metrics`, `/healthz`, `/readyz`) and the process's
+//!   metrics recorder.
 
+pub mod admin;
 pub mod consumer;
 pub mod database;
 pub mod dedicated;

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, message::PublishMessage};
+use soulchat_subjects::metrics;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -68,7 +69,8 @@ impl Relay {
     /// of its own: every delivery of an event waits for it.
     pub fn spawn<S: Source>(
         &self,
-        name: &str,
+        service: &'static str,
+        name: &'static str,
         source: S,
         db: Database,
         js: jetstream::Context,
@@ -76,7 +78,7 @@ impl Relay {
     ) -> std::io::Result<tokio::task::JoinHandle<()>> {
         let wake = self.wake.clone();
         dedicated::spawn(name, async move {
-            let mut progress = Progress::default();
+            let mut progress = Progress { service, relay: name, ..Progress::default() };
             let mut failures = 0u32;
             loop {
                 match relay_batch(&source, &db, &js, &mut progress).await {
@@ -118,6 +120,9 @@ impl Relay {
 /// How far a relay got: entries up to `acknowledged` are on the stream, up to `pruned` deleted.
 #[derive(Default)]
 struct Progress {
+    /// Whose relay this is, in the metrics.
+    service: &'static str,
+    relay: &'static str,
     acknowledged: i64,
     pruned: i64,
     last_prune: Option<tokio::time::Instant>,
@@ -136,6 +141,7 @@ async fn relay_batch<S: Source>(
     progress: &mut Progress,
 ) -> anyhow::Result<usize> {
     let entries = source.pending(db, if ordered(db) { progress.acknowledged } else { 0 }, BATCH).await?;
+    metrics::relay_backlog(progress.service, progress.relay, entries.len());
     if entries.is_empty() {
         if progress.pruned < progress.acknowledged {
             prune::<S>(db, progress).await?;
@@ -150,10 +156,12 @@ async fn relay_batch<S: Source>(
             None => done.push(entry.id),
         }
     }
+    let published = acks.len();
     for (id, ack) in acks {
         ack.await?;
         done.push(id);
     }
+    metrics::relay_published(progress.service, progress.relay, published);
     if !ordered(db) {
         let mut delete = sqlx::QueryBuilder::<sqlx::Any>::new(format!("DELETE FROM {} WHERE id IN (", S::TABLE));
         let mut ids = delete.separated(", ");

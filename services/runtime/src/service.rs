@@ -20,6 +20,7 @@ use soulchat_subjects::{Caller, Consumer, Event, ServiceDef};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::Readiness;
 use crate::consumer::{self, EventHandler};
 use crate::database::{Database, Migrations};
 use crate::outbox::{Outbox, OutboxTable};
@@ -28,6 +29,8 @@ use crate::worker::Endpoints;
 
 /// How long the relays get, at the end, to publish what was committed.
 const RELAY_DRAIN: Duration = Duration::from_secs(5);
+/// How long the database may take to answer a readiness check.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A worker: its contract and how to build and serve it.
 pub trait Service: Send + Sync + Sized + 'static {
@@ -62,6 +65,8 @@ pub struct Common {
     pub database_url: String,
     /// Deadline of each call to another worker.
     pub request_timeout: Duration,
+    /// Where the worker says whether it is ready (the admin listener's `/readyz`).
+    pub readiness: Readiness,
 }
 
 /// What a service is built with, and where it leaves the work that must be stopped with it.
@@ -123,9 +128,10 @@ impl Context {
     }
 
     /// Relays another outbox table of the service (the chat worker's event log).
-    pub fn relay<S: Source>(&mut self, name: &str, source: S) -> anyhow::Result<Relay> {
+    pub fn relay<S: Source>(&mut self, name: &'static str, source: S) -> anyhow::Result<Relay> {
         let relay = Relay::default();
-        let task = relay.spawn(name, source, self.db.clone(), self.js.clone(), self.relays_stop.clone())?;
+        let task =
+            relay.spawn(self.def.name, name, source, self.db.clone(), self.js.clone(), self.relays_stop.clone())?;
         self.relays.push(task);
         Ok(relay)
     }
@@ -153,7 +159,7 @@ pub async fn run<S: Service>(config: S::Config, common: Common, shutdown: Cancel
     };
     let started = S::start(config, &mut ctx).await;
     let served = match started {
-        Ok(state) => serve::<S>(state, &common, shutdown.clone()).await,
+        Ok(state) => serve::<S>(state, &common, &db, shutdown.clone()).await,
         Err(e) => Err(e),
     };
     // Whatever happened, stop what was started, in order.
@@ -175,14 +181,34 @@ pub async fn run<S: Service>(config: S::Config, common: Common, shutdown: Cancel
     served
 }
 
-async fn serve<S: Service>(state: Arc<S>, common: &Common, shutdown: CancellationToken) -> anyhow::Result<()> {
+async fn serve<S: Service>(
+    state: Arc<S>,
+    common: &Common,
+    db: &Database,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let stats_source = state.clone();
     let stats: Box<dyn Fn() -> serde_json::Value + Send + Sync> =
         Box::new(move || stats_source.stats().unwrap_or(serde_json::Value::Null));
     let version = env!("CARGO_PKG_VERSION");
     let worker = S::endpoints(Endpoints::new(S::CONTRACT, version, state))
-        .start(version, Some(stats), common.client.clone(), shutdown)
+        .start(version, Some(stats), common.client.clone(), shutdown.clone())
         .await?;
+    // Ready while serving, with its database answering.
+    let db = db.clone();
+    common.readiness.add(S::CONTRACT.name, move || {
+        let (db, shutdown) = (db.clone(), shutdown.clone());
+        async move {
+            if shutdown.is_cancelled() {
+                return Err("stopping".to_owned());
+            }
+            match tokio::time::timeout(READY_TIMEOUT, db.ping()).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => Err(format!("database: {e}")),
+                Err(_) => Err(format!("database: no answer within {READY_TIMEOUT:?}")),
+            }
+        }
+    });
     worker.run_until_shutdown().await;
     Ok(())
 }

@@ -8,11 +8,13 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_nats::HeaderMap;
 use async_nats::service::{Service, ServiceExt};
 use futures::StreamExt;
 use soulchat_subjects::headers;
+use soulchat_subjects::metrics::{self, Outcome};
 use soulchat_subjects::proto::common::v1::{HealthReply, HealthRequest};
 use soulchat_subjects::wire::Payload;
 use soulchat_subjects::{CallContext, Format, Operation, ServiceDef, ServiceError};
@@ -148,16 +150,25 @@ impl<S: Send + Sync + 'static> Endpoints<S> {
                 .add(spec.subject)
                 .await
                 .map_err(|e| anyhow::anyhow!("adding endpoint {}: {e}", spec.subject))?;
-            tracker.spawn(serve_endpoint(endpoint, spec.subject, spec.responder, tracker.clone(), permits.clone()));
+            let names = Names { service: self.def.name, operation: spec.name, subject: spec.subject };
+            tracker.spawn(serve_endpoint(endpoint, names, spec.responder, tracker.clone(), permits.clone()));
         }
         tracing::info!(service = self.def.name, version, "worker serving");
         Ok(Worker { name: self.def.name, service, tracker, client, shutdown })
     }
 }
 
+/// What an endpoint is called, in logs and metrics.
+#[derive(Clone, Copy)]
+struct Names {
+    service: &'static str,
+    operation: &'static str,
+    subject: &'static str,
+}
+
 async fn serve_endpoint(
     mut endpoint: async_nats::service::endpoint::Endpoint,
-    subject: &'static str,
+    names: Names,
     responder: Responder,
     tracker: TaskTracker,
     permits: Arc<Semaphore>,
@@ -171,21 +182,28 @@ async fn serve_endpoint(
             // Every line logged while answering carries the operation, request id and caller.
             let span = tracing::info_span!(
                 "request",
-                subject,
+                subject = names.subject,
                 request_id = %ctx.call.request_id,
                 caller = ctx.call.user_id.as_deref().unwrap_or("-"),
             );
-            answer(request, ctx, responder).instrument(span).await;
+            answer(request, names, ctx, responder).instrument(span).await;
         });
     }
 }
 
-async fn answer(request: async_nats::service::Request, ctx: RequestContext, responder: Responder) {
+async fn answer(request: async_nats::service::Request, names: Names, ctx: RequestContext, responder: Responder) {
+    let started = Instant::now();
     let format = Format::of(request.message.headers.as_ref());
     let mut reply_headers = HeaderMap::new();
     reply_headers.insert(headers::CONTENT_TYPE, format.content_type());
     let payload = request.message.payload.clone();
-    let outcome = match responder(ctx, format, payload).await {
+    let answered = responder(ctx, format, payload).await;
+    let outcome = match &answered {
+        Ok(_) => Outcome::Ok,
+        Err(error) => Outcome::Error(error.code.as_u16()),
+    };
+    metrics::rpc_served(names.service, names.operation, outcome, started.elapsed());
+    let outcome = match answered {
         Ok(body) => request.respond_with_headers(Ok(body), reply_headers).await,
         Err(error) => {
             if error.code.is_server_error() {

@@ -69,6 +69,7 @@ async fn a_v2_operation_is_served_beside_v1() {
         client: client.clone(),
         database_url: format!("sqlite://{}/versioned.db", dir.path().display()),
         request_timeout: Duration::from_secs(2),
+        readiness: Default::default(),
     };
     let worker = tokio::spawn(service::run::<Versioned>((), common, shutdown.clone()));
     let caller = Caller::new(client, Duration::from_secs(2));

@@ -17,7 +17,9 @@ pub enum Kind {
 }
 
 impl Kind {
-    fn as_str(self) -> &'static str {
+    pub const ALL: [Kind; 3] = [Kind::Register, Kind::Rename, Kind::Delete];
+
+    pub fn as_str(self) -> &'static str {
         match self {
             Kind::Register => "register",
             Kind::Rename => "rename",
@@ -196,4 +198,15 @@ pub async fn find(r: &mut impl Reads, id: &str) -> sqlx::Result<Option<Saga>> {
         )
         .await?;
     Ok(row.and_then(SagaRow::parse))
+}
+
+/// Open sagas per kind: how many, and when the oldest began.
+pub async fn open(r: &mut impl Reads) -> sqlx::Result<Vec<(Kind, i64, i64)>> {
+    let rows: Vec<(String, i64, i64)> = r
+        .fetch_all(sqlx::query_as(
+            "SELECT kind, COUNT(*), MIN(created_at_ms) FROM sagas \
+             WHERE state IN ('running', 'compensating') GROUP BY kind",
+        ))
+        .await?;
+    Ok(rows.into_iter().filter_map(|(kind, open, oldest)| Some((Kind::parse(&kind)?, open, oldest))).collect())
 }

@@ -24,8 +24,8 @@ use soulchat_runtime::Result;
 use soulchat_subjects::notification::{self, messages::WelcomeRequest};
 use soulchat_subjects::profile::{self, messages as pm};
 use soulchat_subjects::time::now_ms;
-use soulchat_subjects::user;
 use soulchat_subjects::{CallContext, CallError, ErrorCode, ServiceError};
+use soulchat_subjects::{metrics, user};
 use tokio_util::sync::CancellationToken;
 
 pub use log::{Data, Kind, STEP_NONE, STEP_PROFILE, STEP_WELCOME, Saga, State, advance, begin};
@@ -35,12 +35,16 @@ use crate::store;
 
 /// How often recovery looks for idle sagas.
 const RECOVERY_POLL: Duration = Duration::from_secs(1);
+/// How often the open sagas are counted for the metrics.
+const COUNT_OPEN_EVERY: Duration = Duration::from_secs(10);
 
 /// Registration, after the pending account and its saga row committed: creates the profile and
 /// activates the account, or removes the account and says why.
 pub async fn create_profile(users: &Users, ctx: &CallContext, saga: &str, user_id: &str, username: &str) -> Result<()> {
     let request = pm::CreateRequest { user_id: user_id.to_owned(), username: username.to_owned() };
-    match users.caller.call::<profile::Create>(ctx, &request).await {
+    let created = users.caller.call::<profile::Create>(ctx, &request).await;
+    metrics::saga_step(Kind::Register.as_str(), STEP_PROFILE, created.is_ok());
+    match created {
         Ok(_) => activate(users, saga, user_id).await,
         Err(e) => {
             tracing::warn!(%saga, user = %user_id, "registration: profile step failed, removing the account: {e}");
@@ -78,7 +82,9 @@ pub async fn welcome(users: &Users, ctx: &CallContext, saga: &str, user_id: &str
     let username = store::username_of(&mut users.db.reads().await?, user_id).await?;
     if let Some(username) = username {
         let request = WelcomeRequest { user_id: user_id.to_owned(), username };
-        users.caller.call::<notification::Welcome>(ctx, &request).await?;
+        let welcomed = users.caller.call::<notification::Welcome>(ctx, &request).await;
+        metrics::saga_step(Kind::Register.as_str(), STEP_WELCOME, welcomed.is_ok());
+        welcomed?;
     }
     finish(users, saga, State::Done).await
 }
@@ -107,7 +113,11 @@ pub async fn update_profile(
     rename: Option<&str>,
     request: pm::UpdateRequest,
 ) -> Result<pm::Profile> {
-    match users.caller.call::<profile::Update>(ctx, &request).await {
+    let updated = users.caller.call::<profile::Update>(ctx, &request).await;
+    if rename.is_some() {
+        metrics::saga_step(Kind::Rename.as_str(), STEP_PROFILE, updated.is_ok());
+    }
+    match updated {
         Ok(reply) => Ok(reply.profile.context("the profile worker answered an update without the profile")?),
         Err(e) => {
             if let Some(saga) = rename {
@@ -158,9 +168,16 @@ async fn finish(users: &Users, saga: &str, state: State) -> Result<()> {
 /// saga that a live request is still driving; each attempt doubles the wait (up to 64 times).
 pub fn spawn_recovery(users: Arc<Users>, idle: Duration, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut counted: Option<tokio::time::Instant> = None;
         loop {
             if let Err(e) = recover(&users, idle).await {
                 tracing::warn!("saga recovery: {e}");
+            }
+            if counted.is_none_or(|at| at.elapsed() >= COUNT_OPEN_EVERY) {
+                counted = Some(tokio::time::Instant::now());
+                if let Err(e) = count_open(&users).await {
+                    tracing::warn!("counting open sagas: {e}");
+                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(RECOVERY_POLL) => {}
@@ -168,6 +185,20 @@ pub fn spawn_recovery(users: Arc<Users>, idle: Duration, shutdown: CancellationT
             }
         }
     })
+}
+
+/// Reports the open sagas of each kind and the age of the oldest.
+async fn count_open(users: &Users) -> Result<()> {
+    let open = log::open(&mut users.db.reads().await?).await?;
+    let now = now_ms();
+    for kind in Kind::ALL {
+        let (count, oldest) =
+            open.iter().find(|(k, _, _)| *k == kind).map_or((0, Duration::ZERO), |(_, count, began)| {
+                (*count as usize, Duration::from_millis(now.saturating_sub(*began).max(0) as u64))
+            });
+        metrics::sagas_open(kind.as_str(), count, oldest);
+    }
+    Ok(())
 }
 
 async fn recover(users: &Users, idle: Duration) -> Result<()> {
