@@ -24,19 +24,22 @@ print_server_logs() {
   done
 }
 
+# stop_server PID: SIGTERM to its process group (it and its nats-server child), SIGKILL after 10 s.
+stop_server() {
+  kill -TERM -- "-$1" 2>/dev/null || true
+  for _ in $(seq 1 50); do
+    kill -0 -- "-$1" 2>/dev/null || break
+    sleep 0.2
+  done
+  kill -KILL -- "-$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
 # shellcheck disable=SC2317  # called by the EXIT trap
 stop_servers() {
   local pid
-  # Each server runs in its own process group (setsid): stop it and its nats-server child.
   for pid in "${server_pids[@]}"; do kill -TERM -- "-$pid" 2>/dev/null || true; done
-  for pid in "${server_pids[@]}"; do
-    for _ in $(seq 1 50); do
-      kill -0 -- "-$pid" 2>/dev/null || break
-      sleep 0.2
-    done
-    kill -KILL -- "-$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
+  for pid in "${server_pids[@]}"; do stop_server "$pid"; done
   rm -rf "$work"
 }
 trap stop_servers EXIT
