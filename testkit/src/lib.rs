@@ -231,6 +231,21 @@ impl Mesh {
         mesh
     }
 
+    /// A scraped value: of one series written as scraped
+    /// (`soulchat_limit_refusals_total{limit="send"}`), or of every series of a metric name
+    /// together. The recorder is the test process's, shared by every mesh in it: counters only
+    /// grow, so assert lower bounds.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let scrape = self.admin.get("/metrics").await;
+        let scrape = scrape.body.as_str().expect("Prometheus text");
+        scrape
+            .lines()
+            .filter_map(|line| line.rsplit_once(' '))
+            .filter(|(key, _)| *key == series || key.strip_prefix(series).is_some_and(|labels| labels.starts_with('{')))
+            .filter_map(|(_, value)| value.parse::<f64>().ok())
+            .sum()
+    }
+
     /// A connection as `admin`, which may do anything.
     pub async fn client(&self) -> async_nats::Client {
         self.client_as(Identity::Admin).await

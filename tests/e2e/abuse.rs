@@ -168,6 +168,7 @@ async fn stranger_cannot_lock_out(redis_url: Option<String>) {
     }
     let locked = stranger.login(&judy, PASSWORD).await;
     assert_eq!((locked.status, locked.error("login")), (429, Some("too many attempts")), "{:?}", locked.body);
+    assert!(mesh.metric(r#"soulchat_limit_refusals_total{limit="login"}"#).await >= 1.0);
     assert!(locked.retry_after().is_some_and(|s| (1..=3).contains(&s)), "{:?}", locked.headers);
     // The owner, from their own address, is not locked out; their own typo counts for them alone.
     assert_eq!(owner.login(&judy, "wrong password").await.status, 401);

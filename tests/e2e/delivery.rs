@@ -118,6 +118,7 @@ async fn a_slow_client_is_closed_while_others_keep_receiving() {
     let (frames, closed) = slow.closed_within(Duration::from_secs(30)).await;
     assert!(frames.len() < count, "the slow client was not buffered without limit ({} frames)", frames.len());
     assert!(matches!(closed, Closed::Code(4000, _) | Closed::Dropped), "{closed:?}");
+    assert!(mesh.metric("soulchat_ws_slow_consumer_drops_total").await >= 1.0);
     mesh.shutdown().await;
 }
 
@@ -230,6 +231,7 @@ async fn logout_closes_the_socket_and_sends_are_idempotent_and_limited() {
         .await;
     assert_eq!(rest.status, 429);
     assert!(rest.headers.contains_key("retry-after"));
+    assert!(mesh.metric(r#"soulchat_limit_refusals_total{limit="send"}"#).await >= 2.0);
 
     // Logout revokes the token: its socket closes with 4401.
     assert_eq!(mesh.api.post("/api/users/logout", Some(&bob), json!({})).await.status, 204);

@@ -169,16 +169,36 @@ async fn every_metric_the_dashboards_and_alerts_use_exists(backend: Backend) {
     socket.close().await;
 
     let deadline = Instant::now() + Duration::from_secs(20);
-    let (missing, scrape) = loop {
-        let scrape = scrape(&mesh).await;
-        let have = exported(&scrape);
+    let (missing, scraped) = loop {
+        let scraped = scrape(&mesh).await;
+        let have = exported(&scraped);
         let missing: Vec<&String> = used.iter().filter(|name| !have.contains(*name)).collect();
         if missing.is_empty() || Instant::now() > deadline {
-            break (missing.into_iter().cloned().collect::<Vec<_>>(), scrape);
+            break (missing.into_iter().cloned().collect::<Vec<_>>(), scraped);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    assert!(missing.is_empty(), "used by deploy/ but not exported: {missing:?}\n{scrape}");
+    assert!(missing.is_empty(), "used by deploy/ but not exported: {missing:?}\n{scraped}");
+
+    // And they count what happened (lower bounds: every test of the process records here).
+    for series in [
+        "soulchat_chat_messages_stored_total",
+        "soulchat_chat_commit_batch_size_count",
+        "soulchat_ws_resumes_total",
+        r#"soulchat_ws_frames_received_total{type="send"}"#,
+        r#"soulchat_ws_frames_sent_total{type="ack"}"#,
+        r#"soulchat_ws_closes_total{code="client"}"#,
+        r#"soulchat_relay_published_total{service="soulchat-user",relay="outbox-relay"}"#,
+        r#"soulchat_relay_published_total{service="soulchat-chat",relay="chat-relay"}"#,
+        r#"soulchat_cache_requests_total{cache="profile",result="hit"}"#,
+        r#"soulchat_saga_steps_total{saga="register",step="profile",outcome="done"}"#,
+    ] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while mesh.metric(series).await < 1.0 {
+            assert!(Instant::now() < deadline, "{series} did not count\n{}", scrape(&mesh).await);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
     mesh.shutdown().await;
 }
 

@@ -32,7 +32,7 @@ const BATCH_SIZES: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0
 const UPKEEP: Duration = Duration::from_secs(5);
 
 /// The process's Prometheus recorder, installed on the first call; later calls share it.
-pub fn recorder() -> anyhow::Result<PrometheusHandle> {
+fn recorder() -> anyhow::Result<PrometheusHandle> {
     static INSTALLED: Mutex<Option<PrometheusHandle>> = Mutex::new(None);
     let mut installed = INSTALLED.lock().unwrap_or_else(|p| p.into_inner());
     if let Some(handle) = &*installed {
