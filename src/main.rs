@@ -15,6 +15,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
 use settings::Settings;
+use soulchat_runtime::telemetry;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -50,11 +51,13 @@ enum Command {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+    let telemetry = match install_telemetry(&cli) {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("soulchat: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     let result = match cli.command {
@@ -71,6 +74,8 @@ async fn main() -> std::process::ExitCode {
             print(&exports)
         }),
     };
+    // Buffered spans go out before the process does.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -78,6 +83,22 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Log lines as `SOULCHAT_LOG_FORMAT` says; spans exported when an OTLP endpoint is set, as the
+/// service the command runs (`up` runs them all in one process: `soulchat`).
+fn install_telemetry(cli: &Cli) -> anyhow::Result<telemetry::Telemetry> {
+    let service = match &cli.command {
+        Command::Up => Some("soulchat".to_owned()),
+        Command::Gateway => Some("soulchat-gateway".to_owned()),
+        Command::Worker { domain } => Some(format!("soulchat-{domain}")),
+        Command::Migrate | Command::NatsConfig | Command::NatsKeys { .. } => None,
+    };
+    let export = match service {
+        Some(service) => telemetry::Export::from_env(&service)?,
+        None => None,
+    };
+    telemetry::install(cli.settings.log_format.unwrap_or_else(telemetry::LogFormat::for_stderr), export)
 }
 
 /// Writes to stdout; a closed pipe is an error to report, not a panic.

@@ -12,7 +12,7 @@
 //! - below, the parts: `chat` (the calls REST and WebSocket share), `auth` and
 //!   `revocations`, `limits`, `client` (the client's address, through trusted proxies),
 //!   `people` (ids and names), `live` (publishing live frames), `views` (every JSON shape,
-//!   WebSocket frames included), `extract` and `error`.
+//!   WebSocket frames included), `extract`, `error`, and `trace` (each request's id and span).
 
 mod auth;
 mod chat;
@@ -27,6 +27,7 @@ mod revocations;
 mod routes;
 mod server;
 mod state;
+mod trace;
 mod views;
 mod ws;
 

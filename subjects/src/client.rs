@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use async_nats::{HeaderMap, RequestErrorKind};
+use tracing::Instrument;
 
 use crate::error::{ErrorCode, ServiceError};
 use crate::headers;
@@ -49,7 +50,8 @@ impl CallContext {
             h.insert(headers::USER_ID, user.as_str());
         }
         h.insert(headers::REQUEST_ID, self.request_id.as_str());
-        if let Some(tp) = &self.traceparent {
+        // The calling span when this process traces; otherwise the context the request came with.
+        if let Some(tp) = crate::trace::current().or_else(|| self.traceparent.clone()) {
             h.insert(headers::TRACEPARENT, tp.as_str());
         }
         h
@@ -100,6 +102,11 @@ impl Caller {
     }
 
     pub async fn call<O: Operation>(&self, ctx: &CallContext, request: &O::Request) -> Result<O::Response, CallError> {
+        let span = tracing::info_span!("call", otel.name = O::SUBJECT, otel.kind = "client");
+        self.send::<O>(ctx, request).instrument(span).await
+    }
+
+    async fn send<O: Operation>(&self, ctx: &CallContext, request: &O::Request) -> Result<O::Response, CallError> {
         let format = Format::Protobuf;
         let mut headers = ctx.to_headers();
         headers.insert(headers::CONTENT_TYPE, format.content_type());

@@ -19,6 +19,7 @@ pub mod paging;
 pub mod proto;
 pub mod streams;
 pub mod time;
+pub mod trace;
 pub mod wire;
 
 pub mod chat;

@@ -93,7 +93,8 @@ pub fn router(state: AppState, cors_origins: &[String], web_dir: Option<&std::pa
         .layer(from_fn(edge::json_only))
         .layer(from_fn_with_state(state.clone(), edge::limit))
         .layer(cors)
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(crate::trace::http_span))
+        .layer(from_fn(crate::trace::request_id))
         .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
         .with_state(state))
 }

@@ -15,6 +15,7 @@
 //! - [`consumer`]: durable event consumers with exactly-once effects.
 //! - [`dedicated`]: serial hot loops on threads of their own.
 //! - [`nats_server`]: finding or starting the pinned nats-server.
+//! - [`telemetry`]: log lines and exported traces, one way for every role.
 
 pub mod consumer;
 pub mod database;
@@ -24,6 +25,7 @@ pub mod nats_server;
 pub mod outbox;
 pub mod relay;
 pub mod service;
+pub mod telemetry;
 pub mod worker;
 
 pub use database::{Backend, Database, Migrations, ReadConn, Reads, WriteTx};
