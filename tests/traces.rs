@@ -21,12 +21,16 @@ const REQUEST_ID: &str = "soulchat-request-id";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_is_one_trace_across_the_roles() {
     let receiver = OtlpReceiver::start().await;
-    let export =
-        Export { endpoint: Some(receiver.traces_url()), protocol: Protocol::HttpBinary, service_name: "soulchat".into() };
+    let export = Export {
+        endpoint: Some(receiver.traces_url()),
+        protocol: Protocol::HttpBinary,
+        service_name: "soulchat".into(),
+    };
     let telemetry = Arc::new(telemetry::install(LogFormat::Text, Some(export)).expect("installing the tracer"));
     let mesh = Mesh::start(Backend::Sqlite).await;
     let http = reqwest::Client::new();
-    let user = json!({"user": {"username": "traced", "email": "traced@example.com", "password": "correct horse battery"}});
+    let user =
+        json!({"user": {"username": "traced", "email": "traced@example.com", "password": "correct horse battery"}});
 
     let registered = http
         .post(format!("{}/api/users", mesh.api.base))
@@ -40,18 +44,19 @@ async fn a_request_is_one_trace_across_the_roles() {
 
     // The notification worker's reaction to user.created is the last span to arrive.
     let spans = wait_for(&telemetry, &receiver, |spans| {
-        spans.iter().any(|s| s.trace_id == TRACE && s.attributes.get("durable").is_some_and(|d| d == "notification-user-created"))
+        spans.iter().any(|s| {
+            s.trace_id == TRACE && s.attributes.get("durable").is_some_and(|d| d == "notification-user-created")
+        })
     })
     .await;
     let trace: HashMap<&str, &ReceivedSpan> =
         spans.iter().filter(|s| s.trace_id == TRACE).map(|s| (s.span_id.as_str(), s)).collect();
-    let find = |name: &str, kind: &str| {
-        trace
-            .values()
-            .find(|s| s.name == name && s.kind == kind)
-            .copied()
-            .unwrap_or_else(|| panic!("no {kind} span {name} in the trace: {:#?}", trace.values().collect::<Vec<_>>()))
-    };
+    let find =
+        |name: &str, kind: &str| {
+            trace.values().find(|s| s.name == name && s.kind == kind).copied().unwrap_or_else(|| {
+                panic!("no {kind} span {name} in the trace: {:#?}", trace.values().collect::<Vec<_>>())
+            })
+        };
     let ancestors = |span: &ReceivedSpan| {
         std::iter::successors(trace.get(span.parent_span_id.as_str()).copied(), |s| {
             trace.get(s.parent_span_id.as_str()).copied()

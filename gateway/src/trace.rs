@@ -17,15 +17,10 @@ const MAX_REQUEST_ID: usize = 128;
 pub async fn request_id(mut request: Request, next: Next) -> Response {
     let name = HeaderName::from_bytes(headers::REQUEST_ID.as_bytes()).expect("a valid header name");
     let chosen = [name.as_str(), "x-request-id"].into_iter().find_map(|h| {
-        request
-            .headers()
-            .get(h)
-            .filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID && v.to_str().is_ok())
-            .cloned()
+        request.headers().get(h).filter(|v| !v.is_empty() && v.len() <= MAX_REQUEST_ID && v.to_str().is_ok()).cloned()
     });
-    let id = chosen.unwrap_or_else(|| {
-        HeaderValue::from_str(&uuid::Uuid::now_v7().to_string()).expect("a UUID is a header value")
-    });
+    let id = chosen
+        .unwrap_or_else(|| HeaderValue::from_str(&uuid::Uuid::now_v7().to_string()).expect("a UUID is a header value"));
     request.headers_mut().insert(name.clone(), id.clone());
     let mut response = next.run(request).await;
     response.headers_mut().insert(name, id);

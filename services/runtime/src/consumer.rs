@@ -186,17 +186,9 @@ async fn apply_batch<E: Event, H: EventHandler<E>>(
         }
     }
     let seen = processed_among(db, received.iter().map(|r| r.id.as_str())).await?;
-    let prepared = futures::future::join_all(
-        received
-            .iter()
-            .map(|r| async {
-                if seen.contains(&r.id) {
-                    None
-                } else {
-                    Some(handler.prepare(&r.event).instrument(r.span.clone()).await)
-                }
-            }),
-    )
+    let prepared = futures::future::join_all(received.iter().map(|r| async {
+        if seen.contains(&r.id) { None } else { Some(handler.prepare(&r.event).instrument(r.span.clone()).await) }
+    }))
     .await;
     let mut work = Vec::with_capacity(received.len());
     for (r, prepared) in received.into_iter().zip(prepared) {

@@ -15,8 +15,8 @@ use std::str::FromStr;
 
 use anyhow::Context;
 use opentelemetry::trace::TracerProvider;
-use opentelemetry_otlp::WithExportConfig;
 pub use opentelemetry_otlp::Protocol;
+use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::Layer;
@@ -72,7 +72,9 @@ impl Export {
             None => Protocol::HttpBinary,
             Some(p) if p == "http/protobuf" => Protocol::HttpBinary,
             Some(p) if p == "http/json" => Protocol::HttpJson,
-            Some(p) => anyhow::bail!("OTEL_EXPORTER_OTLP_PROTOCOL={p:?} is not supported: use http/protobuf or http/json"),
+            Some(p) => {
+                anyhow::bail!("OTEL_EXPORTER_OTLP_PROTOCOL={p:?} is not supported: use http/protobuf or http/json")
+            }
         };
         Ok(Some(Export { endpoint: None, protocol, service_name: service_name.to_owned() }))
     }
@@ -121,8 +123,8 @@ impl Telemetry {
 /// Installs the process-wide subscriber: log lines in `format` at `RUST_LOG`'s levels (default
 /// `info`), and spans exported as `export` says. Fails if a subscriber is installed already.
 pub fn install(format: LogFormat, export: Option<Export>) -> anyhow::Result<Telemetry> {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let lines = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_ansi(std::io::stderr().is_terminal())
