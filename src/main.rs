@@ -1,6 +1,6 @@
 //! The `soulchat` command: runs one role per process (`gateway`, `worker <domain>`), all of them
-//! in one process (`up`), the provisioning and migrations (`migrate`), or prints the broker's
-//! permissions (`nats-config`). It only wires roles together; each
+//! in one process (`up`), the provisioning and migrations (`migrate`), prints the audit log
+//! (`audit`) or the broker's permissions (`nats-config`). It only wires roles together; each
 //! role lives in its own crate and talks to the others over NATS alone. (The load tool is a
 //! binary of its own, `soulchat-bench`, so that production builds do not carry it.)
 
@@ -41,6 +41,18 @@ enum Command {
     /// Provisions the NATS streams and buckets (as admin) and applies every service's pending
     /// migrations, then exits.
     Migrate,
+    /// Prints the audit log (security events), oldest first, as `admin`.
+    Audit {
+        /// Only events about this user (username or id).
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this kind: registered, login_succeeded, login_failed, logged_out, ...
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only events of the last DURATION (`1h`, `7days`). Default: all that are kept.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        since: Option<std::time::Duration>,
+    },
     /// Prints the nats-server `authorization` block generated from the contract (nats/authorization.conf).
     NatsConfig,
     /// Makes (or keeps) one NKey seed per identity in DIR (`<name>.nk`, mode 0600) and prints the
@@ -65,6 +77,10 @@ async fn main() -> std::process::ExitCode {
         Command::Gateway => up::gateway(&cli.settings, shutdown).await,
         Command::Worker { domain } => up::worker(&cli.settings, &domain, shutdown).await,
         Command::Migrate => up::migrate(&cli.settings).await,
+        Command::Audit { user, kind, since } => {
+            let since = since.map(|ago| std::time::SystemTime::now().checked_sub(ago).unwrap_or(std::time::UNIX_EPOCH));
+            up::audit(&cli.settings, &soulchat_subjects::audit::Filter { since, kind, user }).await
+        }
         Command::NatsConfig => print(&soulchat_subjects::broker::committed_authorization()),
         Command::NatsKeys { dir } => soulchat_subjects::broker::ensure_keys(&dir).and_then(|keys| {
             let exports: String = keys
@@ -92,7 +108,7 @@ fn install_telemetry(cli: &Cli) -> anyhow::Result<telemetry::Telemetry> {
         Command::Up => Some("soulchat".to_owned()),
         Command::Gateway => Some("soulchat-gateway".to_owned()),
         Command::Worker { domain } => Some(format!("soulchat-{domain}")),
-        Command::Migrate | Command::NatsConfig | Command::NatsKeys { .. } => None,
+        Command::Migrate | Command::Audit { .. } | Command::NatsConfig | Command::NatsKeys { .. } => None,
     };
     let export = match service {
         Some(service) => telemetry::Export::from_env(&service)?,

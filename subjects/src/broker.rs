@@ -21,7 +21,7 @@ use anyhow::Context;
 
 use crate::operation::{ConsumerInfo, EventInfo, OperationInfo};
 use crate::streams::{self, CHAT_STREAM, PRESENCE_BUCKET, REVOKED_BUCKET, WS_TICKETS_BUCKET};
-use crate::{SERVICES, ServiceDef, chat, notification, profile, user};
+use crate::{SERVICES, ServiceDef, audit, chat, notification, profile, user};
 
 /// Who connects to the broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -221,6 +221,9 @@ pub fn permissions(identity: Identity) -> Grant {
     // Events it owns: its outbox, the chat log, the delivery queue.
     for event in events {
         p.publish.insert(event.subject.to_owned());
+    }
+    if audit::PUBLISHERS.contains(&identity) {
+        p.publish.extend(audit::EVENTS.iter().map(|e| e.subject.to_owned()));
     }
     if identity == Identity::Notification {
         p.publish.insert(streams::DEAD_LETTER_SUBJECTS.to_owned());

@@ -21,6 +21,9 @@ pub struct CallContext {
     pub user_id: Option<String>,
     pub request_id: String,
     pub traceparent: Option<String>,
+    /// Where the client request came from (the gateway sets them; the audit log records them).
+    pub client_address: Option<String>,
+    pub user_agent: Option<String>,
 }
 
 impl CallContext {
@@ -41,6 +44,8 @@ impl CallContext {
             user_id: get(headers::USER_ID).filter(|s| !s.is_empty()),
             request_id: get(headers::REQUEST_ID).unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
             traceparent: get(headers::TRACEPARENT),
+            client_address: get(headers::CLIENT_ADDRESS),
+            user_agent: get(headers::USER_AGENT),
         }
     }
 
@@ -50,6 +55,12 @@ impl CallContext {
             h.insert(headers::USER_ID, user.as_str());
         }
         h.insert(headers::REQUEST_ID, self.request_id.as_str());
+        for (name, value) in [(headers::CLIENT_ADDRESS, &self.client_address), (headers::USER_AGENT, &self.user_agent)]
+        {
+            if let Some(value) = value {
+                h.insert(name, value.as_str());
+            }
+        }
         // The calling span when this process traces; otherwise the context the request came with.
         if let Some(tp) = crate::trace::current().or_else(|| self.traceparent.clone()) {
             h.insert(headers::TRACEPARENT, tp.as_str());

@@ -7,6 +7,7 @@
 //!
 //! Versioning: a breaking change to a message makes a `v2` operation beside the `v1` one.
 
+pub mod audit;
 pub mod auth;
 pub mod broker;
 pub mod catalog;
