@@ -117,6 +117,45 @@ async fn a_request_is_one_trace_across_the_roles() {
     let handled = spans.iter().find(|s| is_login(s) && s.attributes.get("request_id") == Some(&request_id)).unwrap();
     assert_eq!(handled.trace_id, route.trace_id);
 
+    // A chat message: the route, the chat worker's send, its commit, the relay, and the fan-out
+    // of the committed event at the gateway (a consumer of SOULCHAT_CHAT) in one trace.
+    let sender = registered.json::<serde_json::Value>().await.unwrap()["user"]["token"].as_str().unwrap().to_owned();
+    mesh.api.register("listener", "correct horse battery").await;
+    let direct = mesh.api.post("/api/conversations/direct", Some(&sender), json!({"username": "listener"})).await;
+    let conversation = direct.body["conversation"]["id"].as_str().expect("a conversation").to_owned();
+    let chat_trace = "5bf92f3577b34da6a3ce929d0e0e4737";
+    let sent = http
+        .post(format!("{}/api/conversations/{conversation}/messages", mesh.api.base))
+        .header("Authorization", format!("Token {sender}"))
+        .header("traceparent", format!("00-{chat_trace}-{CLIENT_SPAN}-01"))
+        .json(&json!({"client_id": "t-1", "content": "traced", "kind": "text"}))
+        .send()
+        .await
+        .expect("the gateway answers");
+    assert_eq!(sent.status(), 201);
+    let spans = wait_for(&telemetry, &receiver, |spans| {
+        spans.iter().any(|s| s.trace_id == chat_trace && s.name == "chat fan-out")
+    })
+    .await;
+    let trace: HashMap<&str, &ReceivedSpan> =
+        spans.iter().filter(|s| s.trace_id == chat_trace).map(|s| (s.span_id.as_str(), s)).collect();
+    let named = |name: &str, kind: &str| {
+        *trace.values().find(|s| s.name == name && s.kind == kind).unwrap_or_else(|| panic!("no {kind} span {name}"))
+    };
+    let route = named("POST /api/conversations/{id}/messages", "SPAN_KIND_SERVER");
+    assert_eq!(route.parent_span_id, CLIENT_SPAN);
+    let send = named("soulchat.chat.v1.send", "SPAN_KIND_SERVER");
+    let fan_out = named("chat fan-out", "SPAN_KIND_CONSUMER");
+    let lineage = |span: &ReceivedSpan| {
+        std::iter::successors(trace.get(span.parent_span_id.as_str()).copied(), |s| {
+            trace.get(s.parent_span_id.as_str()).copied()
+        })
+        .map(|s| s.span_id.clone())
+        .collect::<Vec<_>>()
+    };
+    assert!(lineage(send).contains(&route.span_id), "chat.send under the route");
+    assert_eq!(fan_out.parent_span_id, send.span_id, "the fan-out continues the send that committed it");
+
     mesh.shutdown().await;
     let telemetry = Arc::try_unwrap(telemetry).ok().expect("the one handle");
     tokio::task::spawn_blocking(move || telemetry.shutdown()).await.unwrap();

@@ -1,4 +1,7 @@
-//! Each HTTP request's id and span. The id is the client's `Soulchat-Request-Id` (or
+//! Each HTTP request's id and span, and the spans of the live traffic: a socket's `send` frame
+//! and the fan-out of a chat event to the sockets here (a child of the span that sent it).
+//!
+//! The id is the client's `Soulchat-Request-Id` (or
 //! `X-Request-Id`) when it is a sensible one, a new one otherwise; it goes to the workers with
 //! every call and back to the client on the response. The span (`http`, named after the route
 //! template, never the raw path, which may hold a token) is a child of the client's
@@ -25,6 +28,35 @@ pub async fn request_id(mut request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     response.headers_mut().insert(name, id);
     response
+}
+
+/// The span of handling one frame of a socket (`send`): a new trace, like an HTTP request.
+pub fn frame_span(frame: &'static str) -> tracing::Span {
+    let span = tracing::info_span!(
+        "frame",
+        otel.name = format!("ws {frame}"),
+        otel.kind = "server",
+        frame,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+    );
+    trace::record_ids(&span);
+    span
+}
+
+/// The span of delivering a committed chat event to this gateway's sockets.
+pub fn fan_out_span(message: &async_nats::jetstream::Message) -> tracing::Span {
+    let span = tracing::info_span!(
+        "fan_out",
+        otel.name = "chat fan-out",
+        otel.kind = "consumer",
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+    );
+    let traceparent = message.headers.as_ref().and_then(|h| h.get(headers::TRACEPARENT));
+    trace::set_parent(&span, traceparent.map(|v| v.as_str()));
+    trace::record_ids(&span);
+    span
 }
 
 /// The span every line logged while serving `request` is in.
