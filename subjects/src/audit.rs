@@ -1,7 +1,7 @@
 //! The audit log: security events on the `SOULCHAT_AUDIT` stream, one subject per kind
-//! (`soulchat.audit.<kind>`), each an [`AuditEvent`]. The user worker records them in its outbox,
-//! in the transaction of the change they describe, so an event is published exactly when its
-//! change committed. [`read`] is what `soulchat audit` prints.
+//! (`soulchat.audit.<kind>`), each an [`AuditEvent`]. Workers record them in their outbox, in the
+//! transaction of the change they describe, so an event is published exactly when its change
+//! committed ([`publisher`] says who records which). [`read`] is what `soulchat audit` prints.
 
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use futures::StreamExt;
 use crate::broker::Identity;
 pub use crate::proto::audit::v1::AuditEvent;
 use crate::streams::{AUDIT_STREAM, audit_prefix};
+use crate::{CallContext, Event};
 
 crate::events! {
     STREAM = crate::streams::AUDIT_STREAM;
@@ -34,10 +35,41 @@ crate::events! {
     PhoneVerified = concat!(audit_prefix!(), ".phone_verified") => AuditEvent;
     /// An account was deleted.
     AccountDeleted = concat!(audit_prefix!(), ".account_deleted") => AuditEvent;
+    /// An administrator sent a system alert (`detail`: its title).
+    AlertSent = concat!(audit_prefix!(), ".alert_sent") => AuditEvent;
+    /// An administrator's action was refused to someone who is not one (`detail`: the route).
+    PermissionRefused = concat!(audit_prefix!(), ".permission_refused") => AuditEvent;
 }
 
-/// Who may publish audit events (through their outbox relay).
-pub const PUBLISHERS: [Identity; 1] = [Identity::User];
+/// Who records each kind: the notification worker its alerts and the gateway its refusals (both
+/// where the decision is made), the user worker the rest, each through its outbox but the
+/// gateway, which has none and publishes directly.
+pub fn publisher(subject: &str) -> Identity {
+    match subject {
+        s if s == <AlertSent as Event>::SUBJECT => Identity::Notification,
+        s if s == <PermissionRefused as Event>::SUBJECT => Identity::Gateway,
+        _ => Identity::User,
+    }
+}
+
+impl AuditEvent {
+    /// An event about a user (id and username, either possibly unknown: empty), now, with where
+    /// the request `call` came from.
+    pub fn new(call: &CallContext, user_id: &str, username: &str, detail: &str) -> AuditEvent {
+        AuditEvent {
+            at_ms: crate::time::now_ms(),
+            user_id: user_id.to_owned(),
+            username: username.to_owned(),
+            client_address: call.client_address.clone().unwrap_or_default(),
+            user_agent: call.user_agent.clone().unwrap_or_default(),
+            request_id: call.request_id.clone(),
+            detail: detail.chars().take(MAX_DETAIL).collect(),
+        }
+    }
+}
+
+/// The longest `detail` kept (an email address at most).
+const MAX_DETAIL: usize = 254;
 
 /// The kind of an audit subject: `login_failed` for `soulchat.audit.login_failed`.
 pub fn kind(subject: &str) -> &str {

@@ -222,9 +222,8 @@ pub fn permissions(identity: Identity) -> Grant {
     for event in events {
         p.publish.insert(event.subject.to_owned());
     }
-    if audit::PUBLISHERS.contains(&identity) {
-        p.publish.extend(audit::EVENTS.iter().map(|e| e.subject.to_owned()));
-    }
+    let audited = audit::EVENTS.iter().filter(|e| audit::publisher(e.subject) == identity);
+    p.publish.extend(audited.map(|e| e.subject.to_owned()));
     if identity == Identity::Notification {
         p.publish.insert(streams::DEAD_LETTER_SUBJECTS.to_owned());
     }

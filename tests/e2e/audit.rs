@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 use soulchat_subjects::audit::{self, Entry, Filter};
 use soulchat_subjects::broker::Identity;
 use soulchat_subjects::connect::Credentials;
-use soulchat_testkit::{Backend, Mesh, each_backend};
+use soulchat_testkit::{Backend, Mesh, Role, each_backend};
 
 use crate::{PASSWORD, token};
 
-each_backend!(sign_ins_and_outs_are_audited);
+each_backend!(sign_ins_and_outs_are_audited, admin_actions_are_audited);
 
 async fn sign_ins_and_outs_are_audited(backend: Backend) {
     let mesh = Mesh::start(backend).await;
@@ -74,6 +74,31 @@ async fn sign_ins_and_outs_are_audited(backend: Backend) {
     for part in [" login_failed ", "user=\"audited\"", "client=\"127.0.0.1\"", "agent=\"audit-test/1.0\""] {
         assert!(lines[0].contains(part), "{part} in {stdout}");
     }
+    mesh.shutdown().await;
+}
+
+async fn admin_actions_are_audited(backend: Backend) {
+    let mut mesh = Mesh::start(backend).await;
+    let admin = token(&mesh.api.register("admin", PASSWORD).await);
+    let user = token(&mesh.api.register("someone", PASSWORD).await);
+    let (admin_id, user_id) = (soulchat_testkit::user_id(&admin), soulchat_testkit::user_id(&user));
+    mesh.options.admin_user_ids = vec![admin_id.clone()];
+    mesh.stop_role(Role::Gateway).await;
+    mesh.start_role(Role::Gateway).await;
+    let alert = serde_json::json!({"title": "Maintenance", "body": "at noon"});
+    assert_eq!(mesh.api.post("/api/admin/alerts", Some(&user), alert.clone()).await.status, 403);
+    assert_eq!(mesh.api.post("/api/admin/alerts", Some(&admin), alert).await.status, 201);
+
+    let js = async_nats::jetstream::new(mesh.client().await);
+    let refused = read_until(&js, &Filter { kind: Some("permission_refused".into()), ..Default::default() }, 1).await;
+    assert_eq!(refused.len(), 1);
+    assert_eq!(
+        (refused[0].event.user_id.as_str(), refused[0].event.detail.as_str()),
+        (user_id.as_str(), "POST /api/admin/alerts")
+    );
+    assert_eq!(refused[0].event.client_address, "127.0.0.1");
+    let sent = read_until(&js, &Filter { kind: Some("alert_sent".into()), ..Default::default() }, 1).await;
+    assert_eq!((sent[0].event.user_id.as_str(), sent[0].event.detail.as_str()), (admin_id.as_str(), "Maintenance"));
     mesh.shutdown().await;
 }
 

@@ -5,12 +5,8 @@
 use soulchat_runtime::{RequestContext, WriteTx};
 use soulchat_subjects::Event;
 use soulchat_subjects::audit::AuditEvent;
-use soulchat_subjects::time::now_ms;
 
 use crate::Users;
-
-/// The longest `detail` kept (an email address at most).
-const MAX_DETAIL: usize = 254;
 
 /// Who the event is about: id and username, either possibly unknown (empty).
 pub struct Subject<'a> {
@@ -27,17 +23,7 @@ impl Users {
         who: Subject<'_>,
         detail: &str,
     ) -> sqlx::Result<()> {
-        let call = &ctx.call;
-        let event = AuditEvent {
-            at_ms: now_ms(),
-            user_id: who.user_id.to_owned(),
-            username: who.username.to_owned(),
-            client_address: call.client_address.clone().unwrap_or_default(),
-            user_agent: call.user_agent.clone().unwrap_or_default(),
-            request_id: call.request_id.clone(),
-            detail: detail.chars().take(MAX_DETAIL).collect(),
-        };
-        self.outbox.record::<E>(tx, &event).await
+        self.outbox.record::<E>(tx, &AuditEvent::new(&ctx.call, who.user_id, who.username, detail)).await
     }
 }
 
