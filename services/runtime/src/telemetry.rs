@@ -20,6 +20,7 @@ use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::Layer;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -121,7 +122,8 @@ impl Telemetry {
 }
 
 /// Installs the process-wide subscriber: log lines in `format` at `RUST_LOG`'s levels (default
-/// `info`), and spans exported as `export` says. Fails if a subscriber is installed already.
+/// `info`), and spans exported as `export` says, at `info` whatever `RUST_LOG` says (a quieter
+/// log must not cut the traces). Fails if a subscriber is installed already.
 pub fn install(format: LogFormat, export: Option<Export>) -> anyhow::Result<Telemetry> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -138,7 +140,13 @@ pub fn install(format: LogFormat, export: Option<Export>) -> anyhow::Result<Tele
             .boxed(),
     };
     let provider = export.map(|e| e.provider()).transpose()?;
-    let spans = provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("soulchat")));
-    tracing_subscriber::registry().with(filter).with(lines).with(spans).try_init().context("installing the logger")?;
+    let spans = provider
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("soulchat")).with_filter(LevelFilter::INFO));
+    tracing_subscriber::registry()
+        .with(lines.with_filter(filter))
+        .with(spans)
+        .try_init()
+        .context("installing the logger")?;
     Ok(Telemetry { provider })
 }
