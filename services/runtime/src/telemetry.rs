@@ -121,24 +121,30 @@ impl Telemetry {
     }
 }
 
+/// The log-line layer, writing to `writer`.
+fn lines<S, W>(format: LogFormat, ansi: bool, writer: W) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(writer).boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer()
+            .json()
+            .with_current_span(false)
+            .with_span_list(true)
+            .with_writer(writer)
+            .boxed(),
+    }
+}
+
 /// Installs the process-wide subscriber: log lines in `format` at `RUST_LOG`'s levels (default
 /// `info`), and spans exported as `export` says, at `info` whatever `RUST_LOG` says (a quieter
 /// log must not cut the traces). Fails if a subscriber is installed already.
 pub fn install(format: LogFormat, export: Option<Export>) -> anyhow::Result<Telemetry> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let lines = match format {
-        LogFormat::Text => tracing_subscriber::fmt::layer()
-            .with_ansi(std::io::stderr().is_terminal())
-            .with_writer(std::io::stderr)
-            .boxed(),
-        LogFormat::Json => tracing_subscriber::fmt::layer()
-            .json()
-            .with_current_span(false)
-            .with_span_list(true)
-            .with_writer(std::io::stderr)
-            .boxed(),
-    };
+    let lines = lines(format, std::io::stderr().is_terminal(), std::io::stderr);
     let provider = export.map(|e| e.provider()).transpose()?;
     let spans = provider
         .as_ref()
@@ -149,4 +155,69 @@ pub fn install(format: LogFormat, export: Option<Export>) -> anyhow::Result<Tele
         .try_init()
         .context("installing the logger")?;
     Ok(Telemetry { provider })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Collects what the layer writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'w> tracing_subscriber::fmt::MakeWriter<'w> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'w self) -> Captured {
+            self.clone()
+        }
+    }
+
+    #[test]
+    fn a_json_line_inside_a_request_names_the_request_and_its_trace() {
+        let captured = Captured::default();
+        let provider = SdkTracerProvider::builder().build();
+        let subscriber = tracing_subscriber::registry()
+            .with(lines(LogFormat::Json, false, captured.clone()))
+            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!(
+                "request",
+                request_id = "r-1",
+                trace_id = tracing::field::Empty,
+                span_id = tracing::field::Empty
+            );
+            soulchat_subjects::trace::set_parent(
+                &span,
+                Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            );
+            soulchat_subjects::trace::record_ids(&span);
+            span.in_scope(|| tracing::info!("handled"));
+        });
+        let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(output.trim()).expect("one JSON line");
+        assert_eq!(line["fields"]["message"], "handled");
+        let span = &line["spans"][0];
+        assert_eq!(span["request_id"], "r-1");
+        assert_eq!(span["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(span["span_id"].as_str().map(str::len), Some(16));
+    }
+
+    #[test]
+    fn log_formats_are_text_or_json() {
+        assert_eq!("json".parse(), Ok(LogFormat::Json));
+        assert_eq!("text".parse(), Ok(LogFormat::Text));
+        assert!("yaml".parse::<LogFormat>().unwrap_err().contains("text or json"));
+    }
 }
