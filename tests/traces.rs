@@ -1,6 +1,7 @@
-//! One HTTP request is one trace: the gateway's route span, the worker that answers it, the
-//! calls its saga makes and the consumers reacting to the event it records all share the trace
-//! id, each span a child of the one that caused it, as a real OTLP/HTTP receiver sees them.
+//! One HTTP request is one trace: the gateway's route span, the worker that answers it and its
+//! transactions, the calls its saga makes and the consumers reacting to the event it records all
+//! share the trace id, each span a child of the one that caused it, as a real OTLP/HTTP receiver
+//! sees them; a chat message likewise, down to the gateway's fan-out.
 //!
 //! A test binary of its own: the subscriber with the OpenTelemetry layer is process-wide, and
 //! every role of the test mesh runs in this process, so they all export through it (identified
@@ -74,6 +75,10 @@ async fn a_request_is_one_trace_across_the_roles() {
     assert_eq!(call.parent_span_id, route.span_id);
     assert_eq!(register.parent_span_id, call.span_id);
     assert_eq!(register.attributes.get("request_id"), route.attributes.get("request_id"));
+    assert!(
+        trace.values().any(|s| s.name == "db transaction" && s.parent_span_id == register.span_id),
+        "the user worker's transactions"
+    );
     // The saga's call to the profile worker, inside the user worker's handling.
     let profile = find("soulchat.profile.v1.create", "SPAN_KIND_SERVER");
     assert!(ancestors(profile).contains(&register.span_id), "profile.create under user.register");
