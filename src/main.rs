@@ -1,6 +1,6 @@
 //! The `soulchat` command: runs one role per process (`gateway`, `worker <domain>`), all of them
-//! in one process (`up`), the provisioning and migrations (`migrate`), or prints the broker's
-//! permissions (`nats-config`). It only wires roles together; each
+//! in one process (`up`), the provisioning and migrations (`migrate`), prints the audit log
+//! (`audit`) or the broker's permissions (`nats-config`). It only wires roles together; each
 //! role lives in its own crate and talks to the others over NATS alone. (The load tool is a
 //! binary of its own, `soulchat-bench`, so that production builds do not carry it.)
 
@@ -15,6 +15,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use clap::{Parser, Subcommand};
 use settings::Settings;
+use soulchat_runtime::telemetry;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
@@ -40,6 +41,18 @@ enum Command {
     /// Provisions the NATS streams and buckets (as admin) and applies every service's pending
     /// migrations, then exits.
     Migrate,
+    /// Prints the audit log (security events), oldest first, as `admin`.
+    Audit {
+        /// Only events about this user (username or id).
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this kind: registered, login_succeeded, login_failed, logged_out, ...
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only events of the last DURATION (`1h`, `7days`). Default: all that are kept.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        since: Option<std::time::Duration>,
+    },
     /// Prints the nats-server `authorization` block generated from the contract (nats/authorization.conf).
     NatsConfig,
     /// Makes (or keeps) one NKey seed per identity in DIR (`<name>.nk`, mode 0600) and prints the
@@ -50,11 +63,13 @@ enum Command {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+    let telemetry = match install_telemetry(&cli) {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("soulchat: {e:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let shutdown = CancellationToken::new();
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     let result = match cli.command {
@@ -62,6 +77,10 @@ async fn main() -> std::process::ExitCode {
         Command::Gateway => up::gateway(&cli.settings, shutdown).await,
         Command::Worker { domain } => up::worker(&cli.settings, &domain, shutdown).await,
         Command::Migrate => up::migrate(&cli.settings).await,
+        Command::Audit { user, kind, since } => {
+            let since = since.map(|ago| std::time::SystemTime::now().checked_sub(ago).unwrap_or(std::time::UNIX_EPOCH));
+            up::audit(&cli.settings, &soulchat_subjects::audit::Filter { since, kind, user }).await
+        }
         Command::NatsConfig => print(&soulchat_subjects::broker::committed_authorization()),
         Command::NatsKeys { dir } => soulchat_subjects::broker::ensure_keys(&dir).and_then(|keys| {
             let exports: String = keys
@@ -71,6 +90,8 @@ async fn main() -> std::process::ExitCode {
             print(&exports)
         }),
     };
+    // Buffered spans go out before the process does.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -78,6 +99,22 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Log lines as `SOULCHAT_LOG_FORMAT` says; spans exported when an OTLP endpoint is set, as the
+/// service the command runs (`up` runs them all in one process: `soulchat`).
+fn install_telemetry(cli: &Cli) -> anyhow::Result<telemetry::Telemetry> {
+    let service = match &cli.command {
+        Command::Up => Some("soulchat".to_owned()),
+        Command::Gateway => Some("soulchat-gateway".to_owned()),
+        Command::Worker { domain } => Some(format!("soulchat-{domain}")),
+        Command::Migrate | Command::Audit { .. } | Command::NatsConfig | Command::NatsKeys { .. } => None,
+    };
+    let export = match service {
+        Some(service) => telemetry::Export::from_env(&service)?,
+        None => None,
+    };
+    telemetry::install(cli.settings.log_format.unwrap_or_else(telemetry::LogFormat::for_stderr), export)
 }
 
 /// Writes to stdout; a closed pipe is an error to report, not a panic.

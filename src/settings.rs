@@ -40,6 +40,12 @@ pub struct Settings {
     /// The built web client (`scripts/build-web` makes `web/dist`), served at `/`. Unset: `/` answers 404.
     #[arg(long, env = "SOULCHAT_WEB_DIR", global = true)]
     pub web_dir: Option<PathBuf>,
+    /// Log lines on stderr: `text` or `json` (JSON lines). Unset: text on a terminal, json otherwise.
+    #[arg(long, env = "SOULCHAT_LOG_FORMAT", global = true)]
+    pub log_format: Option<soulchat_runtime::telemetry::LogFormat>,
+    /// How long the audit log (the SOULCHAT_AUDIT stream) keeps an event; applied when streams are provisioned (`up`, `migrate`).
+    #[arg(long, env = "SOULCHAT_AUDIT_RETENTION", default_value = "90days", value_parser = humantime::parse_duration, global = true)]
+    pub audit_retention: Duration,
     /// The gateway's listen address.
     #[arg(long, env = "SOULCHAT_HTTP_ADDR", default_value = "127.0.0.1:8080", global = true)]
     pub http_addr: SocketAddr,

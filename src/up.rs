@@ -150,7 +150,8 @@ async fn serve_worker(
 /// Creates or updates the streams and buckets, as `admin` (the one identity allowed to).
 async fn provision(settings: &Settings) -> anyhow::Result<()> {
     let client = soulchat_subjects::connect::connect(settings.nats(Identity::Admin)?, "soulchat-provision").await?;
-    soulchat_subjects::streams::provision(&async_nats::jetstream::new(client.clone())).await?;
+    let js = async_nats::jetstream::new(client.clone());
+    soulchat_subjects::streams::provision_with(&js, settings.audit_retention).await?;
     client.drain().await.ok();
     Ok(())
 }
@@ -164,6 +165,15 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
         println!("{}: migrated", def.domain);
     }
     Ok(())
+}
+
+/// Prints the audit events `filter` selects, oldest first, one a line (read as `admin`).
+pub async fn audit(settings: &Settings, filter: &soulchat_subjects::audit::Filter) -> anyhow::Result<()> {
+    let client = soulchat_subjects::connect::connect(settings.nats(Identity::Admin)?, "soulchat-audit").await?;
+    let entries = soulchat_subjects::audit::read(&async_nats::jetstream::new(client.clone()), filter).await?;
+    let lines: String = entries.iter().map(|e| format!("{e}\n")).collect();
+    client.drain().await.ok();
+    crate::print(&lines)
 }
 
 fn contract(domain: &str) -> anyhow::Result<ServiceDef> {

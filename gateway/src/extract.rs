@@ -18,6 +18,7 @@ use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use soulchat_subjects::{CallContext, ServiceError, headers};
 
+use crate::client::ClientAddr;
 use crate::error::ApiError;
 
 /// The most a JSON body may weigh.
@@ -126,13 +127,15 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
     }
 }
 
-/// Request id (generated unless the client sent one) and W3C trace context.
+/// Request id (generated unless the client sent one), W3C trace context, and the client's
+/// address and user agent.
 pub struct Meta(pub CallContext);
 
 impl<S: Send + Sync> FromRequestParts<S> for Meta {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Ok(ClientAddr(client)) = ClientAddr::from_request_parts(parts, state).await;
         let header = |name: &str| {
             parts
                 .headers
@@ -147,6 +150,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Meta {
                 .or_else(|| header("x-request-id"))
                 .unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
             traceparent: header(headers::TRACEPARENT),
+            client_address: Some(client.to_string()),
+            user_agent: header("user-agent"),
         }))
     }
 }

@@ -12,8 +12,10 @@
 //! - below, the parts: `chat` (the calls REST and WebSocket share), `auth` and
 //!   `revocations`, `limits`, `client` (the client's address, through trusted proxies),
 //!   `people` (ids and names), `live` (publishing live frames), `views` (every JSON shape,
-//!   WebSocket frames included), `extract` and `error`.
+//!   WebSocket frames included), `extract`, `error`, `trace` (each request's id and span) and
+//!   `audit` (the refusals it records).
 
+mod audit;
 mod auth;
 mod chat;
 mod client;
@@ -27,6 +29,7 @@ mod revocations;
 mod routes;
 mod server;
 mod state;
+mod trace;
 mod views;
 mod ws;
 

@@ -21,7 +21,7 @@ use anyhow::Context;
 
 use crate::operation::{ConsumerInfo, EventInfo, OperationInfo};
 use crate::streams::{self, CHAT_STREAM, PRESENCE_BUCKET, REVOKED_BUCKET, WS_TICKETS_BUCKET};
-use crate::{SERVICES, ServiceDef, chat, notification, profile, user};
+use crate::{SERVICES, ServiceDef, audit, chat, notification, profile, user};
 
 /// Who connects to the broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -222,6 +222,8 @@ pub fn permissions(identity: Identity) -> Grant {
     for event in events {
         p.publish.insert(event.subject.to_owned());
     }
+    let audited = audit::EVENTS.iter().filter(|e| audit::publisher(e.subject) == identity);
+    p.publish.extend(audited.map(|e| e.subject.to_owned()));
     if identity == Identity::Notification {
         p.publish.insert(streams::DEAD_LETTER_SUBJECTS.to_owned());
     }

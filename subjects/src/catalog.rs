@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_nats::jetstream::stream::{RetentionPolicy, StorageType};
 
 use crate::operation::{ConsumerInfo, EventInfo, OperationInfo};
-use crate::{ServiceDef, chat, notification, profile, streams, user};
+use crate::{ServiceDef, audit, chat, notification, profile, streams, user};
 
 /// Every service with its operations, in [`crate::SERVICES`] order.
 pub fn services() -> [(ServiceDef, &'static [OperationInfo]); 4] {
@@ -24,7 +24,7 @@ pub fn services() -> [(ServiceDef, &'static [OperationInfo]); 4] {
 
 /// Every kind of event.
 pub fn events() -> Vec<EventInfo> {
-    [user::EVENTS, profile::EVENTS, chat::EVENTS, notification::EVENTS].concat()
+    [user::EVENTS, profile::EVENTS, chat::EVENTS, notification::EVENTS, audit::EVENTS].concat()
 }
 
 /// Every durable consumer, with the service that owns it.

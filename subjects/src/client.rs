@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use async_nats::{HeaderMap, RequestErrorKind};
+use tracing::Instrument;
 
 use crate::error::{ErrorCode, ServiceError};
 use crate::headers;
@@ -21,6 +22,9 @@ pub struct CallContext {
     pub user_id: Option<String>,
     pub request_id: String,
     pub traceparent: Option<String>,
+    /// Where the client request came from (the gateway sets them; the audit log records them).
+    pub client_address: Option<String>,
+    pub user_agent: Option<String>,
 }
 
 impl CallContext {
@@ -41,6 +45,8 @@ impl CallContext {
             user_id: get(headers::USER_ID).filter(|s| !s.is_empty()),
             request_id: get(headers::REQUEST_ID).unwrap_or_else(|| uuid::Uuid::now_v7().to_string()),
             traceparent: get(headers::TRACEPARENT),
+            client_address: get(headers::CLIENT_ADDRESS),
+            user_agent: get(headers::USER_AGENT),
         }
     }
 
@@ -50,7 +56,14 @@ impl CallContext {
             h.insert(headers::USER_ID, user.as_str());
         }
         h.insert(headers::REQUEST_ID, self.request_id.as_str());
-        if let Some(tp) = &self.traceparent {
+        for (name, value) in [(headers::CLIENT_ADDRESS, &self.client_address), (headers::USER_AGENT, &self.user_agent)]
+        {
+            if let Some(value) = value {
+                h.insert(name, value.as_str());
+            }
+        }
+        // The calling span when this process traces; otherwise the context the request came with.
+        if let Some(tp) = crate::trace::current().or_else(|| self.traceparent.clone()) {
             h.insert(headers::TRACEPARENT, tp.as_str());
         }
         h
@@ -101,8 +114,9 @@ impl Caller {
     }
 
     pub async fn call<O: Operation>(&self, ctx: &CallContext, request: &O::Request) -> Result<O::Response, CallError> {
+        let span = tracing::info_span!("call", otel.name = O::SUBJECT, otel.kind = "client");
         let started = Instant::now();
-        let (answer, outcome) = self.exchange::<O>(ctx, request).await;
+        let (answer, outcome) = self.exchange::<O>(ctx, request).instrument(span).await;
         metrics::rpc_called(O::SERVICE.name, O::ENDPOINT, outcome, started.elapsed());
         answer
     }

@@ -5,6 +5,9 @@
 pub const USER_ID: &str = "Soulchat-User-Id";
 /// Correlates one client request across every hop.
 pub const REQUEST_ID: &str = "Soulchat-Request-Id";
+/// The client's address and user agent as the gateway saw them, for the audit log.
+pub const CLIENT_ADDRESS: &str = "Soulchat-Client-Address";
+pub const USER_AGENT: &str = "Soulchat-User-Agent";
 /// W3C trace context.
 pub const TRACEPARENT: &str = "traceparent";
 /// `application/json` asks for proto3 JSON instead of protobuf, both ways.

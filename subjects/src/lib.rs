@@ -7,6 +7,7 @@
 //!
 //! Versioning: a breaking change to a message makes a `v2` operation beside the `v1` one.
 
+pub mod audit;
 pub mod auth;
 pub mod broker;
 pub mod catalog;
@@ -20,6 +21,7 @@ pub mod paging;
 pub mod proto;
 pub mod streams;
 pub mod time;
+pub mod trace;
 pub mod wire;
 
 pub mod chat;

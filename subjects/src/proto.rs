@@ -36,3 +36,10 @@ pub mod chat {
         include!(concat!(env!("OUT_DIR"), "/soulchat.chat.v1.serde.rs"));
     }
 }
+
+pub mod audit {
+    pub mod v1 {
+        include!(concat!(env!("OUT_DIR"), "/soulchat.audit.v1.rs"));
+        include!(concat!(env!("OUT_DIR"), "/soulchat.audit.v1.serde.rs"));
+    }
+}

@@ -30,7 +30,12 @@ macro_rules! dead_letter_prefix {
         "soulchat.notification.dead"
     };
 }
-pub(crate) use deliveries_prefix;
+macro_rules! audit_prefix {
+    () => {
+        "soulchat.audit"
+    };
+}
+pub(crate) use {audit_prefix, deliveries_prefix};
 
 /// Committed chat events, one subject per conversation: `soulchat.chat.events.<conversation>`.
 pub const CHAT_STREAM: &str = "SOULCHAT_CHAT";
@@ -39,6 +44,12 @@ pub const CHAT_SUBJECTS: &str = concat!(chat_events_prefix!(), ".>");
 pub fn chat_events(conversation_id: &str) -> String {
     format!(concat!(chat_events_prefix!(), ".{}"), conversation_id)
 }
+
+/// Security events (`soulchat.audit.<kind>`, see [`crate::audit`]), kept [`AUDIT_RETENTION`]
+/// unless `SOULCHAT_AUDIT_RETENTION` says otherwise.
+pub const AUDIT_STREAM: &str = "SOULCHAT_AUDIT";
+pub const AUDIT_SUBJECTS: &str = concat!(audit_prefix!(), ".>");
+pub const AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 
 /// Live delivery to the gateways holding a user's sockets (core NATS, not persisted).
 pub fn deliver(user_id: &str) -> String {
@@ -97,6 +108,15 @@ pub fn stream_configs() -> Vec<stream::Config> {
             duplicate_window: Duration::from_secs(120),
             ..Default::default()
         },
+        stream::Config {
+            name: AUDIT_STREAM.to_owned(),
+            description: Some("Security events: registrations, sign-ins, credential and account changes".to_owned()),
+            subjects: vec![AUDIT_SUBJECTS.to_owned()],
+            storage: StorageType::File,
+            max_age: AUDIT_RETENTION,
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        },
     ]
 }
 
@@ -150,7 +170,15 @@ pub async fn declare(js: &jetstream::Context) -> anyhow::Result<()> {
 /// (`soulchat up`, `soulchat migrate`, the tests), run as `admin`, the one identity allowed to
 /// change streams.
 pub async fn provision(js: &jetstream::Context) -> anyhow::Result<()> {
-    for config in stream_configs().into_iter().chain(delivery_stream_configs()) {
+    provision_with(js, AUDIT_RETENTION).await
+}
+
+/// [`provision`], keeping audit events `audit_retention` (`SOULCHAT_AUDIT_RETENTION`).
+pub async fn provision_with(js: &jetstream::Context, audit_retention: Duration) -> anyhow::Result<()> {
+    for mut config in stream_configs().into_iter().chain(delivery_stream_configs()) {
+        if config.name == AUDIT_STREAM {
+            config.max_age = audit_retention;
+        }
         let name = config.name.clone();
         js.create_or_update_stream(config).await.with_context(|| format!("provisioning stream {name}"))?;
     }

@@ -6,6 +6,7 @@
 mod api;
 mod backend;
 mod endpoint;
+mod otlp;
 mod proxy;
 mod smtp;
 mod socket;
@@ -27,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 pub use api::{Api, Response};
 pub use backend::Backend;
 pub use endpoint::{Endpoint, Received};
+pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use proxy::Proxy;
 pub use smtp::{Mail, SmtpServer};
 pub use socket::{Closed, Socket};

@@ -4,6 +4,7 @@
 mod abuse;
 mod account_flows;
 mod accounts;
+mod audit;
 mod broker;
 mod cache;
 mod chat;

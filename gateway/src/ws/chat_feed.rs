@@ -12,6 +12,7 @@ use futures::StreamExt;
 use soulchat_subjects::chat::messages::{ChatEvent, chat_event::Event};
 use soulchat_subjects::{Caller, streams};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::people::{NameCache, Names};
 use crate::views::frames;
@@ -65,7 +66,7 @@ impl ChatFeed {
                 *next = Some(info.stream_sequence + 1);
             }
             match <ChatEvent as prost::Message>::decode(message.payload.clone()) {
-                Ok(event) => self.fan_out(event).await,
+                Ok(event) => self.fan_out(event).instrument(crate::trace::fan_out_span(&message)).await,
                 Err(e) => tracing::error!(subject = %message.subject, "undecodable chat event skipped: {e}"),
             }
         }

@@ -18,6 +18,7 @@ use soulchat_subjects::chat::{self, messages as cm};
 use soulchat_subjects::metrics;
 use soulchat_subjects::time::now_ms;
 use soulchat_subjects::{CallContext, ServiceError};
+use tracing::Instrument;
 
 use crate::auth::AuthUser;
 use crate::extract::MAX_BODY_BYTES;
@@ -256,7 +257,7 @@ impl Session {
             ClientFrame::Ping => self.write("pong", frames::pong()).await,
             ClientFrame::Send { conversation_id, body } => {
                 let client_id = body.client_id.clone();
-                match self.send(conversation_id, body).await {
+                match self.send(conversation_id, body).instrument(crate::trace::frame_span("send")).await {
                     Ok(frame) => self.write("ack", frame).await,
                     Err(e) => self.write("error", frames::error(&e, Some(&client_id))).await,
                 }

@@ -49,6 +49,8 @@ type Answer = soulchat_runtime::Result<MessageReply>;
 struct Job {
     sender: String,
     request: SendRequest,
+    /// The sending request's span, which its event's consumers continue.
+    traceparent: Option<String>,
     answer: oneshot::Sender<Answer>,
 }
 
@@ -71,7 +73,8 @@ impl Committer {
     /// Stores the message (or finds the original of a retry) and answers after the commit.
     pub async fn send(&self, sender: String, request: SendRequest) -> Answer {
         let (answer, answered) = oneshot::channel();
-        self.jobs.send(Job { sender, request, answer }).await.map_err(|_| ServiceError::unavailable())?;
+        let traceparent = soulchat_subjects::trace::current();
+        self.jobs.send(Job { sender, request, traceparent, answer }).await.map_err(|_| ServiceError::unavailable())?;
         answered.await.unwrap_or_else(|_| Err(ServiceError::unavailable().into()))
     }
 }
@@ -174,6 +177,8 @@ fn finish(batch: Vec<Job>, answers: Vec<Answer>) {
 struct Batch {
     messages: Vec<Message>,
     events: Vec<ChatEvent>,
+    /// Beside each event, its send's trace context.
+    traceparents: Vec<Option<String>>,
     /// Conversation -> the last seq taken (read before the batch, raised by each message).
     seqs: HashMap<String, i64>,
     /// Conversations whose last seq this batch raised.
@@ -212,15 +217,16 @@ async fn apply(store: &Store, conn: &mut WriterConn, jobs: &[Job], retries: bool
     }
     let mut answers = Vec::with_capacity(jobs.len());
     for job in jobs {
-        answers.push(take(&mut tx, &mut batch, &job.sender, &job.request).await?);
+        answers.push(take(&mut tx, &mut batch, job).await?);
     }
     let raised: Vec<(&str, i64)> = batch.raised.iter().map(|c| (c.as_str(), batch.seqs[c])).collect();
-    store.write_sends(&mut tx, &batch.messages, &batch.events, &raised).await?;
+    store.write_sends(&mut tx, &batch.messages, &batch.events, &batch.traceparents, &raised).await?;
     tx.commit().await?;
     Ok(answers)
 }
 
-async fn take(tx: &mut WriteTx<'_>, batch: &mut Batch, sender: &str, req: &SendRequest) -> sqlx::Result<Answer> {
+async fn take(tx: &mut WriteTx<'_>, batch: &mut Batch, job: &Job) -> sqlx::Result<Answer> {
+    let (sender, req) = (job.sender.as_str(), &job.request);
     let client = (sender.to_owned(), req.client_id.clone());
     if let Some(&i) = batch.clients.get(&client) {
         return Ok(Ok(MessageReply { message: Some(batch.messages[i].clone()), duplicate: true }));
@@ -262,6 +268,7 @@ async fn take(tx: &mut WriteTx<'_>, batch: &mut Batch, sender: &str, req: &SendR
         metadata: req.metadata.clone(),
     };
     batch.events.push(log::event(conversation_id, seq, sender, Event::MessageCreated(message.clone())));
+    batch.traceparents.push(job.traceparent.clone());
     batch.clients.insert(client, batch.messages.len());
     batch.messages.push(message.clone());
     Ok(Ok(MessageReply { message: Some(message), duplicate: false }))

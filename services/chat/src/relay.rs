@@ -6,7 +6,8 @@
 //! events must be named `<conversation_id>:<seq>` so that the stream's de-duplication and every
 //! consumer recognise an event however often it is published. Each event is stored once, in the
 //! `events` log (resume reads it too); the transaction that records it also adds its key to
-//! `event_outbox`, and its commit wakes the relay (see `Store::record`).
+//! `event_outbox` (with the `traceparent` of the request that made it, published as a header so
+//! that the fan-out joins its trace), and its commit wakes the relay (see `Store::record`).
 //!
 //! Recipients are added here rather than stored with every event: the members at the event's
 //! seq (those whose `joined_seq` is not later) who are still members when it is published, plus
@@ -32,7 +33,7 @@ const AUDIENCE_CHUNK: usize = 128;
 /// The `event_outbox` table, read with the events it names.
 pub struct EventOutbox;
 
-type OutboxRow = (i64, String, i64, Option<Vec<u8>>);
+type OutboxRow = (i64, String, i64, Option<Vec<u8>>, Option<String>);
 
 impl Source for EventOutbox {
     const TABLE: &'static str = "event_outbox";
@@ -42,7 +43,7 @@ impl Source for EventOutbox {
         let rows: Vec<OutboxRow> = conn
             .fetch_all(
                 sqlx::query_as(
-                    "SELECT o.id, o.conversation_id, o.seq, e.payload FROM event_outbox o \
+                    "SELECT o.id, o.conversation_id, o.seq, e.payload, o.traceparent FROM event_outbox o \
                      LEFT JOIN events e ON e.conversation_id = o.conversation_id AND e.seq = o.seq \
                      WHERE o.id > ? ORDER BY o.id LIMIT ?",
                 )
@@ -50,7 +51,7 @@ impl Source for EventOutbox {
                 .bind(limit as i64),
             )
             .await?;
-        let mut conversations: Vec<&str> = rows.iter().map(|(_, c, _, _)| c.as_str()).collect();
+        let mut conversations: Vec<&str> = rows.iter().map(|(_, c, _, _, _)| c.as_str()).collect();
         conversations.sort_unstable();
         conversations.dedup();
         // Gone with a deletion: its last event (conversation_deleted) goes out kindless.
@@ -60,7 +61,7 @@ impl Source for EventOutbox {
         }
         let nobody = (String::new(), Vec::new());
         let mut pending = Vec::with_capacity(rows.len());
-        for (id, conversation_id, seq, payload) in rows {
+        for (id, conversation_id, seq, payload, traceparent) in rows {
             // No payload: the conversation was deleted before its earlier events left; the
             // deletion event (kept) tells the members.
             let Some(payload) = payload else {
@@ -71,10 +72,13 @@ impl Source for EventOutbox {
             let (kind, members) = audiences.get(&conversation_id).unwrap_or(&nobody);
             event.recipients = recipients(&event, members);
             event.conversation_kind = kind.clone();
-            let message = PublishMessage::build()
+            let mut message = PublishMessage::build()
                 .payload(event.encode_to_vec().into())
                 .message_id(format!("{conversation_id}:{seq}"))
                 .header(headers::CONTENT_TYPE, wire::PROTOBUF);
+            if let Some(traceparent) = traceparent {
+                message = message.header(headers::TRACEPARENT, traceparent.as_str());
+            }
             pending.push(Pending { id, publish: Some((streams::chat_events(&conversation_id), message)) });
         }
         Ok(pending)

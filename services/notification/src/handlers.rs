@@ -8,6 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use soulchat_runtime::{RequestContext, Result};
 use soulchat_subjects::ServiceError;
+use soulchat_subjects::audit::{self, AuditEvent};
 use soulchat_subjects::error::Validation;
 use soulchat_subjects::notification::messages::*;
 use soulchat_subjects::notification::{EmailJob, SmsJob};
@@ -154,7 +155,7 @@ pub async fn unsubscribe_push(
     Ok(Empty {})
 }
 
-pub async fn alert(n: Arc<Notifications>, _ctx: RequestContext, req: AlertRequest) -> Result<Notification> {
+pub async fn alert(n: Arc<Notifications>, ctx: RequestContext, req: AlertRequest) -> Result<Notification> {
     let mut v = Validation::new();
     text_field(&mut v, "title", &req.title, TITLE_MAX);
     text_field(&mut v, "body", &req.body, BODY_MAX);
@@ -169,6 +170,8 @@ pub async fn alert(n: Arc<Notifications>, _ctx: RequestContext, req: AlertReques
     };
     let mut tx = n.db.begin().await?;
     store::insert_alert(&mut tx, &alert).await?;
+    let sender = ctx.call.user_id.as_deref().unwrap_or_default();
+    n.outbox.record::<audit::AlertSent>(&mut tx, &AuditEvent::new(&ctx.call, sender, "", &alert.title)).await?;
     tx.commit().await?;
     live::broadcast(&n.client, &alert);
     Ok(alert)

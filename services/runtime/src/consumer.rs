@@ -20,8 +20,9 @@ use async_nats::jetstream::{self, AckKind, consumer::DeliverPolicy, consumer::pu
 use futures::StreamExt;
 use soulchat_subjects::metrics;
 use soulchat_subjects::time::now_ms;
-use soulchat_subjects::{Consumer, Event, headers};
+use soulchat_subjects::{Consumer, Event, headers, trace};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::database::{Database, Reads, WriteTx};
 
@@ -144,7 +145,7 @@ async fn consume<E: Event, H: EventHandler<E>>(
                 Err(e) => broken = Some(e),
             }
         }
-        apply_batch::<E, H>(db, handler, received).await?;
+        apply_batch::<E, H>(db, durable, handler, received).await?;
         if let Some(e) = broken {
             return Err(e.into());
         }
@@ -152,11 +153,30 @@ async fn consume<E: Event, H: EventHandler<E>>(
     Ok(())
 }
 
-/// An event taken from the stream, decoded.
+/// An event taken from the stream, decoded, with the span its handling runs in.
 struct Received<P> {
     message: jetstream::Message,
     id: String,
     event: P,
+    span: tracing::Span,
+}
+
+/// The span of handling one event: a child of the span that recorded it (its `traceparent`), so
+/// a reaction is part of the trace of the request that caused it.
+fn event_span<E: Event>(durable: &str, id: &str, message: &jetstream::Message) -> tracing::Span {
+    let span = tracing::info_span!(
+        "event",
+        otel.name = E::SUBJECT,
+        otel.kind = "consumer",
+        durable,
+        event_id = id,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+    );
+    let traceparent = message.headers.as_ref().and_then(|h| h.get(headers::TRACEPARENT));
+    trace::set_parent(&span, traceparent.map(|v| v.as_str()));
+    trace::record_ids(&span);
+    span
 }
 
 fn event_id<E: Event>(message: &jetstream::Message) -> String {
@@ -170,27 +190,27 @@ fn event_id<E: Event>(message: &jetstream::Message) -> String {
 
 async fn apply_batch<E: Event, H: EventHandler<E>>(
     db: &Database,
+    durable: &str,
     handler: &H,
     messages: Vec<jetstream::Message>,
 ) -> anyhow::Result<()> {
     let mut received = Vec::with_capacity(messages.len());
     for message in messages {
         let id = event_id::<E>(&message);
+        let span = event_span::<E>(durable, &id, &message);
         match <E::Payload as prost::Message>::decode(message.payload.as_ref()) {
-            Ok(event) => received.push(Received { message, id, event }),
+            Ok(event) => received.push(Received { message, id, event, span }),
             Err(e) => {
                 // Retrying cannot help a message that does not decode; keep it out of the way.
-                tracing::error!(%id, subject = E::SUBJECT, "undecodable event dropped: {e}");
+                span.in_scope(|| tracing::error!(%id, subject = E::SUBJECT, "undecodable event dropped: {e}"));
                 ack(&message).await?;
             }
         }
     }
     let seen = processed_among(db, received.iter().map(|r| r.id.as_str())).await?;
-    let prepared = futures::future::join_all(
-        received
-            .iter()
-            .map(|r| async { if seen.contains(&r.id) { None } else { Some(handler.prepare(&r.event).await) } }),
-    )
+    let prepared = futures::future::join_all(received.iter().map(|r| async {
+        if seen.contains(&r.id) { None } else { Some(handler.prepare(&r.event).instrument(r.span.clone()).await) }
+    }))
     .await;
     let mut work = Vec::with_capacity(received.len());
     for (r, prepared) in received.into_iter().zip(prepared) {
@@ -198,7 +218,7 @@ async fn apply_batch<E: Event, H: EventHandler<E>>(
             None => ack(&r.message).await?,
             Some(Ok(prepared)) if H::changes_nothing(&prepared) => ack(&r.message).await?,
             Some(Ok(prepared)) => work.push((r, prepared)),
-            Some(Err(e)) => retry_later::<E>(&r.message, &r.id, e).await?,
+            Some(Err(e)) => retry_later::<E>(&r.message, &r.id, e).instrument(r.span).await?,
         }
     }
     if work.is_empty() {
@@ -207,26 +227,26 @@ async fn apply_batch<E: Event, H: EventHandler<E>>(
     let mut taken = Vec::with_capacity(work.len());
     let (mut events, mut prepared) = (Vec::with_capacity(work.len()), Vec::with_capacity(work.len()));
     for (r, p) in work {
-        taken.push((r.message, r.id));
-        events.push(r.event);
+        taken.push((r.message, r.id, r.span.clone()));
+        events.push((r.event, r.span));
         prepared.push(p);
     }
-    let ids: Vec<&str> = taken.iter().map(|(_, id)| id.as_str()).collect();
+    let ids: Vec<&str> = taken.iter().map(|(_, id, _)| id.as_str()).collect();
     match commit_batch::<E, H>(db, handler, &ids, events, prepared).await {
         Ok(effects) => {
-            for effect in effects {
-                handler.committed(effect).await;
+            for (effect, span) in effects {
+                handler.committed(effect).instrument(span).await;
             }
-            for (message, _) in &taken {
+            for (message, _, _) in &taken {
                 ack(message).await?;
             }
         }
         Err(e) => {
             tracing::warn!(events = taken.len(), "batch of events failed, applying each alone: {e:#}");
-            for (message, id) in &taken {
-                match apply::<E, H>(db, handler, id, &message.payload).await {
+            for (message, id, span) in &taken {
+                match apply::<E, H>(db, handler, id, &message.payload).instrument(span.clone()).await {
                     Ok(()) => ack(message).await?,
-                    Err(e) => retry_later::<E>(message, id, e).await?,
+                    Err(e) => retry_later::<E>(message, id, e).instrument(span.clone()).await?,
                 }
             }
         }
@@ -234,14 +254,14 @@ async fn apply_batch<E: Event, H: EventHandler<E>>(
     Ok(())
 }
 
-/// Records the batch's ids and applies its events in one transaction.
+/// Records the batch's ids and applies its events (each in its span) in one transaction.
 async fn commit_batch<E: Event, H: EventHandler<E>>(
     db: &Database,
     handler: &H,
     ids: &[&str],
-    events: Vec<E::Payload>,
+    events: Vec<(E::Payload, tracing::Span)>,
     prepared: Vec<H::Prepared>,
-) -> anyhow::Result<Vec<H::Effect>> {
+) -> anyhow::Result<Vec<(H::Effect, tracing::Span)>> {
     let mut tx = db.begin().await?;
     let mut insert = sqlx::QueryBuilder::<sqlx::Any>::new("INSERT INTO processed_events (event_id, processed_at_ms) ");
     let at = now_ms();
@@ -250,8 +270,9 @@ async fn commit_batch<E: Event, H: EventHandler<E>>(
     });
     insert.build().execute(&mut *tx).await?;
     let mut effects = Vec::with_capacity(events.len());
-    for (event, prepared) in events.into_iter().zip(prepared) {
-        effects.push(handler.handle(&mut tx, event, prepared).await?);
+    for ((event, span), prepared) in events.into_iter().zip(prepared) {
+        let effect = handler.handle(&mut tx, event, prepared).instrument(span.clone()).await?;
+        effects.push((effect, span));
     }
     tx.commit().await?;
     Ok(effects)

@@ -161,6 +161,8 @@ pub struct WriteTx<'c> {
     tx: sqlx::Transaction<'c, Any>,
     _turn: Option<OwnedMutexGuard<()>>,
     wakes: Vec<Arc<Notify>>,
+    /// Ends with the transaction (see [`Database::begin`]).
+    _span: tracing::Span,
 }
 
 impl WriteTx<'_> {
@@ -263,13 +265,17 @@ impl Database {
     /// SQLite's own wait for the lock is a sleep-and-retry that a busy writer (the chat group
     /// committer, say) can keep losing for seconds.
     pub async fn begin(&self) -> sqlx::Result<WriteTx<'static>> {
+        // In a trace, a span of the caller's from waiting for the writer's turn to the end.
+        let span = tracing::info_span!("transaction", otel.name = "db transaction");
         match self.backend {
             Backend::Sqlite => {
                 let turn = self.writers.clone().lock_owned().await;
                 let tx = self.writes.begin_with("BEGIN IMMEDIATE").await?;
-                Ok(WriteTx { tx, _turn: Some(turn), wakes: Vec::new() })
+                Ok(WriteTx { tx, _turn: Some(turn), wakes: Vec::new(), _span: span })
             }
-            Backend::MySql => Ok(WriteTx { tx: self.writes.begin().await?, _turn: None, wakes: Vec::new() }),
+            Backend::MySql => {
+                Ok(WriteTx { tx: self.writes.begin().await?, _turn: None, wakes: Vec::new(), _span: span })
+            }
         }
     }
 
@@ -282,9 +288,11 @@ impl Database {
             Backend::Sqlite => {
                 let turn = self.writers.clone().lock_owned().await;
                 let tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-                Ok(WriteTx { tx, _turn: Some(turn), wakes: Vec::new() })
+                Ok(WriteTx { tx, _turn: Some(turn), wakes: Vec::new(), _span: tracing::Span::none() })
             }
-            Backend::MySql => Ok(WriteTx { tx: conn.begin().await?, _turn: None, wakes: Vec::new() }),
+            Backend::MySql => {
+                Ok(WriteTx { tx: conn.begin().await?, _turn: None, wakes: Vec::new(), _span: tracing::Span::none() })
+            }
         }
     }
 

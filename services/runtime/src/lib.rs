@@ -17,6 +17,7 @@
 //! - [`nats_server`]: finding or starting the pinned nats-server.
 //! - [`admin`]: the admin listener (`/metrics`, `/healthz`, `/readyz`) and the process's
 //!   metrics recorder.
+//! - [`telemetry`]: log lines and exported traces, one way for every role.
 
 pub mod admin;
 pub mod consumer;
@@ -27,6 +28,7 @@ pub mod nats_server;
 pub mod outbox;
 pub mod relay;
 pub mod service;
+pub mod telemetry;
 pub mod worker;
 
 pub use database::{Backend, Database, Migrations, ReadConn, Reads, WriteTx};

@@ -17,7 +17,7 @@ use soulchat_subjects::headers;
 use soulchat_subjects::metrics::{self, Outcome};
 use soulchat_subjects::proto::common::v1::{HealthReply, HealthRequest};
 use soulchat_subjects::wire::Payload;
-use soulchat_subjects::{CallContext, Format, Operation, ServiceDef, ServiceError};
+use soulchat_subjects::{CallContext, Format, Operation, ServiceDef, ServiceError, trace};
 use tracing::Instrument;
 
 use crate::error::Error;
@@ -179,13 +179,20 @@ async fn serve_endpoint(
         tracker.spawn(async move {
             let _permit = permit;
             let ctx = RequestContext { call: CallContext::from_headers(request.message.headers.as_ref()) };
-            // Every line logged while answering carries the operation, request id and caller.
+            // Every line logged while answering carries the operation, request id and caller (and,
+            // when tracing, the ids of this span, a child of the caller's).
             let span = tracing::info_span!(
                 "request",
+                otel.name = names.subject,
+                otel.kind = "server",
                 subject = names.subject,
                 request_id = %ctx.call.request_id,
                 caller = ctx.call.user_id.as_deref().unwrap_or("-"),
+                trace_id = tracing::field::Empty,
+                span_id = tracing::field::Empty,
             );
+            trace::set_parent(&span, ctx.call.traceparent.as_deref());
+            trace::record_ids(&span);
             answer(request, names, ctx, responder).instrument(span).await;
         });
     }

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use soulchat_runtime::{Error, RequestContext, Result, WriteTx};
+use soulchat_subjects::audit;
 use soulchat_subjects::error::Validation;
 use soulchat_subjects::proto::common::v1::Empty;
 use soulchat_subjects::time::now_ms;
@@ -16,6 +17,7 @@ use soulchat_subjects::profile::{
 };
 
 use crate::Users;
+use crate::audit::Subject;
 use crate::sagas;
 use crate::store::{self, RefreshRow, Taken, UserRow};
 use crate::tokens::{Rotated, new_refresh_token};
@@ -55,6 +57,7 @@ pub async fn register(users: Arc<Users>, ctx: RequestContext, req: RegisterReque
     sagas::create_profile(&users, &ctx.call, &saga, &id, &username).await?;
     let mut tx = users.db.begin().await?;
     let session = start_session(&users, &mut tx, &id).await?;
+    users.audit::<audit::Registered>(&mut tx, &ctx, Subject { user_id: &id, username: &username }, "").await?;
     tx.commit().await?;
     if let Err(e) = sagas::welcome(&users, &ctx.call, &saga, &id).await {
         tracing::warn!(%saga, "registration: welcome step left for recovery: {e}");
@@ -77,11 +80,20 @@ pub async fn login(users: Arc<Users>, ctx: RequestContext, req: LoginRequest) ->
     let row = store::by_email(&mut users.db.reads().await?, &norm(&req.email)).await?;
     // An unknown email verifies against a decoy hash: same answer, same time.
     let matches = users.passwords.verify(req.password, row.as_ref().map(|r| r.password_hash.clone())).await?;
-    let Some(row) = row.filter(|_| matches) else {
-        return Err(ServiceError::unauthorized("credentials", "invalid").into());
+    let row = match row {
+        Some(row) if matches => row,
+        // A wrong password names the account; an unknown email, only what was tried.
+        tried => {
+            let (user_id, username) = tried.as_ref().map_or(("", ""), |r| (r.id.as_str(), r.username.as_str()));
+            let mut tx = users.db.begin().await?;
+            users.audit::<audit::LoginFailed>(&mut tx, &ctx, Subject { user_id, username }, req.email.trim()).await?;
+            tx.commit().await?;
+            return Err(ServiceError::unauthorized("credentials", "invalid").into());
+        }
     };
     let mut tx = users.db.begin().await?;
     let session = start_session(&users, &mut tx, &row.id).await?;
+    users.audit::<audit::LoginSucceeded>(&mut tx, &ctx, row.subject(), "").await?;
     tx.commit().await?;
     let user = with_profile(&users, &ctx.call, &row).await;
     Ok(AuthReply { user: Some(user), session: Some(session) })
@@ -171,6 +183,9 @@ pub async fn update(users: Arc<Users>, ctx: RequestContext, req: UpdateRequest) 
     if let Some(saga) = &rename {
         sagas::advance(&mut tx, saga, sagas::STEP_NONE, sagas::State::Done).await?;
     }
+    if password_hash.is_some() {
+        users.audit::<audit::PasswordChanged>(&mut tx, &ctx, after.subject(), "").await?;
+    }
     tx.commit().await?;
 
     if password_hash.is_some() {
@@ -200,6 +215,7 @@ pub async fn delete(users: Arc<Users>, ctx: RequestContext, _req: DeleteRequest)
     store::delete_user(&mut tx, &row.id).await?;
     let event = row.event(now_ms(), None);
     users.outbox.record::<user::Deleted>(&mut tx, &event).await?;
+    users.audit::<audit::AccountDeleted>(&mut tx, &ctx, row.subject(), "").await?;
     // The other workers finish this saga from the durable event; the log keeps the record.
     let data = sagas::Data { username: row.username.clone(), previous_username: None };
     sagas::begin(&mut tx, sagas::Kind::Delete, &row.id, sagas::STEP_NONE, sagas::State::Done, &data).await?;
@@ -248,7 +264,7 @@ pub async fn refresh(users: Arc<Users>, ctx: RequestContext, req: RefreshRequest
     };
     let next = users.tokens.rotated(presented, &row.id, &found.family_id, rotated_at)?;
     if !within_grace(&users, rotated_at, &next.refresh_hash).await? {
-        return revoke_on_reuse(&users, &found).await;
+        return revoke_on_reuse(&users, &ctx, &row, &found).await;
     }
     Ok(refreshed(&users, &ctx, &row, next).await)
 }
@@ -273,14 +289,21 @@ async fn refreshed(users: &Users, ctx: &RequestContext, row: &UserRow, next: Rot
 }
 
 /// A rotated token came back after its grace: it was stolen or leaked. End the whole family.
-async fn revoke_on_reuse(users: &Users, found: &RefreshRow) -> Result<AuthReply> {
+async fn revoke_on_reuse(users: &Users, ctx: &RequestContext, row: &UserRow, found: &RefreshRow) -> Result<AuthReply> {
     tracing::warn!(family = %found.family_id, user = %found.user_id, "refresh token reused; revoking its family");
+    let mut tx = users.db.begin().await?;
+    users.audit::<audit::RefreshReused>(&mut tx, ctx, row.subject(), &found.family_id).await?;
+    tx.commit().await?;
     revoke_family(users, &found.family_id).await?;
     Err(ServiceError::unauthorized("refresh_token", "revoked").into())
 }
 
 pub async fn logout(users: Arc<Users>, ctx: RequestContext, req: LogoutRequest) -> Result<Empty> {
-    ctx.user_id()?;
+    let user_id = ctx.user_id()?;
+    let username = store::username_of(&mut users.db.reads().await?, user_id).await?.unwrap_or_default();
+    let mut tx = users.db.begin().await?;
+    users.audit::<audit::LoggedOut>(&mut tx, &ctx, Subject { user_id, username: &username }, "").await?;
+    tx.commit().await?;
     if !req.jti.is_empty() {
         users.revocations.token(&req.jti, req.expires_at_ms).await?;
     }

@@ -6,6 +6,7 @@
 //! drives the sagas that span workers (registration, rename, deletion; see [`sagas`]).
 
 mod account_tokens;
+mod audit;
 mod handlers;
 mod passwords;
 mod revocations;

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use soulchat_runtime::{RequestContext, Result, WriteTx};
+use soulchat_subjects::audit;
 use soulchat_subjects::error::Validation;
 use soulchat_subjects::notification::{
     self,
@@ -22,6 +23,7 @@ use soulchat_subjects::{CallContext, ServiceError};
 
 use crate::Users;
 use crate::account_tokens::{self, Purpose, hash};
+use crate::audit::Subject;
 use crate::handlers::{current, revoke_family, with_profile};
 use crate::store::{self, UserRow};
 use crate::validate::{self, BLANK, norm};
@@ -90,6 +92,7 @@ pub async fn verify_email(users: Arc<Users>, ctx: RequestContext, req: VerifyEma
         return Err(invalid().into());
     }
     let row = announce(&users, &mut tx, &token.user_id).await?.ok_or_else(invalid)?;
+    users.audit::<audit::EmailVerified>(&mut tx, &ctx, row.subject(), &token.target).await?;
     tx.commit().await?;
     Ok(UserReply { user: Some(with_profile(&users, &ctx.call, &row).await) })
 }
@@ -137,6 +140,7 @@ pub async fn verify_phone(users: Arc<Users>, ctx: RequestContext, req: VerifyPho
     };
     store::set_verified_phone(&mut tx, &row.id, &token.target).await?;
     let row = announce(&users, &mut tx, &row.id).await?.context("the account vanished inside its transaction")?;
+    users.audit::<audit::PhoneVerified>(&mut tx, &ctx, row.subject(), &token.target).await?;
     tx.commit().await?;
     Ok(UserReply { user: Some(with_profile(&users, &ctx.call, &row).await) })
 }
@@ -182,7 +186,7 @@ pub async fn request_password_reset(
     Ok(Empty {})
 }
 
-pub async fn reset_password(users: Arc<Users>, _ctx: RequestContext, req: ResetPasswordRequest) -> Result<Empty> {
+pub async fn reset_password(users: Arc<Users>, ctx: RequestContext, req: ResetPasswordRequest) -> Result<Empty> {
     let mut v = Validation::new();
     if req.token.trim().is_empty() {
         v.problem("token", BLANK);
@@ -194,6 +198,10 @@ pub async fn reset_password(users: Arc<Users>, _ctx: RequestContext, req: ResetP
     let token = account_tokens::spend(&mut tx, &hash(req.token.trim()), Purpose::ResetPassword).await?;
     let token = token.ok_or_else(|| ServiceError::invalid("token", "is invalid or expired"))?;
     store::set_password(&mut tx, &token.user_id, &password_hash).await?;
+    let username = store::username_of(&mut tx, &token.user_id).await?.unwrap_or_default();
+    users
+        .audit::<audit::PasswordReset>(&mut tx, &ctx, Subject { user_id: &token.user_id, username: &username }, "")
+        .await?;
     tx.commit().await?;
     let families = store::live_families(&mut users.db.reads().await?, &token.user_id, "").await?;
     for family in families {

@@ -4,6 +4,7 @@
 use soulchat_runtime::{Reads, WriteTx};
 use soulchat_subjects::chat::messages::ChatEvent;
 use soulchat_subjects::time::now_ms;
+use soulchat_subjects::trace;
 use sqlx::{Any, QueryBuilder};
 
 use super::Store;
@@ -25,8 +26,8 @@ impl Store {
         Ok(seq)
     }
 
-    /// Stores events in the log and queues them for the stream, a batch per statement; the
-    /// commit wakes the relay.
+    /// Stores events in the log and queues them for the stream (with the current span's trace
+    /// context), a batch per statement; the commit wakes the relay.
     pub async fn record(&self, tx: &mut WriteTx<'_>, events: &[ChatEvent]) -> sqlx::Result<()> {
         if events.is_empty() {
             return Ok(());
@@ -35,7 +36,7 @@ impl Store {
         push_insert_events(&mut log, events);
         log.build().execute(&mut **tx).await?;
         let mut outbox = QueryBuilder::<Any>::new("");
-        push_insert_outbox(&mut outbox, events);
+        push_insert_outbox(&mut outbox, events, &vec![trace::current(); events.len()]);
         outbox.build().execute(&mut **tx).await?;
         self.relay.wake_after_commit(tx);
         Ok(())

@@ -49,13 +49,14 @@ impl Store {
         Ok(context)
     }
 
-    /// Stores a batch: the messages, their events (log and outbox) and the conversations' new
-    /// last seqs. When there are events, the commit wakes the relay.
+    /// Stores a batch: the messages, their events (log and outbox, with the trace context of
+    /// the send that made each) and the conversations' new last seqs. When there are events, the commit wakes the relay.
     pub async fn write_sends(
         &self,
         tx: &mut WriteTx<'_>,
         messages: &[Message],
         events: &[ChatEvent],
+        traceparents: &[Option<String>],
         seqs: &[(&str, i64)],
     ) -> sqlx::Result<()> {
         let one_string = self.db.backend() == Backend::Sqlite;
@@ -65,7 +66,7 @@ impl Store {
         }
         if !events.is_empty() {
             push_insert_events(next_statement(&mut statements, one_string), events);
-            push_insert_outbox(next_statement(&mut statements, one_string), events);
+            push_insert_outbox(next_statement(&mut statements, one_string), events, traceparents);
         }
         if !seqs.is_empty() {
             push_set_last_seqs(next_statement(&mut statements, one_string), seqs);
@@ -118,10 +119,11 @@ pub(super) fn push_insert_events(q: &mut QueryBuilder<Any>, events: &[ChatEvent]
     });
 }
 
-pub(super) fn push_insert_outbox(q: &mut QueryBuilder<Any>, events: &[ChatEvent]) {
-    q.push("INSERT INTO event_outbox (conversation_id, seq) ");
-    q.push_values(events, |mut row, e| {
-        row.push_bind(e.conversation_id.clone()).push_bind(e.seq);
+/// Queues `events` for the relay, each with the `traceparent` of the request that made it.
+pub(super) fn push_insert_outbox(q: &mut QueryBuilder<Any>, events: &[ChatEvent], traceparents: &[Option<String>]) {
+    q.push("INSERT INTO event_outbox (conversation_id, seq, traceparent) ");
+    q.push_values(events.iter().zip(traceparents), |mut row, (e, traceparent)| {
+        row.push_bind(e.conversation_id.clone()).push_bind(e.seq).push_bind(traceparent.clone());
     });
 }
 

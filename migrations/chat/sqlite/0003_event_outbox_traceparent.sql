@@ -1,0 +1,2 @@
+-- The trace context of the request that recorded an event, published with it (`traceparent`).
+ALTER TABLE event_outbox ADD COLUMN traceparent TEXT NULL;
