@@ -146,9 +146,15 @@ pub fn install(format: LogFormat, export: Option<Export>) -> anyhow::Result<Tele
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let lines = lines(format, std::io::stderr().is_terminal(), std::io::stderr);
     let provider = export.map(|e| e.provider()).transpose()?;
-    let spans = provider
-        .as_ref()
-        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("soulchat")).with_filter(LevelFilter::INFO));
+    // Every span is built, sampled or not: no busy/idle clocks, threads or source locations on it.
+    let spans = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer("soulchat"))
+            .with_tracked_inactivity(false)
+            .with_threads(false)
+            .with_location(false)
+            .with_filter(LevelFilter::INFO)
+    });
     tracing_subscriber::registry()
         .with(lines.with_filter(filter))
         .with(spans)
