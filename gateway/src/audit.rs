@@ -1,5 +1,6 @@
-//! The security events the gateway itself decides (`soulchat_subjects::audit`): an
-//! administrator's action refused to someone who is not one. The gateway has no outbox, so it
+//! The security events the gateway records itself (`soulchat_subjects::audit`): every request
+//! refused with 403, whoever refused it (the edge's layer `routes::edge::audit_refusals`). The
+//! gateway has no outbox, so it
 //! publishes them straight to the audit stream's subject; losing one to a broken connection
 //! loses a record of a refusal, never the refusal.
 

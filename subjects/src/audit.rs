@@ -37,7 +37,8 @@ crate::events! {
     AccountDeleted = concat!(audit_prefix!(), ".account_deleted") => AuditEvent;
     /// An administrator sent a system alert (`detail`: its title).
     AlertSent = concat!(audit_prefix!(), ".alert_sent") => AuditEvent;
-    /// An administrator's action was refused to someone who is not one (`detail`: the route).
+    /// A request was refused with 403: a member's role, an administrator's action, a page's
+    /// origin (`detail`: method and route template).
     PermissionRefused = concat!(audit_prefix!(), ".permission_refused") => AuditEvent;
 }
 

@@ -88,13 +88,25 @@ async fn admin_actions_are_audited(backend: Backend) {
     let alert = serde_json::json!({"title": "Maintenance", "body": "at noon"});
     assert_eq!(mesh.api.post("/api/admin/alerts", Some(&user), alert.clone()).await.status, 403);
     assert_eq!(mesh.api.post("/api/admin/alerts", Some(&admin), alert).await.status, 201);
+    // A worker's refusal too: a plain member may not rename the group.
+    let group = mesh
+        .api
+        .post("/api/conversations", Some(&admin), serde_json::json!({"name": "ops", "members": ["someone"]}))
+        .await;
+    assert_eq!(group.status, 201, "{:?}", group.body);
+    let rename = format!("/api/conversations/{}", group.body["conversation"]["id"].as_str().unwrap());
+    let renamed =
+        mesh.api.send(reqwest::Method::PATCH, &rename, Some(&user), Some(serde_json::json!({"name": "mine"}))).await;
+    assert_eq!(renamed.status, 403, "{:?}", renamed.body);
 
     let js = async_nats::jetstream::new(mesh.client().await);
-    let refused = read_until(&js, &Filter { kind: Some("permission_refused".into()), ..Default::default() }, 1).await;
-    assert_eq!(refused.len(), 1);
+    let refused = read_until(&js, &Filter { kind: Some("permission_refused".into()), ..Default::default() }, 2).await;
+    assert_eq!(refused.len(), 2);
+    let details: Vec<(&str, &str)> =
+        refused.iter().map(|r| (r.event.user_id.as_str(), r.event.detail.as_str())).collect();
     assert_eq!(
-        (refused[0].event.user_id.as_str(), refused[0].event.detail.as_str()),
-        (user_id.as_str(), "POST /api/admin/alerts")
+        details,
+        [(user_id.as_str(), "POST /api/admin/alerts"), (user_id.as_str(), "PATCH /api/conversations/{id}")]
     );
     assert_eq!(refused[0].event.client_address, "127.0.0.1");
     let sent = read_until(&js, &Filter { kind: Some("alert_sent".into()), ..Default::default() }, 1).await;

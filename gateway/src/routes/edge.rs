@@ -1,11 +1,11 @@
 //! The edge's layers in front of every route: request metrics, the client's address, rate
-//! limits, and JSON-only bodies.
+//! limits, the audit of refusals, and JSON-only bodies.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::header;
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use soulchat_subjects::metrics;
@@ -14,6 +14,7 @@ use soulchat_subjects::{ErrorCode, ServiceError};
 use crate::auth::{AuthUser, bearer};
 use crate::client::ClientAddr;
 use crate::error::ApiError;
+use crate::extract::Meta;
 use crate::limits::client_key;
 use crate::rate::Draw;
 use crate::state::AppState;
@@ -89,6 +90,23 @@ pub async fn json_only(request: Request, next: Next) -> Response {
         return ApiError(e).into_response();
     }
     next.run(request).await
+}
+
+/// Every 403 the edge answers is a security event for the audit log: a member's role that does
+/// not allow the change, an administrator's action, a page's origin on `/ws`. Recorded with the
+/// method and route template that refused (never the raw path), the caller when known, and the
+/// request's id, address and user agent.
+pub async fn audit_refusals(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let Ok(Meta(ctx)) = Meta::from_request_parts(&mut parts, &state).await;
+    let caller = parts.extensions.get::<AuthUser>().map(|auth| auth.id().to_owned()).unwrap_or_default();
+    let method = parts.method.clone();
+    let response = next.run(Request::from_parts(parts, body)).await;
+    if response.status() == StatusCode::FORBIDDEN {
+        let route = response.extensions().get::<RouteTemplate>().map_or("unmatched", |RouteTemplate(t)| t);
+        crate::audit::refused(&state, &ctx, &caller, &format!("{method} {route}")).await;
+    }
+    response
 }
 
 /// The route template a response came from, left by [`route_template`] for [`measure`].

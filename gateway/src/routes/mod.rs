@@ -48,6 +48,7 @@ pub fn router(state: AppState, cors_origins: &[String], web_dir: Option<&std::pa
     Ok(routes
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(from_fn(edge::json_only))
+        .layer(from_fn_with_state(state.clone(), edge::audit_refusals))
         .layer(from_fn_with_state(state.clone(), edge::limit))
         .layer(cors)
         .layer(TraceLayer::new_for_http().make_span_with(crate::trace::http_span))

@@ -130,7 +130,6 @@ pub async fn alert(
     JsonBody(body): JsonBody<AlertBody>,
 ) -> ApiResult<(StatusCode, Json<NotificationEnvelope>)> {
     if !state.admins.iter().any(|a| a == auth.id()) {
-        crate::audit::refused(&state, &ctx, auth.id(), "POST /api/admin/alerts").await;
         return Err(ServiceError::forbidden("user", "is not an administrator").into());
     }
     let request = nm::AlertRequest { title: body.title, body: body.body };
