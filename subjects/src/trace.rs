@@ -40,6 +40,13 @@ pub fn set_parent(span: &tracing::Span, traceparent: Option<&str>) {
     }
 }
 
+/// What a receiver does with a message's headers: `span` becomes a child of the sender's span
+/// (its `traceparent` header) and records its ids for the log lines inside it.
+pub fn follow(span: &tracing::Span, headers: Option<&async_nats::HeaderMap>) {
+    set_parent(span, headers.and_then(|h| h.get(headers::TRACEPARENT)).map(|v| v.as_str()));
+    record_ids(span);
+}
+
 /// Records `span`'s trace and span ids in its `trace_id` and `span_id` fields (declared
 /// `Empty`), so every log line inside it names them; nothing when tracing is off.
 pub fn record_ids(span: &tracing::Span) {

@@ -173,9 +173,7 @@ fn event_span<E: Event>(durable: &str, id: &str, message: &jetstream::Message) -
         trace_id = tracing::field::Empty,
         span_id = tracing::field::Empty,
     );
-    let traceparent = message.headers.as_ref().and_then(|h| h.get(headers::TRACEPARENT));
-    trace::set_parent(&span, traceparent.map(|v| v.as_str()));
-    trace::record_ids(&span);
+    trace::follow(&span, message.headers.as_ref());
     span
 }
 
