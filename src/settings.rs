@@ -46,6 +46,9 @@ pub struct Settings {
     /// How long the audit log (the SOULCHAT_AUDIT stream) keeps an event; applied when streams are provisioned (`up`, `migrate`).
     #[arg(long, env = "SOULCHAT_AUDIT_RETENTION", default_value = "90days", value_parser = humantime::parse_duration, global = true)]
     pub audit_retention: Duration,
+    /// How long the chat worker keeps conversation events for resume; a client away longer is told to read history.
+    #[arg(long, env = "SOULCHAT_CHAT_EVENT_RETENTION", default_value = "7days", value_parser = humantime::parse_duration, global = true)]
+    pub chat_event_retention: Duration,
     /// The gateway's listen address.
     #[arg(long, env = "SOULCHAT_HTTP_ADDR", default_value = "127.0.0.1:8080", global = true)]
     pub http_addr: SocketAddr,
@@ -289,8 +292,8 @@ impl Configured for soulchat_profile::Profiles {
 }
 
 impl Configured for soulchat_chat::Chat {
-    fn config(_settings: &Settings) -> anyhow::Result<soulchat_chat::Config> {
-        Ok(soulchat_chat::Config::default())
+    fn config(settings: &Settings) -> anyhow::Result<soulchat_chat::Config> {
+        Ok(soulchat_chat::Config { event_retention: settings.chat_event_retention })
     }
 }
 

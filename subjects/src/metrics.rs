@@ -117,6 +117,12 @@ pub const CHAT_COMMIT_BATCH: Metric =
     metric("soulchat_chat_commit_batch_size", Histogram, &[], "Sends per group commit.");
 pub const CHAT_COMMIT_DURATION: Metric =
     metric("soulchat_chat_commit_duration_seconds", Histogram, &[], "Time a group commit took.");
+pub const CHAT_EVENTS_PRUNED: Metric = metric(
+    "soulchat_chat_events_pruned_total",
+    Counter,
+    &[],
+    "Chat events deleted from the resume log after the retention period.",
+);
 pub const RELAY_BACKLOG: Metric = metric(
     "soulchat_relay_backlog",
     Gauge,
@@ -222,6 +228,7 @@ pub const ALL: &[Metric] = &[
     CHAT_MESSAGES_STORED,
     CHAT_COMMIT_BATCH,
     CHAT_COMMIT_DURATION,
+    CHAT_EVENTS_PRUNED,
     RELAY_BACKLOG,
     RELAY_PUBLISHED,
     CONSUMER_PENDING,
@@ -400,6 +407,11 @@ pub fn chat_committed(sends: usize, stored: usize, elapsed: Duration) {
     histogram!(CHAT_COMMIT_BATCH.name).record(sends as f64);
     histogram!(CHAT_COMMIT_DURATION.name).record(elapsed);
     counter!(CHAT_MESSAGES_STORED.name).increment(stored as u64);
+}
+
+/// The chat worker's retention deleted `events` from the resume log.
+pub fn chat_events_pruned(events: u64) {
+    counter!(CHAT_EVENTS_PRUNED.name).increment(events);
 }
 
 /// A relay found `entries` waiting (at most a batch).

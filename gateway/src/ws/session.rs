@@ -341,6 +341,10 @@ impl Session {
                     .await?;
             }
             let mut cursor = self.cursors.get(&resumed.conversation_id).copied().unwrap_or(0);
+            if resumed.truncated {
+                // What lies before `from_seq` comes from history, not from this socket.
+                cursor = cursor.max(resumed.from_seq - 1);
+            }
             for event in resumed.events {
                 if event.seq <= cursor {
                     continue;

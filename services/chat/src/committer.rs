@@ -7,8 +7,7 @@
 //!
 //! A batch costs a fixed handful of round trips to the database whatever its size (see
 //! `store::sends`): the senders' memberships and the conversations' last seqs in one look-up
-//! (locked on MySQL), then the messages, log entries, outbox rows and new last seqs, in one
-//! round trip on SQLite. Retries of earlier sends are rare, so the batch does not look for them
+//! (locked on MySQL), then the messages, the new last seqs and the log entries. Retries of earlier sends are rare, so the batch does not look for them
 //! first: the unique (sender, client id) key refuses such an insert, and only then is the batch
 //! run again with a look-up of the originals. The committer keeps one connection, so its SQLite
 //! page cache stays warm, and runs on a thread of its own. The commit wakes the relay, since the
@@ -34,12 +33,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::access;
 use crate::log;
-use crate::store::{MessageRow, Store};
+use crate::store::{MessageRow, Store, reusable_chunks};
 
 /// Sends per transaction at most: bounds the time a batch holds the write lock.
 const MAX_BATCH: usize = 512;
-/// (sender, client id) pairs per retry lookup: keeps the statement's parameters few.
-const LOOKUP_CHUNK: usize = 128;
 /// Sends waiting for the committer at most; beyond it senders wait (and their deadline bounds it).
 const QUEUE: usize = 8192;
 
@@ -200,7 +197,7 @@ async fn apply(store: &Store, conn: &mut WriterConn, jobs: &[Job], retries: bool
     let mut batch = Batch::default();
     if retries {
         let pairs: Vec<(&str, &str)> = jobs.iter().map(|j| (j.sender.as_str(), j.request.client_id.as_str())).collect();
-        for chunk in pairs.chunks(LOOKUP_CHUNK) {
+        for chunk in reusable_chunks(&pairs) {
             for original in Store::messages_by_clients(&mut tx, chunk).await? {
                 batch.stored.insert((original.sender_id.clone(), original.client_id.clone()), original);
             }
@@ -210,7 +207,7 @@ async fn apply(store: &Store, conn: &mut WriterConn, jobs: &[Job], retries: bool
         jobs.iter().map(|j| (j.request.conversation_id.as_str(), j.sender.as_str())).collect();
     senders.sort_unstable();
     senders.dedup();
-    for chunk in senders.chunks(LOOKUP_CHUNK) {
+    for chunk in reusable_chunks(&senders) {
         let context = store.send_context(&mut tx, chunk).await?;
         batch.seqs.extend(context.seqs);
         batch.members.extend(context.members);

@@ -3,9 +3,10 @@
 //!
 //! Every change to a conversation is an event with the conversation's next `seq`, written in
 //! the transaction that makes the change ([`log`]): the `events` table is what resume replays,
-//! and its outbox is what [`relay`] publishes to the `SOULCHAT_CHAT` stream
+//! and, in the order of the commits, what [`relay`] publishes to the `SOULCHAT_CHAT` stream
 //! (`Nats-Msg-Id=<conversation_id>:<seq>`, with the recipients filled in) for the gateways to
-//! deliver. Sends are group-committed ([`committer`]). Users are known by id only; the gateway
+//! deliver; [`retention`] deletes events older than resume is asked for. Sends are
+//! group-committed ([`committer`]). Users are known by id only; the gateway
 //! maps usernames both ways. A deleted account leaves every conversation ([`events`]).
 
 mod access;
@@ -17,10 +18,12 @@ mod members;
 mod messages;
 mod relay;
 mod resume;
+mod retention;
 mod store;
 mod validate;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use soulchat_runtime::{Context, Endpoints, Migrations, Service};
 use soulchat_subjects::{ServiceDef, chat};
@@ -30,9 +33,17 @@ static MIGRATIONS: Migrations = Migrations {
     mysql: sqlx::migrate!("../../migrations/chat/mysql"),
 };
 
-/// Nothing beyond what every worker is given.
-#[derive(Debug, Clone, Default)]
-pub struct Config {}
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How long the event log keeps events for resume (see [`retention`]).
+    pub event_retention: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { event_retention: retention::DEFAULT_RETENTION }
+    }
+}
 
 /// The chat worker's state, shared by its handlers.
 pub struct Chat {
@@ -48,10 +59,11 @@ impl Service for Chat {
         &MIGRATIONS
     }
 
-    async fn start(_config: Config, ctx: &mut Context) -> anyhow::Result<Arc<Chat>> {
+    async fn start(config: Config, ctx: &mut Context) -> anyhow::Result<Arc<Chat>> {
         // The relay outlives the requests: it stops after the last send was committed.
-        let relay = ctx.relay("chat-relay", relay::EventOutbox)?;
+        let relay = ctx.relay("chat-relay", relay::EventLog)?;
         let store = store::Store::new(ctx.db.clone(), relay);
+        ctx.spawn(tokio::spawn(retention::run(store.clone(), config.event_retention, ctx.shutdown())));
         let committer = committer::Committer::spawn(store.clone(), ctx)?;
         let chat = Arc::new(Chat { store, committer });
         ctx.consume(chat::USER_DELETED, chat.clone());

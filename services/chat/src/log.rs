@@ -1,6 +1,6 @@
 //! Appending to a conversation's event log: the event takes the conversation's next seq and is
-//! stored (for resume) and queued for the stream (for fan-out) in the caller's transaction,
-//! whose commit wakes the relay.
+//! stored (for resume, and under the log's next position for the relay's fan-out) in the
+//! caller's transaction, whose commit wakes the relay.
 
 use soulchat_runtime::WriteTx;
 use soulchat_subjects::chat::messages::ChatEvent;
@@ -31,7 +31,7 @@ pub async fn record_at(
     body: Event,
 ) -> sqlx::Result<ChatEvent> {
     let event = event(conversation_id, seq, actor_id, body);
-    store.record(tx, std::slice::from_ref(&event)).await?;
+    store.record(tx, std::slice::from_ref(&event), &[soulchat_subjects::trace::current()]).await?;
     Ok(event)
 }
 

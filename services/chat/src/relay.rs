@@ -5,9 +5,11 @@
 //! Why not the runtime's outbox: that one names messages `<service>:<outbox id>`, while chat
 //! events must be named `<conversation_id>:<seq>` so that the stream's de-duplication and every
 //! consumer recognise an event however often it is published. Each event is stored once, in the
-//! `events` log (resume reads it too); the transaction that records it also adds its key to
-//! `event_outbox` (with the `traceparent` of the request that made it, published as a header so
-//! that the fan-out joins its trace), and its commit wakes the relay (see `Store::record`).
+//! `events` log (resume reads it too), under a `position` that follows commit order (see
+//! `store::events`), so the log is the queue: the relay reads past its cursor and records the
+//! cursor (`event_log.relayed`) at most once a second, where an outbox table would cost an insert
+//! and a delete per event. Each event goes out with the `traceparent` of the request that made
+//! it, so that the fan-out joins its trace.
 //!
 //! Recipients are added here rather than stored with every event: the members at the event's
 //! seq (those whose `joined_seq` is not later) who are still members when it is published, plus
@@ -30,22 +32,42 @@ use crate::store::Store;
 /// Conversations per audience look-up: keeps the statement's parameters few.
 const AUDIENCE_CHUNK: usize = 128;
 
-/// The `event_outbox` table, read with the events it names.
-pub struct EventOutbox;
+/// The event log, by position.
+pub struct EventLog;
 
-type OutboxRow = (i64, String, i64, Option<Vec<u8>>, Option<String>);
+type LogRow = (i64, String, i64, Vec<u8>, Option<String>);
 
-impl Source for EventOutbox {
-    const TABLE: &'static str = "event_outbox";
+impl Source for EventLog {
+    const TABLE: &'static str = "events";
+
+    /// Positions follow commit order on both backends (see `store::events`).
+    fn ordered(&self, _db: &Database) -> bool {
+        true
+    }
+
+    async fn start(&self, db: &Database) -> anyhow::Result<i64> {
+        Ok(Store::relayed(&mut db.reads().await?).await?)
+    }
+
+    async fn release_through(&self, db: &Database, upto: i64) -> anyhow::Result<()> {
+        let mut tx = db.begin().await?;
+        Store::set_relayed(&mut tx, upto).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Never called: the log is ordered.
+    async fn release(&self, _db: &Database, _ids: &[i64]) -> anyhow::Result<()> {
+        Ok(())
+    }
 
     async fn pending(&self, db: &Database, after: i64, limit: usize) -> anyhow::Result<Vec<Pending>> {
         let mut conn = db.reads().await?;
-        let rows: Vec<OutboxRow> = conn
+        let rows: Vec<LogRow> = conn
             .fetch_all(
                 sqlx::query_as(
-                    "SELECT o.id, o.conversation_id, o.seq, e.payload, o.traceparent FROM event_outbox o \
-                     LEFT JOIN events e ON e.conversation_id = o.conversation_id AND e.seq = o.seq \
-                     WHERE o.id > ? ORDER BY o.id LIMIT ?",
+                    "SELECT position, conversation_id, seq, payload, traceparent FROM events \
+                     WHERE position > ? ORDER BY position LIMIT ?",
                 )
                 .bind(after)
                 .bind(limit as i64),
@@ -62,12 +84,6 @@ impl Source for EventOutbox {
         let nobody = (String::new(), Vec::new());
         let mut pending = Vec::with_capacity(rows.len());
         for (id, conversation_id, seq, payload, traceparent) in rows {
-            // No payload: the conversation was deleted before its earlier events left; the
-            // deletion event (kept) tells the members.
-            let Some(payload) = payload else {
-                pending.push(Pending { id, publish: None });
-                continue;
-            };
             let mut event = ChatEvent::decode(payload.as_slice())?;
             let (kind, members) = audiences.get(&conversation_id).unwrap_or(&nobody);
             event.recipients = recipients(&event, members);

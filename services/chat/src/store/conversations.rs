@@ -138,6 +138,16 @@ impl Store {
     }
 
     /// Every conversation `user_id` belongs to, with the membership.
+    /// Each of the user's conversations with the seq they joined at and its last seq.
+    pub async fn resume_points(r: &mut impl Reads, user_id: &str) -> sqlx::Result<Vec<(String, i64, i64)>> {
+        let query = sqlx::query_as(
+            "SELECT m.conversation_id, m.joined_seq, c.last_seq FROM members m \
+             JOIN conversations c ON c.id = m.conversation_id WHERE m.user_id = ?",
+        )
+        .bind(user_id);
+        r.fetch_all(query).await
+    }
+
     pub async fn memberships(r: &mut impl Reads, user_id: &str) -> sqlx::Result<Vec<(String, MemberRow)>> {
         let query = sqlx::query_as(
             "SELECT conversation_id, user_id, role, joined_seq, joined_at_ms, read_seq FROM members WHERE user_id = ?",

@@ -1,18 +1,17 @@
 //! The group committer's statements. Each statement is a round trip to the database (on SQLite,
 //! to sqlx's worker thread and back), and under load every round trip waits its turn for a core,
 //! so a batch of sends costs a fixed handful: one look-up of the senders' memberships with the
-//! conversations' last seqs, and the writes, which on SQLite go in one round trip (several
-//! statements in one string; MySQL takes one statement per call).
+//! conversations' last seqs, then one multi-row statement per table (per [`reusable_chunks`],
+//! so that their prepared forms are reused).
 
 use std::collections::{HashMap, HashSet};
 
-use prost::Message as _;
 use soulchat_runtime::{Backend, WriteTx};
 use soulchat_subjects::chat::messages::{ChatEvent, Message};
 use soulchat_subjects::time::now_ms;
 use sqlx::{Any, QueryBuilder};
 
-use super::Store;
+use super::{Store, reusable_chunks};
 use super::members::push_pairs;
 
 /// What the committer needs to know before taking seqs.
@@ -49,8 +48,8 @@ impl Store {
         Ok(context)
     }
 
-    /// Stores a batch: the messages, their events (log and outbox, with the trace context of
-    /// the send that made each) and the conversations' new last seqs. When there are events, the commit wakes the relay.
+    /// Stores a batch: the messages, their events (with the trace context of the send that made
+    /// each) and the conversations' new last seqs; the commit wakes the relay.
     pub async fn write_sends(
         &self,
         tx: &mut WriteTx<'_>,
@@ -59,37 +58,18 @@ impl Store {
         traceparents: &[Option<String>],
         seqs: &[(&str, i64)],
     ) -> sqlx::Result<()> {
-        let one_string = self.db.backend() == Backend::Sqlite;
-        let mut statements = Vec::new();
-        if !messages.is_empty() {
-            push_insert_messages(next_statement(&mut statements, one_string), messages);
+        for chunk in reusable_chunks(messages) {
+            let mut insert = QueryBuilder::new("");
+            push_insert_messages(&mut insert, chunk);
+            insert.build().execute(&mut **tx).await?;
         }
-        if !events.is_empty() {
-            push_insert_events(next_statement(&mut statements, one_string), events);
-            push_insert_outbox(next_statement(&mut statements, one_string), events, traceparents);
+        for chunk in reusable_chunks(seqs) {
+            let mut update = QueryBuilder::new("");
+            push_set_last_seqs(&mut update, chunk);
+            update.build().execute(&mut **tx).await?;
         }
-        if !seqs.is_empty() {
-            push_set_last_seqs(next_statement(&mut statements, one_string), seqs);
-        }
-        for mut statement in statements {
-            statement.build().execute(&mut **tx).await?;
-        }
-        if !events.is_empty() {
-            self.relay.wake_after_commit(tx);
-        }
-        Ok(())
+        self.record(tx, events, traceparents).await
     }
-}
-
-/// A builder for the next statement: a new one, or on SQLite the same one after a `;`.
-fn next_statement(statements: &mut Vec<QueryBuilder<Any>>, one_string: bool) -> &mut QueryBuilder<Any> {
-    if one_string && !statements.is_empty() {
-        let last = statements.last_mut().expect("not empty");
-        last.push("; ");
-        return last;
-    }
-    statements.push(QueryBuilder::new(""));
-    statements.last_mut().expect("just pushed")
 }
 
 pub(super) fn push_insert_messages(q: &mut QueryBuilder<Any>, messages: &[Message]) {
@@ -109,21 +89,6 @@ pub(super) fn push_insert_messages(q: &mut QueryBuilder<Any>, messages: &[Messag
             .push_bind(m.created_at_ms)
             .push("NULL, 0")
             .push_bind((!m.metadata.is_empty()).then(|| serde_json::to_string(&m.metadata).unwrap_or_default()));
-    });
-}
-
-pub(super) fn push_insert_events(q: &mut QueryBuilder<Any>, events: &[ChatEvent]) {
-    q.push("INSERT INTO events (conversation_id, seq, payload) ");
-    q.push_values(events, |mut row, e| {
-        row.push_bind(e.conversation_id.clone()).push_bind(e.seq).push_bind(e.encode_to_vec());
-    });
-}
-
-/// Queues `events` for the relay, each with the `traceparent` of the request that made it.
-pub(super) fn push_insert_outbox(q: &mut QueryBuilder<Any>, events: &[ChatEvent], traceparents: &[Option<String>]) {
-    q.push("INSERT INTO event_outbox (conversation_id, seq, traceparent) ");
-    q.push_values(events.iter().zip(traceparents), |mut row, (e, traceparent)| {
-        row.push_bind(e.conversation_id.clone()).push_bind(e.seq).push_bind(traceparent.clone());
     });
 }
 
