@@ -111,6 +111,12 @@ pub const WS_SLOW_CONSUMER_DROPS: Metric = metric(
     &[],
     "WebSockets closed (4000) because their queue of frames overflowed.",
 );
+pub const WS_CALLS_FULL: Metric = metric(
+    "soulchat_ws_calls_full_total",
+    Counter,
+    &[],
+    "Times a WebSocket reached its bound of calls in flight and stopped reading frames until one completed.",
+);
 pub const CHAT_MESSAGES_STORED: Metric =
     metric("soulchat_chat_messages_stored_total", Counter, &[], "Messages committed (retries of a send not counted).");
 pub const CHAT_COMMIT_BATCH: Metric =
@@ -225,6 +231,7 @@ pub const ALL: &[Metric] = &[
     WS_CLOSES,
     WS_RESUMES,
     WS_SLOW_CONSUMER_DROPS,
+    WS_CALLS_FULL,
     CHAT_MESSAGES_STORED,
     CHAT_COMMIT_BATCH,
     CHAT_COMMIT_DURATION,
@@ -400,6 +407,10 @@ pub fn ws_resumed() {
 
 pub fn ws_slow_consumer_dropped() {
     counter!(WS_SLOW_CONSUMER_DROPS.name).increment(1);
+}
+
+pub fn ws_calls_full() {
+    counter!(WS_CALLS_FULL.name).increment(1);
 }
 
 /// A group commit of `sends` sends, `stored` of them new messages.

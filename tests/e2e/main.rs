@@ -14,6 +14,7 @@ mod input;
 mod mesh;
 mod metrics;
 mod notifications;
+mod pipelining;
 mod profiles;
 mod sagas;
 mod sessions;

@@ -48,8 +48,8 @@ pub struct Options {
     /// Closed loop (the default without --rate; both run one after the other when both are given).
     #[arg(long)]
     closed: bool,
-    /// Unacknowledged sends each socket may have in the closed loop (the gateway answers a
-    /// socket's frames one at a time, so more only queues them).
+    /// Unacknowledged sends each socket may have in the closed loop (the gateway stores a
+    /// socket's sends to one conversation one at a time, so more only queues them there).
     #[arg(long, default_value_t = 1)]
     window: usize,
     /// Seconds each phase sends for.

@@ -90,9 +90,13 @@ impl ChatFeed {
             Some(Event::ConversationDeleted(_)) => Some("*".to_owned()),
             _ => None,
         };
+        let sent_as = match &event.event {
+            Some(Event::MessageCreated(m)) => Some((m.sender_id.clone(), m.client_id.clone())),
+            _ => None,
+        };
         let (conversation_id, seq) = (event.conversation_id.clone(), event.seq);
         let frame = frames::chat_event(event, &names);
-        let outbound = Outbound::Chat(Arc::new(ChatFrame { conversation_id, seq, ends_membership_of, frame }));
+        let outbound = Outbound::Chat(Arc::new(ChatFrame { conversation_id, seq, ends_membership_of, sent_as, frame }));
         for user_id in &local {
             self.registry.dispatch(user_id, &outbound);
         }

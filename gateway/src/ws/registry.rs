@@ -29,6 +29,9 @@ pub struct ChatFrame {
     pub seq: i64,
     /// Set when the event ends someone's membership (or the whole conversation: `*`).
     pub ends_membership_of: Option<String>,
+    /// For a new message, its sender and `client_id`: the socket that sent it knows its own
+    /// message by them when the live copy arrives before the send's answer.
+    pub sent_as: Option<(String, String)>,
     pub frame: Bytes,
 }
 

@@ -3,17 +3,32 @@
 //! and in order. A gap it cannot explain, a full queue, or a lost NATS connection closes the
 //! socket with 4000 (the client resumes); an expired or revoked token closes it with 4401.
 //!
-//! Frames are handled one at a time: a `send` is acknowledged before the next frame is read,
-//! and the live copy of the client's own message is recognised by its seq and not echoed back.
+//! Calls (`send`, `read`, `typing`) run concurrently, up to [`MAX_IN_FLIGHT`] per socket, and
+//! are answered as each completes, a send's `ack` or `error` by its `client_id`: a call stuck
+//! behind a slow worker holds up nothing else. A conversation's sends go one at a time, in the
+//! order the client sent them, so their seqs keep that order; different conversations proceed in
+//! parallel. At the bound the session reads no further frame until a call completes. `ping` is
+//! answered at once; `resume` is answered inline, as it moves the cursors.
+//!
+//! The live copy of the client's own message is not echoed back: it is recognised by its seq
+//! once the send is acknowledged, and, when it arrives first, by its sender and `client_id` as
+//! the send in flight to its conversation; then the `ack` alone carries it.
+//!
+//! Calls in flight end with the session. A send whose request went out is stored all the same;
+//! the client, without its `ack`, sends it again under the same `client_id` and gets it
+//! acknowledged as the duplicate it is.
+//!
 //! Until the client's first frame (or [`SYNC_WAIT`]), conversation events are held back, so that
 //! a client that opens with `resume` gets its replay before any live event.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
 use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
 use soulchat_subjects::chat::{self, messages as cm};
 use soulchat_subjects::metrics;
 use soulchat_subjects::time::now_ms;
@@ -26,7 +41,7 @@ use crate::live;
 use crate::state::AppState;
 use crate::views::chat::{MessageView, SendBody};
 use crate::views::frames::{self, ClientFrame};
-use crate::ws::registry::Outbound;
+use crate::ws::registry::{ChatFrame, Outbound};
 
 /// Close codes of the WebSocket API.
 const CLOSE_RESUME: u16 = 4000;
@@ -43,6 +58,9 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 const SYNC_WAIT: Duration = Duration::from_millis(500);
 /// At most one typing notice per conversation and socket in this long.
 const TYPING_EVERY: Duration = Duration::from_secs(2);
+/// Calls a socket keeps in flight, sends waiting for their conversation's turn included: enough
+/// for a client to keep a pipe full, few enough that a flood waits in the client's own socket.
+const MAX_IN_FLIGHT: usize = 32;
 
 struct Session {
     state: AppState,
@@ -53,10 +71,41 @@ struct Session {
     /// Seqs of this socket's own sends, acknowledged already, not to be echoed.
     own: HashSet<(String, i64)>,
     typed: HashMap<String, Instant>,
+    /// Calls in flight, answered in the order they complete.
+    calls: FuturesUnordered<BoxFuture<'static, Done>>,
+    /// The conversations this socket has sends in flight to, by the id the client gave.
+    lanes: HashMap<String, Lane>,
     /// Conversation events held back until the client's opening frame; `None` once synced.
     held: Option<Vec<Outbound>>,
     /// Cancelled by the hub when this socket's queue overflows.
     too_slow: tokio_util::sync::CancellationToken,
+}
+
+/// A conversation's sends from this socket: one in flight, later ones waiting behind it.
+#[derive(Default)]
+struct Lane {
+    /// The `client_id` of the send in flight.
+    client_id: String,
+    /// Its live copy, when that came before the answer. Not echoed, but kept: should the send
+    /// still fail (the answer lost, the message stored), the client gets the message this way.
+    echo: Option<Bytes>,
+    waiting: VecDeque<SendBody>,
+}
+
+/// What a completed call leaves to answer.
+enum Done {
+    /// A send's answer; its conversation's next send may start.
+    Send { conversation_id: String, client_id: String, sent: Result<Sent, ServiceError> },
+    /// A `read` or `typing`: only a failure is answered.
+    Quiet(Result<(), ServiceError>),
+}
+
+/// A stored message: its `ack`, and its place, which the echo rule needs.
+struct Sent {
+    conversation_id: String,
+    seq: i64,
+    duplicate: bool,
+    ack: Bytes,
 }
 
 /// Why a session ended, and so how the socket closes.
@@ -78,6 +127,8 @@ pub async fn run(socket: WebSocket, state: AppState, auth: AuthUser) {
         cursors: HashMap::new(),
         own: HashSet::new(),
         typed: HashMap::new(),
+        calls: FuturesUnordered::new(),
+        lanes: HashMap::new(),
         held: Some(Vec::new()),
         too_slow: registration.too_slow.clone(),
     };
@@ -120,12 +171,20 @@ pub async fn run(socket: WebSocket, state: AppState, auth: AuthUser) {
                 }
                 None => break End::Close(CLOSE_RESUME, "hub closed"),
             },
-            incoming = session.socket.next() => match incoming {
+            Some(done) = session.calls.next(), if !session.calls.is_empty() => {
+                if let Err(end) = session.answer(done).await {
+                    break end;
+                }
+            }
+            incoming = session.socket.next(), if session.in_flight() < MAX_IN_FLIGHT => match incoming {
                 Some(Ok(Message::Text(text))) => {
-                    // Boxed: answering a frame awaits calls to workers, whose futures are large;
-                    // inline they would make every idle socket's task as large as the largest.
+                    // Boxed: a `resume` awaits calls to workers, whose futures are large; inline
+                    // they would make every idle socket's task as large as the largest.
                     if let Err(end) = Box::pin(session.handle(text.as_bytes())).await {
                         break end;
+                    }
+                    if session.in_flight() == MAX_IN_FLIGHT {
+                        metrics::ws_calls_full();
                     }
                 }
                 Some(Ok(Message::Binary(bytes))) if bytes.len() > MAX_BODY_BYTES => break End::Close(CLOSE_TOO_BIG, TOO_BIG),
@@ -214,7 +273,7 @@ impl Session {
             Some(last) if seq > last + 1 => return Err(End::Close(CLOSE_RESUME, "missed events: resume")),
             _ => {}
         }
-        if !self.own.remove(&(key.clone(), seq)) {
+        if !self.own.remove(&(key.clone(), seq)) && !self.holds_echo(&chat) {
             self.write("event", chat.frame.clone()).await?;
         }
         match chat.ends_membership_of.as_deref() {
@@ -254,59 +313,94 @@ impl Session {
             self.sync().await?;
         }
         match frame {
-            ClientFrame::Ping => self.write("pong", frames::pong()).await,
-            ClientFrame::Send { conversation_id, body } => {
-                let client_id = body.client_id.clone();
-                match self.send(conversation_id, body).instrument(crate::trace::frame_span("send")).await {
-                    Ok(frame) => self.write("ack", frame).await,
-                    Err(e) => self.write("error", frames::error(&e, Some(&client_id))).await,
-                }
-            }
-            ClientFrame::Typing { conversation_id } => match self.typing(conversation_id).await {
-                Ok(()) => Ok(()),
-                Err(e) => self.write("error", frames::error(&e, None)).await,
+            ClientFrame::Ping => return self.write("pong", frames::pong()).await,
+            ClientFrame::Send { conversation_id, body } => match self.lanes.get_mut(&conversation_id) {
+                Some(lane) => lane.waiting.push_back(body),
+                None => self.start_send(conversation_id, body),
             },
+            ClientFrame::Typing { conversation_id } => self.typing(conversation_id),
+            // Receipts need no order here: the worker keeps a member's highest.
             ClientFrame::Read { conversation_id, seq } => {
-                match self.state.chat.mark_read(&self.ctx(), conversation_id, seq).await {
-                    Ok(()) => Ok(()),
-                    Err(e) => self.write("error", frames::error(&e, None)).await,
+                let (state, ctx) = (self.state.clone(), self.ctx());
+                self.calls
+                    .push(Box::pin(async move { Done::Quiet(state.chat.mark_read(&ctx, conversation_id, seq).await) }));
+            }
+            ClientFrame::Resume { conversations } => return self.resume(conversations).await,
+        }
+        Ok(())
+    }
+
+    /// Calls in flight, and sends waiting for their conversation's turn.
+    fn in_flight(&self) -> usize {
+        self.calls.len() + self.lanes.values().map(|lane| lane.waiting.len()).sum::<usize>()
+    }
+
+    /// Starts a send: the one in flight to its conversation from this socket.
+    fn start_send(&mut self, conversation_id: String, body: SendBody) {
+        let (state, ctx, sender) = (self.state.clone(), self.ctx(), self.auth.id().to_owned());
+        let client_id = body.client_id.clone();
+        self.lanes.entry(conversation_id.clone()).or_default().client_id = client_id.clone();
+        self.calls.push(Box::pin(async move {
+            let sent = send(state, ctx, sender, conversation_id.clone(), body)
+                .instrument(crate::trace::frame_span("send"))
+                .await;
+            Done::Send { conversation_id, client_id, sent }
+        }));
+    }
+
+    /// Answers a completed call; a send makes way for its conversation's next.
+    async fn answer(&mut self, done: Done) -> Result<(), End> {
+        let (conversation_id, client_id, sent) = match done {
+            Done::Send { conversation_id, client_id, sent } => (conversation_id, client_id, sent),
+            Done::Quiet(Ok(())) => return Ok(()),
+            Done::Quiet(Err(e)) => return self.write("error", frames::error(&e, None)).await,
+        };
+        let Lane { echo, mut waiting, .. } = self.lanes.remove(&conversation_id).unwrap_or_default();
+        if let Some(next) = waiting.pop_front() {
+            self.lanes.insert(conversation_id.clone(), Lane { waiting, ..Lane::default() });
+            self.start_send(conversation_id, next);
+        }
+        match sent {
+            Ok(sent) => {
+                // Its live copy, unless delivered (held as the echo) already, is not to be echoed.
+                let delivered = self.cursors.get(&sent.conversation_id).is_some_and(|c| *c >= sent.seq);
+                if !sent.duplicate && !delivered {
+                    self.own.insert((sent.conversation_id, sent.seq));
+                }
+                self.write("ack", sent.ack).await
+            }
+            Err(e) => {
+                self.write("error", frames::error(&e, Some(&client_id))).await?;
+                match echo {
+                    Some(frame) => self.write("event", frame).await,
+                    None => Ok(()),
                 }
             }
-            ClientFrame::Resume { conversations } => self.resume(conversations).await,
         }
     }
 
-    /// Sends a message and answers with its `ack`; the live copy of it is then skipped here.
-    async fn send(&mut self, conversation_id: String, body: SendBody) -> Result<Bytes, ServiceError> {
-        let client_id = body.client_id.clone();
-        let reply = self.state.chat.send(self.auth.id(), &self.ctx(), conversation_id, body).await?;
-        let message = reply.message.ok_or_else(ServiceError::internal)?;
-        if !reply.duplicate {
-            let delivered = self.cursors.get(&message.conversation_id).is_some_and(|c| *c >= message.seq);
-            if !delivered {
-                self.own.insert((message.conversation_id.clone(), message.seq));
+    /// Whether `chat` is the live copy of the send in flight to its conversation from here,
+    /// arrived before the answer: it is kept back, as the `ack` will carry it.
+    fn holds_echo(&mut self, chat: &ChatFrame) -> bool {
+        let Some((sender, client_id)) = &chat.sent_as else { return false };
+        match self.lanes.get_mut(&chat.conversation_id) {
+            Some(lane) if sender == self.auth.id() && *client_id == lane.client_id => {
+                lane.echo = Some(chat.frame.clone());
+                true
             }
+            _ => false,
         }
-        let names = self.state.hub.names().names(&self.state.caller, vec![message.sender_id.clone()]).await?;
-        Ok(frames::ack(&client_id, MessageView::new(message, &names)))
     }
 
     /// Tells the conversation's other members, at most every [`TYPING_EVERY`].
-    async fn typing(&mut self, conversation_id: String) -> Result<(), ServiceError> {
+    fn typing(&mut self, conversation_id: String) {
         let now = Instant::now();
         if self.typed.get(&conversation_id).is_some_and(|at| now.duration_since(*at) < TYPING_EVERY) {
-            return Ok(());
+            return;
         }
         self.typed.insert(conversation_id.clone(), now);
-        let request = cm::GetRequest { conversation_id: conversation_id.clone() };
-        let conversation =
-            self.state.caller.call::<chat::Get>(&self.ctx(), &request).await?.conversation.unwrap_or_default();
-        let me = self.auth.id().to_owned();
-        let names = self.state.hub.names().names(&self.state.caller, vec![me.clone()]).await?;
-        let frame = frames::typing(&conversation_id, &names.get(&me).unwrap_or_default());
-        let others: Vec<String> = conversation.members.into_iter().map(|m| m.user_id).filter(|id| *id != me).collect();
-        live::publish(self.state.caller.client(), &others, frame).await;
-        Ok(())
+        let (state, ctx, me) = (self.state.clone(), self.ctx(), self.auth.id().to_owned());
+        self.calls.push(Box::pin(async move { Done::Quiet(typing(state, ctx, me, conversation_id).await) }));
     }
 
     /// Replays what the client missed, per conversation and in order, then says `resumed`.
@@ -356,4 +450,31 @@ impl Session {
         }
         self.write("resumed", frames::resumed()).await
     }
+}
+
+/// Sends a message; the answer is its `ack`.
+async fn send(
+    state: AppState,
+    ctx: CallContext,
+    sender: String,
+    conversation_id: String,
+    body: SendBody,
+) -> Result<Sent, ServiceError> {
+    let client_id = body.client_id.clone();
+    let reply = state.chat.send(&sender, &ctx, conversation_id, body).await?;
+    let message = reply.message.ok_or_else(ServiceError::internal)?;
+    let names = state.hub.names().names(&state.caller, vec![message.sender_id.clone()]).await?;
+    let (conversation_id, seq) = (message.conversation_id.clone(), message.seq);
+    let ack = frames::ack(&client_id, MessageView::new(message, &names));
+    Ok(Sent { conversation_id, seq, duplicate: reply.duplicate, ack })
+}
+
+async fn typing(state: AppState, ctx: CallContext, me: String, conversation_id: String) -> Result<(), ServiceError> {
+    let request = cm::GetRequest { conversation_id: conversation_id.clone() };
+    let conversation = state.caller.call::<chat::Get>(&ctx, &request).await?.conversation.unwrap_or_default();
+    let names = state.hub.names().names(&state.caller, vec![me.clone()]).await?;
+    let frame = frames::typing(&conversation_id, &names.get(&me).unwrap_or_default());
+    let others: Vec<String> = conversation.members.into_iter().map(|m| m.user_id).filter(|id| *id != me).collect();
+    live::publish(state.caller.client(), &others, frame).await;
+    Ok(())
 }
