@@ -46,6 +46,9 @@ pub struct Settings {
     /// How long the audit log (the SOULCHAT_AUDIT stream) keeps an event; applied when streams are provisioned (`up`, `migrate`).
     #[arg(long, env = "SOULCHAT_AUDIT_RETENTION", default_value = "90days", value_parser = humantime::parse_duration, global = true)]
     pub audit_retention: Duration,
+    /// How long a worker remembers the ids of events it processed (to recognise a redelivery); at least the longest age of the consumed streams plus an hour.
+    #[arg(long, env = "SOULCHAT_PROCESSED_EVENTS_RETENTION", default_value = "15days", global = true)]
+    pub processed_events_retention: soulchat_runtime::processed::Horizon,
     /// The gateway's listen address.
     #[arg(long, env = "SOULCHAT_HTTP_ADDR", default_value = "127.0.0.1:8080", global = true)]
     pub http_addr: SocketAddr,
