@@ -15,6 +15,7 @@ mod mesh;
 mod metrics;
 mod notifications;
 mod profiles;
+mod replicas;
 mod retention;
 mod sagas;
 mod sessions;
