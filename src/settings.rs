@@ -49,6 +49,9 @@ pub struct Settings {
     /// How long the chat worker keeps conversation events for resume; a client away longer is told to read history.
     #[arg(long, env = "SOULCHAT_CHAT_EVENT_RETENTION", default_value = "7days", value_parser = humantime::parse_duration, global = true)]
     pub chat_event_retention: Duration,
+    /// How long a worker remembers the ids of events it processed (to recognise a redelivery); at least the longest age of the consumed streams plus an hour.
+    #[arg(long, env = "SOULCHAT_PROCESSED_EVENTS_RETENTION", default_value = "15days", global = true)]
+    pub processed_events_retention: soulchat_runtime::processed::Horizon,
     /// The gateway's listen address.
     #[arg(long, env = "SOULCHAT_HTTP_ADDR", default_value = "127.0.0.1:8080", global = true)]
     pub http_addr: SocketAddr,

@@ -143,6 +143,7 @@ async fn serve_worker(
         database_url: settings.database_url(def.domain),
         request_timeout: settings.request_timeout,
         readiness,
+        processed_events_retention: settings.processed_events_retention,
     };
     launch(settings, def, Mode::Serve(Box::new(common), shutdown)).await
 }

@@ -116,17 +116,30 @@ impl Api {
         let mut messages = Vec::new();
         let mut after = 0i64;
         loop {
-            let url = self.url(&format!("/api/conversations/{conversation}/messages?after={after}&limit=100"));
-            let page = self.call("history", self.authed(self.http.get(url), reader), &[StatusCode::OK]).await?;
-            for m in page["messages"].as_array().context("history: no messages array")? {
-                let seq = m["seq"].as_i64().context("history: a message without seq")?;
-                messages.push((seq, m["client_id"].as_str().unwrap_or_default().to_owned()));
-            }
-            match page["next_cursor"].as_i64() {
+            let (page, next) = self.page(reader, conversation, after).await?;
+            messages.extend(page);
+            match next {
                 Some(next) => after = next,
                 None => return Ok(messages),
             }
         }
+    }
+
+    /// Up to 100 messages of a conversation after seq `after`, and where the next page starts.
+    pub async fn page(
+        &self,
+        reader: &User,
+        conversation: &str,
+        after: i64,
+    ) -> anyhow::Result<(Vec<(i64, String)>, Option<i64>)> {
+        let url = self.url(&format!("/api/conversations/{conversation}/messages?after={after}&limit=100"));
+        let page = self.call("history", self.authed(self.http.get(url), reader), &[StatusCode::OK]).await?;
+        let mut messages = Vec::new();
+        for m in page["messages"].as_array().context("history: no messages array")? {
+            let seq = m["seq"].as_i64().context("history: a message without seq")?;
+            messages.push((seq, m["client_id"].as_str().unwrap_or_default().to_owned()));
+        }
+        Ok((messages, page["next_cursor"].as_i64()))
     }
 
     fn authed(&self, request: RequestBuilder, user: &User) -> RequestBuilder {

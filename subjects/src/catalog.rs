@@ -7,7 +7,7 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use async_nats::jetstream::stream::{RetentionPolicy, StorageType};
+use async_nats::jetstream::stream::{DiscardPolicy, RetentionPolicy, StorageType};
 
 use crate::operation::{ConsumerInfo, EventInfo, OperationInfo};
 use crate::{ServiceDef, audit, chat, notification, profile, streams, user};
@@ -93,6 +93,29 @@ fn days(age: Duration) -> String {
     }
 }
 
+fn size(bytes: i64) -> String {
+    match bytes {
+        b if b < 0 => "no size limit".to_owned(),
+        b if b % (1 << 30) == 0 => format!("{} GiB", b >> 30),
+        b if b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b => format!("{b} bytes"),
+    }
+}
+
+/// A stream's limits beyond its age: size, message count, message size, and what a full one does.
+fn limits(s: &async_nats::jetstream::stream::Config) -> String {
+    let mut out = size(s.max_bytes);
+    if s.max_messages > 0 {
+        let _ = write!(out, ", {} messages", s.max_messages);
+    }
+    let _ = write!(out, ", {} a message", size(s.max_message_size.into()));
+    out.push_str(match s.discard {
+        DiscardPolicy::Old => ", full: drops the oldest",
+        DiscardPolicy::New => ", full: refuses new",
+    });
+    out
+}
+
 fn storage(s: StorageType) -> &'static str {
     match s {
         StorageType::File => "file",
@@ -111,11 +134,12 @@ pub fn streams_table() -> String {
         };
         let _ = writeln!(
             out,
-            "| `{}` | stream | `{}` | {}, {}, {} s duplicate window | {} |",
+            "| `{}` | stream | `{}` | {}, {}, {}, {} s duplicate window | {} |",
             s.name,
             s.subjects.join("`, `"),
             storage(s.storage),
             retention,
+            limits(&s),
             s.duplicate_window.as_secs(),
             doc(s.description.as_deref().unwrap_or(""))
         );

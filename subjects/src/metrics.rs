@@ -159,6 +159,12 @@ pub const CONSUMER_ACK_PENDING: Metric = metric(
     &["durable"],
     "Events a durable consumer was given and has not yet acknowledged.",
 );
+pub const PROCESSED_EVENTS_PRUNED: Metric = metric(
+    "soulchat_processed_events_pruned_total",
+    Counter,
+    &["service"],
+    "Processed-event ids forgotten once older than the deduplication horizon.",
+);
 pub const NOTIFICATION_DELIVERIES: Metric = metric(
     "soulchat_notification_deliveries_total",
     Counter,
@@ -241,6 +247,7 @@ pub const ALL: &[Metric] = &[
     CONSUMER_PENDING,
     CONSUMER_REDELIVERED,
     CONSUMER_ACK_PENDING,
+    PROCESSED_EVENTS_PRUNED,
     NOTIFICATION_DELIVERIES,
     DEAD_LETTERS,
     CACHE_REQUESTS,
@@ -463,6 +470,11 @@ impl Delivery {
             Delivery::DeadLettered => "dead_lettered",
         }
     }
+}
+
+/// A service forgot `rows` processed-event ids.
+pub fn processed_events_pruned(service: &'static str, rows: u64) {
+    counter!(PROCESSED_EVENTS_PRUNED.name, "service" => service).increment(rows);
 }
 
 /// A delivery attempt on `channel` (a channel's name, or `unknown`).

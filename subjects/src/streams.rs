@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use async_nats::jetstream::{self, kv, stream, stream::StorageType};
+use async_nats::jetstream::{self, kv, stream, stream::DiscardPolicy, stream::StorageType};
 
 /// Domain events of every service: `soulchat.events.<domain>.<event>`.
 pub const EVENTS_STREAM: &str = "SOULCHAT_EVENTS";
@@ -87,7 +87,17 @@ pub const WS_TICKET_TTL: Duration = Duration::from_secs(30);
 /// How long a presence entry outlives the gateway that stopped refreshing it.
 pub const PRESENCE_TTL: Duration = Duration::from_secs(90);
 
+const MIB: i64 = 1024 * 1024;
+const GIB: i64 = 1024 * MIB;
+/// The largest message a stream takes: the server's own default `max_payload`, stated so that a
+/// server configured larger does not let a stream's messages grow unseen.
+const MAX_MESSAGE: i32 = MIB as i32;
+
 /// The shared streams: domain events and committed chat events.
+///
+/// Every stream is bounded by age and by size (the sizes are reserved from the server's
+/// JetStream store, so together they must fit in it: 6.5 GiB in all, as a small volume allows).
+/// What happens when one is full is chosen per stream.
 pub fn stream_configs() -> Vec<stream::Config> {
     vec![
         stream::Config {
@@ -96,6 +106,12 @@ pub fn stream_configs() -> Vec<stream::Config> {
             subjects: vec![EVENTS_SUBJECTS.to_owned()],
             storage: StorageType::File,
             max_age: Duration::from_secs(14 * 24 * 3600),
+            max_bytes: GIB,
+            max_message_size: MAX_MESSAGE,
+            // Full, it refuses new events rather than drop old ones a consumer may not have
+            // applied yet: the publisher is an outbox relay, which keeps the event and retries
+            // (its backlog shows in `soulchat_relay_backlog`).
+            discard: DiscardPolicy::New,
             duplicate_window: Duration::from_secs(120),
             ..Default::default()
         },
@@ -105,6 +121,12 @@ pub fn stream_configs() -> Vec<stream::Config> {
             subjects: vec![CHAT_SUBJECTS.to_owned()],
             storage: StorageType::File,
             max_age: Duration::from_secs(7 * 24 * 3600),
+            max_bytes: 4 * GIB,
+            max_message_size: MAX_MESSAGE,
+            // Full, it drops the oldest: it carries fan-out and reactions to live traffic, the
+            // chat database is the record (history and resume read it), and refusing would stall
+            // every conversation behind the relay.
+            discard: DiscardPolicy::Old,
             duplicate_window: Duration::from_secs(120),
             ..Default::default()
         },
@@ -114,6 +136,11 @@ pub fn stream_configs() -> Vec<stream::Config> {
             subjects: vec![AUDIT_SUBJECTS.to_owned()],
             storage: StorageType::File,
             max_age: AUDIT_RETENTION,
+            max_bytes: GIB,
+            max_message_size: MAX_MESSAGE,
+            // Full, it drops the oldest: what is happening now must be recorded, and a flood
+            // should not be able to silence the log (the size is alerted on long before).
+            discard: DiscardPolicy::Old,
             duplicate_window: Duration::from_secs(120),
             ..Default::default()
         },
@@ -240,6 +267,13 @@ pub fn delivery_stream_configs() -> Vec<stream::Config> {
             subjects: vec![DELIVERIES_SUBJECTS.to_owned()],
             retention: stream::RetentionPolicy::WorkQueue,
             storage: StorageType::File,
+            max_bytes: 256 * MIB,
+            max_messages: 1_000_000,
+            max_message_size: MAX_MESSAGE,
+            // Full, it refuses new jobs rather than silently lose queued ones: the publisher is
+            // the notification outbox relay, which keeps the job and retries, so a backlog waits
+            // in the database instead.
+            discard: DiscardPolicy::New,
             duplicate_window: Duration::from_secs(120),
             ..Default::default()
         },
@@ -249,6 +283,12 @@ pub fn delivery_stream_configs() -> Vec<stream::Config> {
             subjects: vec![DEAD_LETTER_SUBJECTS.to_owned()],
             storage: StorageType::File,
             max_age: Duration::from_secs(30 * 24 * 3600),
+            max_bytes: 256 * MIB,
+            max_message_size: MAX_MESSAGE,
+            // Full, it drops the oldest: refusing would leave the failed delivery being retried
+            // (the worker naks until the dead letter is stored), while the oldest dead letters
+            // are the least likely to be replayed.
+            discard: DiscardPolicy::Old,
             duplicate_window: Duration::from_secs(120),
             ..Default::default()
         },

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use soulchat_runtime::admin::Readiness;
 use soulchat_runtime::nats_server::NatsServer;
+use soulchat_runtime::processed::Horizon;
 use soulchat_runtime::service::{self, Common};
 use soulchat_subjects::broker::Identity;
 use soulchat_subjects::connect::Nats;
@@ -447,7 +448,13 @@ impl Mesh {
         let (database_url, request_timeout) = (self.databases.url(role), self.options.request_timeout);
         let readiness = self.readiness.clone();
         Box::pin(async move {
-            let common = Common { client: connect.await?, database_url, request_timeout, readiness };
+            let common = Common {
+                client: connect.await?,
+                database_url,
+                request_timeout,
+                readiness,
+                processed_events_retention: Horizon::default(),
+            };
             service::run::<S>(config, common, shutdown).await
         })
     }

@@ -16,6 +16,8 @@ mod metrics;
 mod notifications;
 mod pipelining;
 mod profiles;
+mod replicas;
+mod retention;
 mod sagas;
 mod sessions;
 mod web;

@@ -7,6 +7,7 @@
 //! (`SOULCHAT_SEND_LIMIT=100000 soulchat up`); refusals (429) are counted and reported as such.
 
 mod load;
+mod prefill;
 mod verify;
 
 use std::collections::HashMap;
@@ -66,6 +67,11 @@ pub struct Options {
     /// Message content size in bytes.
     #[arg(long, default_value_t = 100)]
     size: usize,
+    /// Messages sent before the run, unmeasured, as fast as the system takes them, into
+    /// conversations of the same users (a group per pair), so that the database already holds
+    /// that much history.
+    #[arg(long, default_value_t = 0)]
+    prefill: u64,
     /// Small enough for CI: a few users, a few hundred messages, under the default send limit,
     /// no NATS baseline; asserts only that nothing acknowledged was lost or duplicated.
     #[arg(long)]
@@ -86,6 +92,7 @@ impl Options {
             warmup: 0.0,
             messages: Some(150),
             size: 100,
+            prefill: 0,
             quick: true,
         }
     }
@@ -132,14 +139,16 @@ impl Layout {
 
 /// `soulchat-bench chat --quick` as a library call, for a test against a running gateway: an
 /// error unless every acknowledged message was stored once and delivered once to every member.
-pub async fn quick_check(api: &str) -> anyhow::Result<()> {
-    let report = run(api, &Options::quick()).await?;
+/// `prefill` messages go in first, and must be found in history too.
+pub async fn quick_check(api: &str, prefill: u64) -> anyhow::Result<()> {
+    let report = run(api, &Options { prefill, ..Options::quick() }).await?;
     report.print();
     report.verdict()
 }
 
 pub async fn run(api: &str, options: &Options) -> anyhow::Result<Report> {
-    let options = if options.quick { Options::quick() } else { options.clone() };
+    let options =
+        if options.quick { Options { prefill: options.prefill, ..Options::quick() } } else { options.clone() };
     ensure!(options.users >= 2, "--users must be at least 2");
     ensure!(options.rate.is_none_or(|r| r > 0.0), "--rate must be positive");
     let client = Api::new(api, 16)?;
@@ -153,12 +162,28 @@ pub async fn run(api: &str, options: &Options) -> anyhow::Result<Report> {
     for kind in kinds {
         layouts.push(layout(&client, &users, kind, options.group_size, &prefix).await?);
     }
+    // Before the run's sockets open, so that they get none of its deliveries.
+    let filled = match options.prefill {
+        0 => None,
+        total => Some(prefill::prefill(&client, &target, &users, &prefix, total, options.size).await?),
+    };
     let fanout: HashMap<String, u64> =
         layouts.iter().flat_map(|l| &l.conversations).map(|c| (c.id.clone(), c.members.len() as u64 - 1)).collect();
     eprintln!("chat: opening {} WebSockets", users.len());
     let mut sockets = load::Sockets::open(&target, &users, Arc::new(fanout)).await?;
 
     let mut report = Report::new("chat", serde_json::to_value(&options)?);
+    if let Some(filled) = filled {
+        report.figures.extend([
+            Figure::new("prefilled", filled.messages as f64, "messages"),
+            Figure::new("prefill: stored (acked)", filled.messages as f64 / filled.seconds, "msg/s"),
+        ]);
+        report.notes.push(format!(
+            "{} messages were prefilled in {:.0} s before the run ({} sends refused with 429 and sent again)",
+            filled.messages, filled.seconds, filled.refused
+        ));
+        report.checks.push(filled.check);
+    }
     let mut phases = Vec::new();
     for layout in &layouts {
         for pace in options.paces() {

@@ -12,7 +12,8 @@
 //!   [`Reads`], writes only inside a [`WriteTx`].
 //! - [`outbox`] and [`relay`]: domain events recorded in the writing transaction and published
 //!   after its commit, by one relay loop for every outbox table.
-//! - [`consumer`]: durable event consumers with exactly-once effects.
+//! - [`consumer`]: durable event consumers with exactly-once effects; [`processed`]: forgetting
+//!   the ids they recorded once no redelivery can bring them back.
 //! - [`dedicated`]: serial hot loops on threads of their own.
 //! - [`nats_server`]: finding or starting the pinned nats-server.
 //! - [`admin`]: the admin listener (`/metrics`, `/healthz`, `/readyz`) and the process's
@@ -26,6 +27,7 @@ pub mod dedicated;
 pub mod error;
 pub mod nats_server;
 pub mod outbox;
+pub mod processed;
 pub mod relay;
 pub mod service;
 pub mod telemetry;

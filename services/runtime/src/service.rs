@@ -4,7 +4,8 @@
 //! 1. open the database and apply pending migrations;
 //! 2. declare the shared streams and buckets (and the service's own, [`Service::declare`]);
 //! 3. build the service ([`Service::start`]), which starts its consumers, relays and
-//!    background work through the [`Context`];
+//!    background work through the [`Context`] (the first consumer also starts the pruner of
+//!    the ids of processed events, [`crate::processed`]);
 //! 4. register its endpoints with the service API and serve;
 //!
 //! and, on shutdown, the reverse: the endpoints drain (every request received is answered),
@@ -24,6 +25,7 @@ use crate::admin::Readiness;
 use crate::consumer::{self, EventHandler};
 use crate::database::{Database, Migrations};
 use crate::outbox::{Outbox, OutboxTable};
+use crate::processed::{self, Horizon};
 use crate::relay::{Relay, Source};
 use crate::worker::Endpoints;
 
@@ -67,6 +69,8 @@ pub struct Common {
     pub request_timeout: Duration,
     /// Where the worker says whether it is ready (the admin listener's `/readyz`).
     pub readiness: Readiness,
+    /// How long the ids of processed events are kept.
+    pub processed_events_retention: Horizon,
 }
 
 /// What a service is built with, and where it leaves the work that must be stopped with it.
@@ -86,6 +90,9 @@ pub struct Context {
     after_requests: Vec<JoinHandle<()>>,
     relays: Vec<JoinHandle<()>>,
     outbox: Option<Outbox>,
+    /// Until the first consumer starts the pruner of `processed_events` (only a service that
+    /// consumes has that table).
+    unpruned: Option<Horizon>,
 }
 
 impl Context {
@@ -112,6 +119,16 @@ impl Context {
 
     /// Consumes `E` as the contract's durable `consumer`, with exactly-once effects.
     pub fn consume<E: Event, H: EventHandler<E>>(&mut self, consumer: Consumer<E>, handler: Arc<H>) {
+        assert!(
+            processed::CONSUMED_STREAMS.contains(&E::STREAM),
+            "{} is consumed from {}, whose age the processed-events horizon does not know",
+            consumer.durable,
+            E::STREAM
+        );
+        if let Some(horizon) = self.unpruned.take() {
+            let pruner = processed::spawn_pruner(self.def.name, self.db.clone(), horizon, self.shutdown.clone());
+            self.tasks.push(pruner);
+        }
         let task = consumer::spawn(self.js.clone(), self.db.clone(), consumer, handler, self.shutdown.clone());
         self.tasks.push(task);
     }
@@ -156,6 +173,7 @@ pub async fn run<S: Service>(config: S::Config, common: Common, shutdown: Cancel
         after_requests: Vec::new(),
         relays: Vec::new(),
         outbox: None,
+        unpruned: Some(common.processed_events_retention),
     };
     let started = S::start(config, &mut ctx).await;
     let served = match started {

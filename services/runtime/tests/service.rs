@@ -70,6 +70,7 @@ async fn a_v2_operation_is_served_beside_v1() {
         database_url: format!("sqlite://{}/versioned.db", dir.path().display()),
         request_timeout: Duration::from_secs(2),
         readiness: Default::default(),
+        processed_events_retention: Default::default(),
     };
     let worker = tokio::spawn(service::run::<Versioned>((), common, shutdown.clone()));
     let caller = Caller::new(client, Duration::from_secs(2));
