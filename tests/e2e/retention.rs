@@ -1,6 +1,8 @@
-//! The ids of processed events are forgotten past the horizon, and only then: the notification
-//! worker's pruner deletes old ids in batches, keeps recent ones, and a recent event delivered
-//! again still changes nothing.
+//! Bounded storage. The ids of processed events are forgotten past the horizon, and only then:
+//! the notification worker's pruner deletes old ids in batches, keeps recent ones, and a recent
+//! event delivered again still changes nothing. The chat worker's resume log drops events past
+//! its retention, and a client that missed them loses nothing: resume says so and history has
+//! every message.
 
 use std::time::Duration;
 
@@ -9,11 +11,14 @@ use soulchat_runtime::processed::Horizon;
 use soulchat_subjects::notification;
 use soulchat_subjects::streams::EVENTS_STREAM;
 use soulchat_subjects::time::now_ms;
-use soulchat_testkit::{Backend, Mesh, Role, each_backend};
+use soulchat_testkit::{Backend, Mesh, Role, Socket, each_backend};
 
 use crate::{PASSWORD, token};
 
-each_backend!(old_processed_event_ids_are_pruned_and_recent_ones_still_deduplicate);
+each_backend!(
+    old_processed_event_ids_are_pruned_and_recent_ones_still_deduplicate,
+    pruned_chat_events_lose_nothing_a_client_can_ask_for
+);
 
 /// More than one prune batch.
 const OLD_IDS: usize = 1500;
@@ -76,5 +81,82 @@ async fn old_processed_event_ids_are_pruned_and_recent_ones_still_deduplicate(ba
     })
     .await;
     assert_eq!(notifications(&mesh, &bob).await, 2, "the redelivered follow made no second notification");
+    mesh.shutdown().await;
+}
+
+async fn pruned_chat_events_lose_nothing_a_client_can_ask_for(backend: Backend) {
+    let mut mesh = Mesh::start(backend).await;
+    let alice = token(&mesh.api.register("alice", PASSWORD).await);
+    let bob = token(&mesh.api.register("bob", PASSWORD).await);
+    let r = mesh.api.post("/api/conversations/direct", Some(&alice), json!({"username": "bob"})).await;
+    let id = r.body["conversation"]["id"].as_str().expect("a conversation").to_owned();
+    let api = mesh.api.clone();
+    let send = async |from: &str, n: usize| {
+        let body = json!({"client_id": format!("c-{n}"), "content": format!("m{n}")});
+        let r = api.post(&format!("/api/conversations/{id}/messages"), Some(from), body).await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        r.body["message"]["seq"].as_i64().expect("a seq")
+    };
+    let mut seqs = Vec::new();
+    for n in 0..5 {
+        seqs.push(send(&alice, n).await);
+    }
+    let seen = seqs[1];
+
+    // Everything so far is older than the retention; the restarted worker prunes at once, but
+    // only what its relay has published (all of it, once it has stopped).
+    let events = "SELECT CAST(seq AS CHAR) FROM events";
+    let logged = mesh.strings(Role::Chat, events).await.len();
+    let mut db = mesh.database(Role::Chat).await;
+    sqlx::query("UPDATE events SET at_ms = 0").execute(&mut db).await.expect("events aged");
+    mesh.stop_role(Role::Chat).await;
+    mesh.start_role(Role::Chat).await;
+    eventually("the aged events pruned", async || mesh.strings(Role::Chat, events).await.is_empty()).await;
+    assert!(mesh.metric("soulchat_chat_events_pruned_total").await >= logged as f64);
+
+    // Newer events stay.
+    for n in 5..7 {
+        seqs.push(send(&bob, n).await);
+    }
+    assert_eq!(mesh.strings(Role::Chat, events).await.len(), 2, "the recent events are kept");
+
+    // Bob saw up to `seen`: resume says the rest before the kept events is history's, then
+    // replays the kept ones.
+    let mut ws = Socket::connect(&mesh.api.base, &bob).await;
+    ws.send(json!({"type": "resume", "conversations": {id.clone(): seen}})).await;
+    let truncated = ws.next_of("resume_truncated").await;
+    assert_eq!(
+        (truncated["conversation_id"].as_str(), truncated["from_seq"].as_i64()),
+        (Some(id.as_str()), Some(seqs[5]))
+    );
+    let mut replayed = Vec::new();
+    loop {
+        let frame = ws.next().await;
+        match frame["type"].as_str().expect("a type") {
+            "resumed" => break,
+            "message" => replayed.push(frame["message"]["seq"].as_i64().expect("a seq")),
+            _ => {}
+        }
+    }
+    assert_eq!(replayed, seqs[5..], "the kept events, in order");
+    // Live events follow without a gap.
+    let later = send(&alice, 7).await;
+    assert_eq!(ws.next_of("message").await["message"]["seq"], later);
+    ws.close().await;
+
+    // History still has every message.
+    let r = mesh.api.get_as(&format!("/api/conversations/{id}/messages?limit=50"), &bob).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let history: Vec<i64> =
+        r.body["messages"].as_array().expect("messages").iter().map(|m| m["seq"].as_i64().expect("a seq")).collect();
+    seqs.push(later);
+    assert_eq!(history, seqs, "every message, pruned events or not");
+
+    // A client up to date is told nothing.
+    let mut ws = Socket::connect(&mesh.api.base, &alice).await;
+    ws.send(json!({"type": "resume", "conversations": {id.clone(): later}})).await;
+    let frame = ws.next_of("resumed").await;
+    assert_eq!(frame["type"], "resumed");
+    ws.close().await;
     mesh.shutdown().await;
 }

@@ -26,9 +26,9 @@ use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use bytes::Bytes;
-use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
+use futures::{SinkExt, StreamExt};
 use soulchat_subjects::chat::{self, messages as cm};
 use soulchat_subjects::metrics;
 use soulchat_subjects::time::now_ms;
@@ -56,6 +56,8 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long conversation events wait for a client's opening `resume`.
 const SYNC_WAIT: Duration = Duration::from_millis(500);
+/// Hub frames written per system call at most.
+const WRITE_BATCH: usize = 64;
 /// At most one typing notice per conversation and socket in this long.
 const TYPING_EVERY: Duration = Duration::from_secs(2);
 /// Calls a socket keeps in flight, sends waiting for their conversation's turn included: enough
@@ -77,6 +79,8 @@ struct Session {
     lanes: HashMap<String, Lane>,
     /// Conversation events held back until the client's opening frame; `None` once synced.
     held: Option<Vec<Outbound>>,
+    /// Whether writes wait for a [`Session::flush`] (see [`Session::deliver_queued`]).
+    batching: bool,
     /// Cancelled by the hub when this socket's queue overflows.
     too_slow: tokio_util::sync::CancellationToken,
 }
@@ -130,6 +134,7 @@ pub async fn run(socket: WebSocket, state: AppState, auth: AuthUser) {
         calls: FuturesUnordered::new(),
         lanes: HashMap::new(),
         held: Some(Vec::new()),
+        batching: false,
         too_slow: registration.too_slow.clone(),
     };
     let sync_by = tokio::time::sleep(SYNC_WAIT);
@@ -165,7 +170,7 @@ pub async fn run(socket: WebSocket, state: AppState, auth: AuthUser) {
             }
             outbound = registration.queue.recv() => match outbound {
                 Some(outbound) => {
-                    if let Err(end) = session.deliver(outbound).await {
+                    if let Err(end) = session.deliver_queued(outbound, &mut registration.queue).await {
                         break end;
                     }
                 }
@@ -231,18 +236,58 @@ impl Session {
         CallContext::internal().with_user(self.auth.id())
     }
 
-    /// Writes a frame of type `kind` (for the metrics; `live` for frames the hub relays).
+    /// Writes a frame of type `kind` (for the metrics; `live` for frames the hub relays), and
+    /// sends it at once unless `batching`.
     async fn write(&mut self, kind: &'static str, frame: Bytes) -> Result<(), End> {
         metrics::ws_frame_sent(kind);
         let text = Utf8Bytes::try_from(frame).map_err(|_| End::Close(1011, "internal error"))?;
-        // A client that stopped reading must not hold this session: the hub's overflow ends it.
+        let message = Message::Text(text);
+        if self.batching {
+            let written = self.socket.feed(message);
+            return Self::bounded(&self.too_slow, written).await;
+        }
+        Self::bounded(&self.too_slow, self.socket.send(message)).await
+    }
+
+    /// Sends what `batching` left written but not sent.
+    async fn flush(&mut self) -> Result<(), End> {
+        Self::bounded(&self.too_slow, self.socket.flush()).await
+    }
+
+    /// A write that a client which stopped reading cannot make hold this session: it times out,
+    /// or the hub's overflow ends it.
+    async fn bounded(
+        too_slow: &tokio_util::sync::CancellationToken,
+        write: impl Future<Output = Result<(), axum::Error>>,
+    ) -> Result<(), End> {
         tokio::select! {
-            sent = tokio::time::timeout(WRITE_TIMEOUT, self.socket.send(Message::Text(text))) => match sent {
+            sent = tokio::time::timeout(WRITE_TIMEOUT, write) => match sent {
                 Ok(Ok(())) => Ok(()),
                 _ => Err(End::Client),
             },
-            _ = self.too_slow.cancelled() => Err(End::Close(CLOSE_RESUME, "too slow: resume")),
+            _ = too_slow.cancelled() => Err(End::Close(CLOSE_RESUME, "too slow: resume")),
         }
+    }
+
+    /// Delivers `first` and whatever else the hub has queued by now (up to [`WRITE_BATCH`]),
+    /// then sends them together: in a busy group, one system call for many frames.
+    async fn deliver_queued(
+        &mut self,
+        first: Outbound,
+        queue: &mut tokio::sync::mpsc::Receiver<Outbound>,
+    ) -> Result<(), End> {
+        self.batching = true;
+        let mut delivered = self.deliver(first).await;
+        for _ in 1..WRITE_BATCH {
+            let Ok(next) = queue.try_recv() else { break };
+            if delivered.is_err() {
+                break;
+            }
+            delivered = self.deliver(next).await;
+        }
+        self.batching = false;
+        delivered?;
+        self.flush().await
     }
 
     /// Ends the hold: the held conversation events go out, in order, without what a resume sent.

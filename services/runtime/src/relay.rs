@@ -81,8 +81,7 @@ pub trait Source: Send + Sync + 'static {
     /// Lets go of exactly `ids` (an unordered source).
     fn release(&self, db: &Database, ids: &[i64]) -> impl Future<Output = anyhow::Result<()>> + Send {
         async move {
-            let mut delete =
-                sqlx::QueryBuilder::<sqlx::Any>::new(format!("DELETE FROM {} WHERE id IN (", Self::TABLE));
+            let mut delete = sqlx::QueryBuilder::<sqlx::Any>::new(format!("DELETE FROM {} WHERE id IN (", Self::TABLE));
             let mut list = delete.separated(", ");
             for id in ids {
                 list.push_bind(*id);

@@ -11,8 +11,8 @@ use soulchat_subjects::chat::messages::{ChatEvent, Message};
 use soulchat_subjects::time::now_ms;
 use sqlx::{Any, QueryBuilder};
 
-use super::{Store, reusable_chunks};
 use super::members::push_pairs;
+use super::{Store, reusable_chunks};
 
 /// What the committer needs to know before taking seqs.
 #[derive(Default)]
