@@ -37,6 +37,8 @@ use crate::store::{MessageRow, Store, reusable_chunks};
 
 /// Sends per transaction at most: bounds the time a batch holds the write lock.
 const MAX_BATCH: usize = 512;
+/// Times a batch runs again after a deadlock (or once with the retries' look-up) at most.
+const DEADLOCK_RETRIES: usize = 4;
 /// Sends waiting for the committer at most; beyond it senders wait (and their deadline bounds it).
 const QUEUE: usize = 8192;
 
@@ -151,10 +153,17 @@ impl Writer {
             Some(conn) => conn,
             None => self.conn.insert(store.db().writer_conn().await?),
         };
-        let result = match apply(store, conn, jobs, false).await {
-            Err(e) if Database::is_unique_violation(&e) => apply(store, conn, jobs, true).await,
-            other => other,
-        };
+        let mut result = apply(store, conn, jobs, false).await;
+        // Replicas lock overlapping conversations in their own orders; MySQL breaks such a
+        // deadlock by rolling one batch back, which then simply runs again.
+        for _ in 0..DEADLOCK_RETRIES {
+            let retries = match &result {
+                Err(e) if Database::is_unique_violation(e) => true,
+                Err(e) if Database::is_deadlock(e) => false,
+                _ => break,
+            };
+            result = apply(store, conn, jobs, retries).await;
+        }
         if result.as_ref().is_err_and(|e| !Database::is_unique_violation(e)) {
             self.conn = None;
         }

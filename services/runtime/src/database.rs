@@ -317,6 +317,12 @@ impl Database {
         self.backend
     }
 
+    /// Whether the server rolled the transaction back to break a deadlock (SQLSTATE 40001,
+    /// MySQL's 1213): running it again is the remedy.
+    pub fn is_deadlock(error: &sqlx::Error) -> bool {
+        error.as_database_error().and_then(|e| e.code()).is_some_and(|code| code == "40001")
+    }
+
     /// Whether an error is a unique-key violation (a lost race on a taken name, say).
     pub fn is_unique_violation(error: &sqlx::Error) -> bool {
         error.as_database_error().is_some_and(|e| e.is_unique_violation())
