@@ -63,7 +63,7 @@ impl Service for Chat {
         // The relay outlives the requests: it stops after the last send was committed.
         let relay = ctx.relay("chat-relay", relay::EventLog)?;
         let store = store::Store::new(ctx.db.clone(), relay);
-        ctx.spawn(tokio::spawn(retention::run(store.clone(), config.event_retention, ctx.shutdown())));
+        ctx.spawn(retention::spawn(store.clone(), config.event_retention, ctx.shutdown()));
         let committer = committer::Committer::spawn(store.clone(), ctx)?;
         let chat = Arc::new(Chat { store, committer });
         ctx.consume(chat::USER_DELETED, chat.clone());

@@ -3,11 +3,12 @@
 //! client that missed more than that is told by resume (`truncated`) and reads history, which
 //! keeps every message. Nothing the relay has yet to publish is deleted.
 //!
-//! Deletes go [`CHUNK`] events per transaction, oldest first by position, with a pause between
-//! them, so that the writers (on SQLite, everyone waiting for the write lock) get their turns.
+//! Deletes go [`CHUNK`] events per transaction, oldest first by position, through the runtime's
+//! [`pruner`], which lets the writers take their turns between them.
 
 use std::time::Duration;
 
+use soulchat_runtime::pruner;
 use soulchat_subjects::metrics;
 use soulchat_subjects::time::now_ms;
 use tokio_util::sync::CancellationToken;
@@ -20,39 +21,20 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 const EVERY: Duration = Duration::from_secs(10);
 /// Events per deleting transaction at most.
 const CHUNK: i64 = 1000;
-/// The writers' turn between two deleting transactions.
-const PAUSE: Duration = Duration::from_millis(20);
 
-/// Prunes until `stop`.
-pub async fn run(store: Store, retention: Duration, stop: CancellationToken) {
-    let mut every = tokio::time::interval(EVERY);
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = every.tick() => {}
-            _ = stop.cancelled() => return,
-        }
-        if let Err(e) = prune(&store, retention, &stop).await {
-            tracing::warn!("pruning the event log: {e:#}");
-        }
-    }
+/// Prunes now and then every [`EVERY`], until `stop`.
+pub fn spawn(store: Store, retention: Duration, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+    pruner::spawn("the chat event log", EVERY, stop, move || prune_batch(store.clone(), retention))
 }
 
-/// Deletes every event older than `retention` that is on the stream, a chunk at a time.
-async fn prune(store: &Store, retention: Duration, stop: &CancellationToken) -> anyhow::Result<()> {
+/// Deletes up to [`CHUNK`] events older than `retention` that are on the stream; whether more
+/// may be left.
+async fn prune_batch(store: Store, retention: Duration) -> anyhow::Result<bool> {
     let before_ms = now_ms() - retention.as_millis() as i64;
-    loop {
-        let relayed = Store::relayed(&mut store.db().reads().await?).await?;
-        let mut tx = store.db().begin().await?;
-        let pruned = Store::prune_events(&mut tx, before_ms, relayed, CHUNK).await?;
-        tx.commit().await?;
-        metrics::chat_events_pruned(pruned);
-        if pruned < CHUNK as u64 {
-            return Ok(());
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(PAUSE) => {}
-            _ = stop.cancelled() => return Ok(()),
-        }
-    }
+    let relayed = Store::relayed(&mut store.db().reads().await?).await?;
+    let mut tx = store.db().begin().await?;
+    let pruned = Store::prune_events(&mut tx, before_ms, relayed, CHUNK).await?;
+    tx.commit().await?;
+    metrics::chat_events_pruned(pruned);
+    Ok(pruned == CHUNK as u64)
 }

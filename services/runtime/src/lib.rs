@@ -13,7 +13,8 @@
 //! - [`outbox`] and [`relay`]: domain events recorded in the writing transaction and published
 //!   after its commit, by one relay loop for every outbox table.
 //! - [`consumer`]: durable event consumers with exactly-once effects; [`processed`]: forgetting
-//!   the ids they recorded once no redelivery can bring them back.
+//!   the ids they recorded once no redelivery can bring them back; [`pruner`]: the one way a
+//!   service deletes what it no longer needs, in the background.
 //! - [`dedicated`]: serial hot loops on threads of their own.
 //! - [`nats_server`]: finding or starting the pinned nats-server.
 //! - [`admin`]: the admin listener (`/metrics`, `/healthz`, `/readyz`) and the process's
@@ -28,6 +29,7 @@ pub mod error;
 pub mod nats_server;
 pub mod outbox;
 pub mod processed;
+pub mod pruner;
 pub mod relay;
 pub mod service;
 pub mod telemetry;

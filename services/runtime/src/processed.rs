@@ -20,6 +20,7 @@ use soulchat_subjects::time::now_ms;
 use tokio_util::sync::CancellationToken;
 
 use crate::database::{Database, Reads};
+use crate::pruner;
 
 /// The streams [`crate::consumer`] reads; [`crate::Context::consume`] refuses any other, whose
 /// `max_age` the floor does not know.
@@ -31,8 +32,6 @@ const CLOCK_MARGIN: Duration = Duration::from_secs(3600);
 const BATCH: usize = 1000;
 /// How often the pruner looks for old ids.
 const EVERY: Duration = Duration::from_secs(600);
-/// A breather between batches, so a backlog (a first run, say) does not keep the write lock.
-const PAUSE: Duration = Duration::from_millis(20);
 
 /// How long a processed event's id is kept (`SOULCHAT_PROCESSED_EVENTS_RETENTION`): never less
 /// than [`Horizon::floor`].
@@ -92,73 +91,37 @@ pub(crate) fn spawn_pruner(
     horizon: Horizon,
     shutdown: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(EVERY);
-        loop {
-            tokio::select! {
-                _ = every.tick() => {}
-                _ = shutdown.cancelled() => return,
-            }
-            if let Err(e) = prune(service, &db, horizon, &shutdown).await {
-                tracing::warn!(service, "pruning processed events: {e:#}");
-            }
-        }
-    })
+    pruner::spawn("processed events", EVERY, shutdown, move || prune_batch(service, db.clone(), horizon))
 }
 
-/// Deletes the ids recorded before `now - horizon`, [`BATCH`] at a time.
-async fn prune(
-    service: &'static str,
-    db: &Database,
-    horizon: Horizon,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<()> {
+/// Deletes up to [`BATCH`] ids recorded before `now - horizon`; whether more may be left.
+async fn prune_batch(service: &'static str, db: Database, horizon: Horizon) -> anyhow::Result<bool> {
     let cutoff = now_ms() - i64::try_from(horizon.get().as_millis())?;
-    loop {
-        // Chosen on a read connection and deleted by key: a portable bounded delete (SQLite has
-        // no DELETE … LIMIT, MySQL no LIMIT in an IN subquery), with the index on
-        // `processed_at_ms` making the choice cheap.
-        let old: Vec<(String,)> = db
-            .reads()
-            .await?
-            .fetch_all(
-                sqlx::query_as("SELECT event_id FROM processed_events WHERE processed_at_ms < ? LIMIT ?")
-                    .bind(cutoff)
-                    .bind(BATCH as i64),
-            )
-            .await?;
-        if old.is_empty() {
-            return Ok(());
-        }
-        let mut delete = sqlx::QueryBuilder::<sqlx::Any>::new("DELETE FROM processed_events WHERE event_id IN (");
-        let mut list = delete.separated(", ");
-        for (id,) in &old {
-            list.push_bind(id.clone());
-        }
-        delete.push(")");
-        let mut tx = db.begin().await?;
-        let gone = delete.build().execute(&mut *tx).await?.rows_affected();
-        tx.commit().await?;
-        metrics::processed_events_pruned(service, gone);
-        tracing::debug!(service, gone, "pruned processed events");
-        if old.len() < BATCH || shutdown.is_cancelled() {
-            return Ok(());
-        }
-        tokio::time::sleep(PAUSE).await;
+    // Chosen on a read connection and deleted by key: a portable bounded delete (SQLite has no
+    // DELETE … LIMIT, MySQL no LIMIT in an IN subquery), with the index on `processed_at_ms`
+    // making the choice cheap.
+    let old: Vec<(String,)> = db
+        .reads()
+        .await?
+        .fetch_all(
+            sqlx::query_as("SELECT event_id FROM processed_events WHERE processed_at_ms < ? LIMIT ?")
+                .bind(cutoff)
+                .bind(BATCH as i64),
+        )
+        .await?;
+    if old.is_empty() {
+        return Ok(false);
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_horizon_below_the_longest_stream_age_is_refused() {
-        let floor = Horizon::floor();
-        assert!(floor >= Duration::from_secs(14 * 24 * 3600), "the events stream keeps 14 days");
-        let error = "1day".parse::<Horizon>().unwrap_err().to_string();
-        assert!(error.contains("below the safe minimum"), "{error}");
-        assert!(Horizon::new(floor).is_ok());
-        assert!(Horizon::default().get() > floor);
+    let mut delete = sqlx::QueryBuilder::<sqlx::Any>::new("DELETE FROM processed_events WHERE event_id IN (");
+    let mut list = delete.separated(", ");
+    for (id,) in &old {
+        list.push_bind(id.clone());
     }
+    delete.push(")");
+    let mut tx = db.begin().await?;
+    let gone = delete.build().execute(&mut *tx).await?.rows_affected();
+    tx.commit().await?;
+    metrics::processed_events_pruned(service, gone);
+    tracing::debug!(service, gone, "pruned processed events");
+    Ok(old.len() == BATCH)
 }
