@@ -1,9 +1,10 @@
 //! The `soulchat` command: runs one role per process (`gateway`, `worker <domain>`), all of them
-//! in one process (`up`), the provisioning and migrations (`migrate`), prints the audit log
+//! in one process (`up`), each in its own process beside a NATS cluster (`cluster`), the provisioning and migrations (`migrate`), prints the audit log
 //! (`audit`) or the broker's permissions (`nats-config`). It only wires roles together; each
 //! role lives in its own crate and talks to the others over NATS alone. (The load tool is a
 //! binary of its own, `soulchat-bench`, so that production builds do not carry it.)
 
+mod cluster;
 mod settings;
 mod up;
 
@@ -31,6 +32,9 @@ struct Cli {
 enum Command {
     /// The gateway and every worker in one process, with its own nats-server unless NATS_URL is set.
     Up,
+    /// A NATS cluster and every role as its own process, with replicas (the production topology
+    /// on one machine), until Ctrl-C.
+    Cluster(cluster::Topology),
     /// The HTTP and WebSocket edge.
     Gateway,
     /// One domain worker.
@@ -74,6 +78,7 @@ async fn main() -> std::process::ExitCode {
     tokio::spawn(cancel_on_signal(shutdown.clone()));
     let result = match cli.command {
         Command::Up => up::run(cli.settings, shutdown).await,
+        Command::Cluster(topology) => cluster::run(&cli.settings, topology, shutdown).await,
         Command::Gateway => up::gateway(&cli.settings, shutdown).await,
         Command::Worker { domain } => up::worker(&cli.settings, &domain, shutdown).await,
         Command::Migrate => up::migrate(&cli.settings).await,
@@ -108,7 +113,7 @@ fn install_telemetry(cli: &Cli) -> anyhow::Result<telemetry::Telemetry> {
         Command::Up => Some("soulchat".to_owned()),
         Command::Gateway => Some("soulchat-gateway".to_owned()),
         Command::Worker { domain } => Some(format!("soulchat-{domain}")),
-        Command::Migrate | Command::Audit { .. } | Command::NatsConfig | Command::NatsKeys { .. } => None,
+        Command::Cluster(_) | Command::Migrate | Command::Audit { .. } | Command::NatsConfig | Command::NatsKeys { .. } => None,
     };
     let export = match service {
         Some(service) => telemetry::Export::from_env(&service)?,

@@ -46,6 +46,9 @@ pub struct Settings {
     /// How long the audit log (the SOULCHAT_AUDIT stream) keeps an event; applied when streams are provisioned (`up`, `migrate`).
     #[arg(long, env = "SOULCHAT_AUDIT_RETENTION", default_value = "90days", value_parser = humantime::parse_duration, global = true)]
     pub audit_retention: Duration,
+    /// Copies JetStream keeps of every stream and bucket, applied when they are provisioned: 1 to 5, or `auto` (3 on a cluster advertising three or more servers, else 1).
+    #[arg(long, env = "SOULCHAT_NATS_REPLICAS", default_value = "auto", global = true)]
+    pub nats_replicas: soulchat_subjects::streams::Replicas,
     /// How long the chat worker keeps conversation events for resume; a client away longer is told to read history.
     #[arg(long, env = "SOULCHAT_CHAT_EVENT_RETENTION", default_value = "7days", value_parser = humantime::parse_duration, global = true)]
     pub chat_event_retention: Duration,

@@ -137,9 +137,10 @@ async fn serve_worker(
 ) -> anyhow::Result<()> {
     let def = contract(domain)?;
     let identity = Identity::worker(def).with_context(|| format!("no NATS identity for {}", def.name))?;
-    let client = soulchat_subjects::connect::connect(settings.nats(identity)?, def.name).await?;
+    let (client, disruptions) = soulchat_subjects::connect::connect_observed(settings.nats(identity)?, def.name).await?;
     let common = Common {
         client,
+        disruptions,
         database_url: settings.database_url(def.domain),
         request_timeout: settings.request_timeout,
         readiness,
@@ -152,7 +153,11 @@ async fn serve_worker(
 async fn provision(settings: &Settings) -> anyhow::Result<()> {
     let client = soulchat_subjects::connect::connect(settings.nats(Identity::Admin)?, "soulchat-provision").await?;
     let js = async_nats::jetstream::new(client.clone());
-    soulchat_subjects::streams::provision_with(&js, settings.audit_retention).await?;
+    let provisioning = soulchat_subjects::streams::Provisioning {
+        audit_retention: settings.audit_retention,
+        replicas: settings.nats_replicas,
+    };
+    soulchat_subjects::streams::provision_with(&js, provisioning).await?;
     client.drain().await.ok();
     Ok(())
 }

@@ -93,7 +93,16 @@ impl Gateway {
     ) -> anyhow::Result<Gateway> {
         soulchat_subjects::metrics::zero::gateway();
         let js = async_nats::jetstream::new(client.clone());
-        soulchat_subjects::streams::declare(&js).await?;
+        let identity = Some(soulchat_subjects::broker::Identity::Gateway);
+        soulchat_subjects::streams::declare(&js, identity).await?;
+        let redeclare = soulchat_subjects::streams::declare_after_reconnects(js.clone(), identity, disruptions.clone());
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = redeclare => {}
+                _ = stop.cancelled() => {}
+            }
+        });
         let revocations = revocations::Revocations::watch(&js).await?;
         let limiter = limits::Limiter::connect(config.redis_url.as_deref()).await?;
         let caller = Caller::new(client.clone(), config.request_timeout);

@@ -266,14 +266,29 @@ pub fn permissions(identity: Identity) -> Grant {
     for bucket in uses.writes {
         p.publish.insert(format!("$KV.{bucket}.>"));
     }
-    // A server restart loses the memory buckets: those who use them declare them again.
-    for config in streams::bucket_configs() {
-        let used = [uses.reads, uses.writes, uses.watches].concat().contains(&config.bucket.as_str());
-        if used && config.storage == async_nats::jetstream::stream::StorageType::Memory {
-            p.publish.insert(format!("$JS.API.STREAM.CREATE.{}", kv_stream(&config.bucket)));
-        }
+    let redeclared = redeclares(identity);
+    for config in &redeclared {
+        p.publish.insert(format!("$JS.API.STREAM.CREATE.{}", kv_stream(&config.bucket)));
+    }
+    if !redeclared.is_empty() {
+        // Creating a bucket starts with the account's limits.
+        p.publish.insert("$JS.API.INFO".to_owned());
     }
     Grant::Only(p)
+}
+
+/// The buckets `identity` creates when it finds them missing ([`streams::declare`]): the memory
+/// buckets it uses, which a server restart loses. Everything else is provisioned by `admin`.
+pub fn redeclares(identity: Identity) -> Vec<async_nats::jetstream::kv::Config> {
+    let uses = buckets(identity);
+    let used = [uses.reads, uses.writes, uses.watches].concat();
+    streams::bucket_configs()
+        .into_iter()
+        .filter(|config| {
+            used.contains(&config.bucket.as_str())
+                && config.storage == async_nats::jetstream::stream::StorageType::Memory
+        })
+        .collect()
 }
 
 fn list(out: &mut String, indent: &str, items: &BTreeSet<String>) {

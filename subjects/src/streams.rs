@@ -5,6 +5,8 @@ use std::time::Duration;
 use anyhow::Context;
 use async_nats::jetstream::{self, kv, stream, stream::DiscardPolicy, stream::StorageType};
 
+use crate::broker::Identity;
+
 /// Domain events of every service: `soulchat.events.<domain>.<event>`.
 pub const EVENTS_STREAM: &str = "SOULCHAT_EVENTS";
 pub const EVENTS_SUBJECTS: &str = "soulchat.events.>";
@@ -177,40 +179,123 @@ pub fn bucket_configs() -> Vec<kv::Config> {
     ]
 }
 
-/// Makes sure every shared stream and bucket exists, creating what is missing (never changing
-/// what is there): each role calls it at start. On a broker with permissions, only the memory
-/// buckets a server restart loses may be created by the roles that use them
-/// ([`crate::broker`]); everything else is [`provision`]ed first. `nats/streams.md` describes
-/// the same set for operators.
-pub async fn declare(js: &jetstream::Context) -> anyhow::Result<()> {
+/// How many copies JetStream keeps of every stream and bucket (`SOULCHAT_NATS_REPLICAS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Replicas {
+    /// Three on a cluster that advertises three or more servers, one otherwise.
+    #[default]
+    Auto,
+    Exactly(usize),
+}
+
+impl std::str::FromStr for Replicas {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "auto" => Ok(Replicas::Auto),
+            // JetStream's own bounds.
+            n => match n.parse() {
+                Ok(n @ 1..=5) => Ok(Replicas::Exactly(n)),
+                _ => Err(format!("{n:?}: expected `auto` or 1 to 5")),
+            },
+        }
+    }
+}
+
+impl Replicas {
+    /// The count for the server `client` is connected to. A cluster's servers advertise each
+    /// other's client URLs; one that does not (`no_advertise`) needs the setting.
+    pub fn resolve(self, client: &async_nats::Client) -> usize {
+        match self {
+            Replicas::Exactly(n) => n,
+            Replicas::Auto => {
+                let info = client.server_info();
+                if info.cluster.is_some() && info.connect_urls.len() >= 3 { 3 } else { 1 }
+            }
+        }
+    }
+}
+
+/// Makes sure every shared stream and bucket exists (never changing what is there): each role
+/// calls it at start and after every reconnect, as `identity`. On a broker with permissions, a
+/// role creates only the memory buckets it uses, which a server restart loses
+/// ([`crate::broker::redeclares`]); everything else must have been [`provision`]ed. Without an
+/// identity (a server without authentication) whatever is missing is created. `nats/streams.md`
+/// describes the same set for operators.
+pub async fn declare(js: &jetstream::Context, identity: Option<Identity>) -> anyhow::Result<()> {
     declare_streams(js, stream_configs()).await?;
+    let creatable = identity.map(|identity| crate::broker::redeclares(identity).into_iter().map(|c| c.bucket).collect());
+    let replicas = Replicas::Auto.resolve(&js.client());
     for config in bucket_configs() {
         let name = config.bucket.clone();
-        if missing(js, &format!("KV_{name}")).await? {
+        let ours = creatable.as_ref().is_none_or(|names: &Vec<String>| names.contains(&name));
+        if !missing(js, &format!("KV_{name}")).await? {
+            continue;
+        }
+        if ours {
+            let config = kv::Config { num_replicas: replicas, ..config };
             js.create_key_value(config).await.with_context(|| format!("declaring bucket {name}"))?;
+        } else if config.storage == StorageType::File {
+            anyhow::bail!("bucket {name} is missing: provision it with `soulchat migrate` as admin");
         }
     }
     Ok(())
+}
+
+/// Declares again, after every reconnect, what a server restart may have lost: the memory buckets
+/// (tickets, presence) are gone when a single server restarts, and nothing else would bring them
+/// back until some role restarted. Retries with backoff while JetStream is still recovering.
+/// Ends when the connection (the sender of `disruptions`) is gone.
+pub async fn declare_after_reconnects(
+    js: jetstream::Context,
+    identity: Option<Identity>,
+    mut disruptions: crate::connect::Disruptions,
+) {
+    while disruptions.changed().await.is_ok() {
+        let mut wait = Duration::from_millis(100);
+        while let Err(e) = declare(&js, identity).await {
+            tracing::warn!("declaring streams and buckets after a reconnect: {e:#}; retrying in {wait:?}");
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+/// What provisioning may be told: `SOULCHAT_AUDIT_RETENTION` and `SOULCHAT_NATS_REPLICAS`.
+#[derive(Debug, Clone, Copy)]
+pub struct Provisioning {
+    pub audit_retention: Duration,
+    pub replicas: Replicas,
+}
+
+impl Default for Provisioning {
+    fn default() -> Self {
+        Provisioning { audit_retention: AUDIT_RETENTION, replicas: Replicas::Auto }
+    }
 }
 
 /// Creates or updates every stream and bucket to what the contract says: the provisioning step
 /// (`soulchat up`, `soulchat migrate`, the tests), run as `admin`, the one identity allowed to
 /// change streams.
 pub async fn provision(js: &jetstream::Context) -> anyhow::Result<()> {
-    provision_with(js, AUDIT_RETENTION).await
+    provision_with(js, Provisioning::default()).await
 }
 
-/// [`provision`], keeping audit events `audit_retention` (`SOULCHAT_AUDIT_RETENTION`).
-pub async fn provision_with(js: &jetstream::Context, audit_retention: Duration) -> anyhow::Result<()> {
+/// [`provision`] with settings.
+pub async fn provision_with(js: &jetstream::Context, settings: Provisioning) -> anyhow::Result<()> {
+    let replicas = settings.replicas.resolve(&js.client());
     for mut config in stream_configs().into_iter().chain(delivery_stream_configs()) {
         if config.name == AUDIT_STREAM {
-            config.max_age = audit_retention;
+            config.max_age = settings.audit_retention;
         }
+        config.num_replicas = replicas;
         let name = config.name.clone();
         js.create_or_update_stream(config).await.with_context(|| format!("provisioning stream {name}"))?;
     }
     for config in bucket_configs() {
         let name = config.bucket.clone();
+        let config = kv::Config { num_replicas: replicas, ..config };
         js.create_or_update_key_value(config).await.with_context(|| format!("provisioning bucket {name}"))?;
     }
     Ok(())

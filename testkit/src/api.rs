@@ -75,6 +75,21 @@ impl Api {
         token: Option<&str>,
         body: Option<Vec<u8>>,
     ) -> Response {
+        self.try_send_raw(method, path, token, body).await.expect("the gateway answers")
+    }
+
+    /// A GET that may find no gateway listening (the fault tests kill them).
+    pub async fn try_get_as(&self, path: &str, token: &str) -> Result<Response, reqwest::Error> {
+        self.try_send_raw(reqwest::Method::GET, path, Some(token), None).await
+    }
+
+    async fn try_send_raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> Result<Response, reqwest::Error> {
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.header("Authorization", format!("Token {token}"));
@@ -82,17 +97,17 @@ impl Api {
         if let Some(body) = body {
             request = request.header("Content-Type", "application/json").body(body);
         }
-        let response = request.send().await.expect("the gateway answers");
+        let response = request.send().await?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let bytes = response.bytes().await.expect("a readable body");
+        let bytes = response.bytes().await?;
         let body = if bytes.is_empty() {
             Value::Null
         } else {
             serde_json::from_slice(&bytes)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
         };
-        Response { status, headers, body }
+        Ok(Response { status, headers, body })
     }
 
     /// Registers a user and returns its `user` object (with `token` and `refresh_token`).

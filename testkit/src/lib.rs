@@ -6,6 +6,7 @@
 mod api;
 mod backend;
 mod endpoint;
+pub mod fault;
 mod otlp;
 mod proxy;
 mod smtp;
@@ -21,7 +22,7 @@ use soulchat_runtime::nats_server::NatsServer;
 use soulchat_runtime::processed::Horizon;
 use soulchat_runtime::service::{self, Common};
 use soulchat_subjects::broker::Identity;
-use soulchat_subjects::connect::Nats;
+use soulchat_subjects::connect::{Disruptions, Nats};
 use soulchat_subjects::{SERVICES, ServiceDef};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -368,7 +369,7 @@ impl Mesh {
         let nats = Nats { url, ..self.nats_as(role.identity()) };
         let connect = {
             let (nats, name) = (nats.clone(), name.clone());
-            async move { soulchat_subjects::connect::connect(nats, &name).await }
+            async move { soulchat_subjects::connect::connect_observed(nats, &name).await }
         };
         let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
         let future: RoleFuture = match role {
@@ -442,14 +443,16 @@ impl Mesh {
         &self,
         role: Role,
         config: S::Config,
-        connect: impl Future<Output = anyhow::Result<async_nats::Client>> + Send + 'static,
+        connect: impl Future<Output = anyhow::Result<(async_nats::Client, Disruptions)>> + Send + 'static,
         shutdown: CancellationToken,
     ) -> RoleFuture {
         let (database_url, request_timeout) = (self.databases.url(role), self.options.request_timeout);
         let readiness = self.readiness.clone();
         Box::pin(async move {
+            let (client, disruptions) = connect.await?;
             let common = Common {
-                client: connect.await?,
+                client,
+                disruptions,
                 database_url,
                 request_timeout,
                 readiness,

@@ -226,3 +226,30 @@ async fn roles_reach_nats_over_tls_with_a_private_ca() {
         soulchat_subjects::connect::options(&untrusting).await.unwrap().connect(untrusting.url.as_str()).await;
     assert!(refused.is_err(), "a certificate from an unknown CA must be refused");
 }
+
+/// A restarted server has lost its memory buckets (tickets, presence); the roles declare them
+/// again after reconnecting, so tickets and presence work without restarting any role.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_buckets_are_declared_again_after_a_server_restart() {
+    use soulchat_subjects::streams::{PRESENCE_BUCKET, WS_TICKETS_BUCKET};
+    let mut mesh = Mesh::start(Backend::Sqlite).await;
+    let alice = crate::token(&mesh.api.register("alice", crate::PASSWORD).await);
+    assert_eq!(mesh.api.post("/api/ws/ticket", Some(&alice), serde_json::json!({})).await.status, 201);
+    mesh.nats.restart().await.unwrap();
+    let js = async_nats::jetstream::new(mesh.client().await);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let ticket = loop {
+        let r = mesh.api.post("/api/ws/ticket", Some(&alice), serde_json::json!({})).await;
+        if r.status == 201 {
+            break r.body["ticket"].as_str().expect("a ticket").to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "tickets did not come back after the restart: {:?}", r.body);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let socket = soulchat_testkit::Socket::try_connect(&mesh.api.base, None, Some(&ticket), None).await;
+    assert!(socket.is_ok(), "the ticket opens a socket");
+    for bucket in [PRESENCE_BUCKET, WS_TICKETS_BUCKET] {
+        js.get_key_value(bucket).await.unwrap_or_else(|e| panic!("{bucket} was not declared again: {e}"));
+    }
+    mesh.shutdown().await;
+}

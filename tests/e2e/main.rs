@@ -10,6 +10,7 @@ mod cache;
 mod chat;
 mod delivery;
 mod edge;
+mod faults;
 mod input;
 mod mesh;
 mod metrics;

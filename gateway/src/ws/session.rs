@@ -52,7 +52,7 @@ const TOO_BIG: &str = "frame too large (maximum is 65536 bytes)";
 const _: () = assert!(MAX_BODY_BYTES == 65536, "TOO_BIG names the limit");
 /// A client that does not take a frame within this long is gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long the close frame may take; a client that cannot take it is dropped.
+/// How long a close may take (our close frame out, the client's back); then the connection is dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long conversation events wait for a client's opening `resume`.
 const SYNC_WAIT: Duration = Duration::from_millis(500);
@@ -213,14 +213,32 @@ pub async fn run(socket: WebSocket, state: AppState, auth: AuthUser) {
     };
     let closed = match end {
         End::Close(code, reason) => {
-            let close = Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }));
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.socket.send(close)).await;
+            close_gracefully(&mut session.socket, code, reason).await;
             Some(code)
         }
         End::Client => None,
     };
     Box::pin(session.state.hub.unregister(&user_id, registration.id)).await;
     metrics::ws_closed(closed);
+}
+
+/// Sends the close frame, then reads (and drops) what the client sent before it saw it, until its
+/// own close or [`CLOSE_TIMEOUT`]. Dropping the connection with unread bytes in the kernel's
+/// buffer makes it send a reset, which can reach the client before the close frame: it would see
+/// 1006 instead of the code that tells it what to do (4000: resume).
+async fn close_gracefully(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let close = Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }));
+    let linger = async {
+        if socket.send(close).await.is_err() {
+            return;
+        }
+        while let Some(Ok(message)) = socket.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, linger).await;
 }
 
 /// Whether the WebSocket layer refused a frame over its size limit.

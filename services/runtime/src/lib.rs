@@ -16,12 +16,14 @@
 //!   the ids they recorded once no redelivery can bring them back; [`pruner`]: the one way a
 //!   service deletes what it no longer needs, in the background.
 //! - [`dedicated`]: serial hot loops on threads of their own.
-//! - [`nats_server`]: finding or starting the pinned nats-server.
+//! - [`nats_server`]: finding or starting the pinned nats-server; [`cluster`]: a NATS cluster and
+//!   every role as its own process on one machine (`soulchat cluster`, the fault tests).
 //! - [`admin`]: the admin listener (`/metrics`, `/healthz`, `/readyz`) and the process's
 //!   metrics recorder.
 //! - [`telemetry`]: log lines and exported traces, one way for every role.
 
 pub mod admin;
+pub mod cluster;
 pub mod consumer;
 pub mod database;
 pub mod dedicated;

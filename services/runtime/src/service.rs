@@ -64,6 +64,8 @@ pub trait Service: Send + Sync + Sized + 'static {
 #[derive(Debug, Clone)]
 pub struct Common {
     pub client: async_nats::Client,
+    /// Counts the client's reconnects: what a server restart lost is declared again after each.
+    pub disruptions: soulchat_subjects::connect::Disruptions,
     pub database_url: String,
     /// Deadline of each call to another worker.
     pub request_timeout: Duration,
@@ -158,7 +160,8 @@ impl Context {
 pub async fn run<S: Service>(config: S::Config, common: Common, shutdown: CancellationToken) -> anyhow::Result<()> {
     let db = Database::connect(&common.database_url, S::migrations()).await?;
     let js = jetstream::new(common.client.clone());
-    soulchat_subjects::streams::declare(&js).await?;
+    let identity = soulchat_subjects::broker::Identity::worker(S::CONTRACT);
+    soulchat_subjects::streams::declare(&js, identity).await?;
     S::declare(&js).await?;
     let mut ctx = Context {
         caller: Caller::new(common.client.clone(), common.request_timeout),
@@ -175,6 +178,14 @@ pub async fn run<S: Service>(config: S::Config, common: Common, shutdown: Cancel
         outbox: None,
         unpruned: Some(common.processed_events_retention),
     };
+    let redeclare = soulchat_subjects::streams::declare_after_reconnects(ctx.js.clone(), identity, common.disruptions.clone());
+    let stop = shutdown.clone();
+    ctx.tasks.push(tokio::spawn(async move {
+        tokio::select! {
+            _ = redeclare => {}
+            _ = stop.cancelled() => {}
+        }
+    }));
     let started = S::start(config, &mut ctx).await;
     let served = match started {
         Ok(state) => serve::<S>(state, &common, &db, shutdown.clone()).await,

@@ -63,10 +63,11 @@ async fn a_v2_operation_is_served_beside_v1() {
     assert_ne!(contract::Echo::ENDPOINT, contract::EchoV2::ENDPOINT);
     let dir = tempfile::tempdir().unwrap();
     let mut nats = NatsServer::start(&dir.path().join("nats"), Some(free_port().unwrap())).await.expect("nats-server");
-    let client = soulchat_subjects::connect::connect(&nats.url(), "test").await.unwrap();
+    let (client, disruptions) = soulchat_subjects::connect::connect_observed(&nats.url(), "test").await.unwrap();
     let shutdown = CancellationToken::new();
     let common = Common {
         client: client.clone(),
+        disruptions,
         database_url: format!("sqlite://{}/versioned.db", dir.path().display()),
         request_timeout: Duration::from_secs(2),
         readiness: Default::default(),
