@@ -62,15 +62,24 @@ local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n";
 
+/// Redis for the shared limits. Its outage must cost each request little, since the limits fail
+/// open: a dead connection is retried once, connecting may take 1 s and answering 500 ms at most
+/// (the client's defaults retry six times with backoff and wait for a connection without end,
+/// which held every request for seconds while Redis was down).
+pub(crate) async fn connect_redis(url: &str) -> anyhow::Result<ConnectionManager> {
+    let client = redis::Client::open(url).with_context(|| format!("REDIS_URL {url:?}"))?;
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_number_of_retries(1)
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(Duration::from_millis(500)));
+    ConnectionManager::new_with_config(client, config).await.context("connecting to Redis")
+}
+
 impl Limiter {
     pub async fn connect(redis_url: Option<&str>) -> anyhow::Result<Limiter> {
         match redis_url {
             None => Ok(Limiter::Local(Arc::default())),
-            Some(url) => {
-                let client = redis::Client::open(url).with_context(|| format!("REDIS_URL {url:?}"))?;
-                let manager = ConnectionManager::new(client).await.context("connecting to Redis")?;
-                Ok(Limiter::Redis(manager))
-            }
+            Some(url) => Ok(Limiter::Redis(connect_redis(url).await?)),
         }
     }
 

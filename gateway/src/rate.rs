@@ -12,7 +12,6 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use redis::aio::ConnectionManager;
@@ -124,11 +123,7 @@ impl RateLimiter {
         shutdown: CancellationToken,
     ) -> anyhow::Result<RateLimiter> {
         let store = match redis_url {
-            Some(url) => {
-                let client = redis::Client::open(url).with_context(|| format!("REDIS_URL {url:?}"))?;
-                let manager = ConnectionManager::new(client).await.context("connecting to Redis")?;
-                Store::Redis(manager, Arc::new(redis::Script::new(TAKE)))
-            }
+            Some(url) => Store::Redis(crate::limits::connect_redis(url).await?, Arc::new(redis::Script::new(TAKE))),
             None => {
                 let local = Arc::new(Local {
                     address: DefaultKeyedRateLimiter::keyed(limits.per_address.quota()),

@@ -221,7 +221,8 @@ pub async fn connect_observed(nats: impl Into<Nats>, name: &str) -> anyhow::Resu
                 }
             }
         })
-        .connect(url.as_str())
+        // A cluster is a comma-separated list; the client takes one server per entry.
+        .connect(url.split(',').map(str::trim).filter(|s| !s.is_empty()).collect::<Vec<_>>())
         .await
         .with_context(|| format!("connecting to NATS at {url}"))?;
     metrics::zero::nats();

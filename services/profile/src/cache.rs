@@ -74,7 +74,14 @@ impl Cache {
             None => None,
             Some(url) => {
                 let client = redis::Client::open(url).with_context(|| format!("REDIS_URL {url:?}"))?;
-                Some(ConnectionManager::new(client).await.context("connecting to Redis")?)
+                // A cache outage must cost a read little (it falls back to the database): one
+                // retry, 1 s at most to connect and 500 ms to answer (the client's defaults retry six
+                // times with backoff and wait for a connection without end).
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_number_of_retries(1)
+                    .set_connection_timeout(Some(std::time::Duration::from_secs(1)))
+                    .set_response_timeout(Some(std::time::Duration::from_millis(500)));
+                Some(ConnectionManager::new_with_config(client, config).await.context("connecting to Redis")?)
             }
         };
         metrics::zero::cache(CACHE);
