@@ -4,6 +4,8 @@
 //! role lives in its own crate and talks to the others over NATS alone. (The load tool is a
 //! binary of its own, `soulchat-bench`, so that production builds do not carry it.)
 
+#[cfg(test)]
+mod deploy_check;
 mod settings;
 mod up;
 
