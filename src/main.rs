@@ -5,6 +5,8 @@
 //! binary of its own, `soulchat-bench`, so that production builds do not carry it.)
 
 mod cluster;
+#[cfg(test)]
+mod deploy_check;
 mod settings;
 mod up;
 
