@@ -115,7 +115,11 @@ fn install_telemetry(cli: &Cli) -> anyhow::Result<telemetry::Telemetry> {
         Command::Up => Some("soulchat".to_owned()),
         Command::Gateway => Some("soulchat-gateway".to_owned()),
         Command::Worker { domain } => Some(format!("soulchat-{domain}")),
-        Command::Cluster(_) | Command::Migrate | Command::Audit { .. } | Command::NatsConfig | Command::NatsKeys { .. } => None,
+        Command::Cluster(_)
+        | Command::Migrate
+        | Command::Audit { .. }
+        | Command::NatsConfig
+        | Command::NatsKeys { .. } => None,
     };
     let export = match service {
         Some(service) => telemetry::Export::from_env(&service)?,

@@ -137,7 +137,8 @@ async fn serve_worker(
 ) -> anyhow::Result<()> {
     let def = contract(domain)?;
     let identity = Identity::worker(def).with_context(|| format!("no NATS identity for {}", def.name))?;
-    let (client, disruptions) = soulchat_subjects::connect::connect_observed(settings.nats(identity)?, def.name).await?;
+    let (client, disruptions) =
+        soulchat_subjects::connect::connect_observed(settings.nats(identity)?, def.name).await?;
     let common = Common {
         client,
         disruptions,

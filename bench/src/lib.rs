@@ -24,9 +24,10 @@ pub use chat::quick_check;
     about = "Load scenarios against a running SoulChat, beside the nats-server's own figures"
 )]
 pub struct Args {
-    /// The gateway's base URL.
-    #[arg(long, default_value = "http://127.0.0.1:8080", global = true)]
-    api: String,
+    /// The gateway's base URL; several, comma-separated, spread the chat scenario's sockets and the
+    /// REST scenario's connections over them (accounts are made through the first).
+    #[arg(long, default_value = "http://127.0.0.1:8080", value_delimiter = ',', global = true)]
+    api: Vec<String>,
     /// The nats-server the system under test uses (`soulchat up` logs the one it started).
     #[arg(long, default_value = "nats://127.0.0.1:4222", global = true)]
     nats: String,
@@ -80,7 +81,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             report
         }
         Scenario::Chat(options) => chat::run(&args.api, options).await?,
-        Scenario::Connections(options) => connections::run(&args.api, options).await?,
+        // One gateway's memory per socket: the first.
+        Scenario::Connections(options) => connections::run(&args.api[0], options).await?,
         Scenario::Rest(options) => rest::run(&args.api, options).await?,
     };
     if let Some(options) = short {
@@ -89,7 +91,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     report.print();
     if let Some(path) = &args.json {
-        report.write_json(path, &args.api, &args.nats)?;
+        report.write_json(path, &args.api.join(","), &args.nats)?;
         eprintln!("figures written to {}", path.display());
     }
     report.verdict()

@@ -41,15 +41,16 @@ struct Outcome {
     latencies: Histogram<u64>,
 }
 
-pub async fn run(api: &str, options: &Options) -> anyhow::Result<Report> {
-    let client = Api::new(api, options.concurrency.max(options.login_concurrency))?;
+/// Runs the scenario with its connections spread over the gateways at `apis`.
+pub async fn run(apis: &[String], options: &Options) -> anyhow::Result<Report> {
+    let client = Api::new(&apis[0], options.concurrency.max(options.login_concurrency))?;
     let user = client.account(&format!("{}0", run_prefix())).await?;
     let mut report = Report::new("rest", serde_json::to_value(options)?);
 
     let path = format!("/api/profiles/{}", user.name);
     let mut connections = Vec::with_capacity(options.concurrency);
-    for _ in 0..options.concurrency {
-        connections.push(tokio::sync::Mutex::new(Http1::connect(api).await?));
+    for i in 0..options.concurrency {
+        connections.push(tokio::sync::Mutex::new(Http1::connect(&apis[i % apis.len()]).await?));
     }
     let get = load("GET profile", options.concurrency, options.seconds, |i| {
         let (connections, path) = (&connections, &path);

@@ -225,7 +225,8 @@ impl Replicas {
 /// describes the same set for operators.
 pub async fn declare(js: &jetstream::Context, identity: Option<Identity>) -> anyhow::Result<()> {
     declare_streams(js, stream_configs()).await?;
-    let creatable = identity.map(|identity| crate::broker::redeclares(identity).into_iter().map(|c| c.bucket).collect());
+    let creatable =
+        identity.map(|identity| crate::broker::redeclares(identity).into_iter().map(|c| c.bucket).collect());
     let replicas = Replicas::Auto.resolve(&js.client());
     for config in bucket_configs() {
         let name = config.bucket.clone();

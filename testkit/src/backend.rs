@@ -44,6 +44,12 @@ impl Databases {
         }
     }
 
+    /// Fresh databases on the MariaDB server at `base` (`mysql://user@host:port`).
+    pub fn on_mysql(base: &str) -> Databases {
+        let prefix = format!("sc_{}", uuid::Uuid::new_v4().simple().to_string().get(..12).unwrap_or_default());
+        Databases { backend: Backend::MySql, base: base.trim_end_matches('/').to_owned(), prefix }
+    }
+
     pub fn url(&self, role: Role) -> String {
         match self.backend {
             Backend::Sqlite => format!("{}/{}.db", self.base, name(role)),

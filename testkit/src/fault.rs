@@ -39,12 +39,15 @@ pub struct Topology {
     pub gateways: usize,
     pub worker_replicas: usize,
     pub redis_url: Option<String>,
+    /// A MariaDB server for the workers' databases (`mysql://root@host:port`) instead of the
+    /// backend's.
+    pub mysql_url: Option<String>,
 }
 
 impl Topology {
     /// Three NATS nodes, two gateways, two replicas of every worker.
     pub fn cluster(backend: Backend) -> Topology {
-        Topology { backend, nats_nodes: 3, gateways: 2, worker_replicas: 2, redis_url: None }
+        Topology { backend, nats_nodes: 3, gateways: 2, worker_replicas: 2, redis_url: None, mysql_url: None }
     }
 }
 
@@ -67,7 +70,10 @@ impl FaultRun {
     pub async fn start(binary: &str, topology: Topology) -> FaultRun {
         let turn = ONE_AT_A_TIME.lock().await;
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let databases = Databases::create(topology.backend, dir.path()).await;
+        let databases = match &topology.mysql_url {
+            Some(url) => Databases::on_mysql(url),
+            None => Databases::create(topology.backend, dir.path()).await,
+        };
         let mut env = BTreeMap::from([
             ("SOULCHAT_JWT_SECRET".to_owned(), JWT_SECRET.to_owned()),
             ("SOULCHAT_REQUEST_TIMEOUT".to_owned(), humantime(REQUEST_TIMEOUT)),
@@ -99,6 +105,16 @@ impl FaultRun {
         let cluster = Cluster::start(spec).await.expect("starting the cluster");
         let gateways = gateways.iter().map(|addr| Api::new(format!("http://{addr}"))).collect();
         FaultRun { cluster, gateways, databases, _dir: dir, _turn: turn }
+    }
+
+    /// A client as `admin` (stream and consumer info, say).
+    pub async fn admin(&self) -> async_nats::Client {
+        let nats = soulchat_subjects::connect::Nats::with_key(
+            self.cluster.nats_url(),
+            soulchat_subjects::broker::Identity::Admin,
+            &self.cluster.keys,
+        );
+        soulchat_subjects::connect::connect(nats, "fault-admin").await.expect("connecting as admin")
     }
 
     /// Fails naming every process that exited without the test asking.
@@ -409,7 +425,8 @@ async fn read(
         let base = &bases[gateway % bases.len()];
         let mut request = format!("{}/ws", base.replacen("http", "ws", 1)).into_client_request().expect("a URL");
         request.headers_mut().insert("Authorization", HeaderValue::from_str(&format!("Token {token}")).unwrap());
-        let Ok(Ok((mut ws, _))) = tokio::time::timeout(Duration::from_secs(5), tokio_tungstenite::connect_async(request)).await
+        let Ok(Ok((mut ws, _))) =
+            tokio::time::timeout(Duration::from_secs(5), tokio_tungstenite::connect_async(request)).await
         else {
             gateway += 1;
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -523,4 +540,102 @@ impl RedisServer {
 pub fn redis_server_available() -> bool {
     Path::new("/usr/bin/redis-server").exists()
         || std::process::Command::new("redis-server").arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+/// A private MariaDB server (Debian's `mariadb-server` binaries) in a fresh data directory on a
+/// free port, restarted by the test.
+pub struct MariaDbServer {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<tokio::process::Child>,
+}
+
+impl MariaDbServer {
+    /// Whether `mariadbd` and `mariadb-install-db` are installed.
+    pub fn available() -> bool {
+        ["mariadbd", "mariadb-install-db"].iter().all(|b| locate(b).is_some())
+    }
+
+    pub async fn start() -> MariaDbServer {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let install = tokio::process::Command::new(locate("mariadb-install-db").expect("mariadb-install-db"))
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", dir.path().join("data").display()))
+            .args(["--auth-root-authentication-method=normal", "--skip-test-db"])
+            .arg(format!("--user={}", user()))
+            .output()
+            .await
+            .expect("running mariadb-install-db");
+        assert!(install.status.success(), "mariadb-install-db: {}", String::from_utf8_lossy(&install.stderr));
+        let mut server = MariaDbServer { dir, port: free_port().expect("a free port"), child: None };
+        server.spawn().await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("mysql://root@127.0.0.1:{}", self.port)
+    }
+
+    async fn spawn(&mut self) {
+        let data = self.dir.path().join("data");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("mariadbd.log"))
+            .expect("the server's log");
+        let child = tokio::process::Command::new(locate("mariadbd").expect("mariadbd"))
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--socket={}", self.dir.path().join("sock").display()))
+            .arg(format!("--pid-file={}", self.dir.path().join("pid").display()))
+            .arg(format!("--port={}", self.port))
+            .args(["--bind-address=127.0.0.1", "--skip-name-resolve"])
+            .arg(format!("--user={}", user()))
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("starting mariadbd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        sqlx::any::install_default_drivers();
+        while <sqlx::AnyConnection as sqlx::Connection>::connect(&self.url()).await.is_err() {
+            let log = std::fs::read_to_string(self.dir.path().join("mariadbd.log")).unwrap_or_default();
+            assert!(Instant::now() < deadline, "mariadbd did not answer within 60 s:\n{}", tail(&log, 3000));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops it (SIGTERM: InnoDB shuts down cleanly), leaves it down for `down`, then starts it
+    /// again on the same data and port, and waits until it answers.
+    pub async fn restart(&mut self, down: Duration) {
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id().and_then(|id| rustix::process::Pid::from_raw(id as i32));
+            if let Some(pid) = pid {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+            if tokio::time::timeout(Duration::from_secs(30), child.wait()).await.is_err() {
+                child.kill().await.expect("killing mariadbd");
+            }
+        }
+        tokio::time::sleep(down).await;
+        self.spawn().await;
+    }
+}
+
+/// The account mariadbd runs as: itself (as root, it must be told so).
+fn user() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| if rustix::process::getuid().is_root() { "root".to_owned() } else { "nobody".to_owned() })
+}
+
+/// A program on PATH or in /usr/sbin (where Debian puts mariadbd).
+fn locate(program: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([std::path::PathBuf::from("/usr/sbin")])
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
 }

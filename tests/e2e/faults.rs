@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use soulchat_testkit::Backend;
-use soulchat_testkit::fault::{ChatLoad, FaultRun, Outcome, REQUEST_TIMEOUT, RedisServer, Topology};
+use soulchat_testkit::fault::{ChatLoad, FaultRun, MariaDbServer, Outcome, REQUEST_TIMEOUT, RedisServer, Topology};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_soulchat");
 const USERS: usize = 6;
@@ -66,6 +66,17 @@ async fn one_chat_replica_killed_while_the_other_serves() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nats_node_lost_and_returned() {
     let mut run = FaultRun::start(BINARY, Topology::cluster(Backend::Sqlite)).await;
+    // Three nodes: every stream and bucket was provisioned with three replicas (`auto`).
+    let js = async_nats::jetstream::new(run.admin().await);
+    let mut names = js.stream_names();
+    let mut streams = 0;
+    while let Some(name) = futures::StreamExt::next(&mut names).await {
+        let name = name.unwrap();
+        let info = js.get_stream(&name).await.unwrap().info().await.unwrap().clone();
+        assert_eq!(info.config.num_replicas, 3, "{name}");
+        streams += 1;
+    }
+    assert!(streams >= 8, "{streams} streams and buckets");
     let load = ChatLoad::start(&run, USERS, INTERVAL).await;
     load.until_acknowledged(50, Duration::from_secs(20)).await;
     run.cluster.nats[1].stop().await.unwrap();
@@ -156,5 +167,29 @@ async fn redis_stopped_and_started() {
     let outcome = load.finish(SETTLE).await;
     report("Redis stopped 3 s and started", &outcome, during.max(recovered));
     outcome.assert_clean();
+    run.stop().await;
+}
+
+/// MariaDB, every worker's database, restarts under load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_restarted_under_load() {
+    if !MariaDbServer::available() {
+        eprintln!("skipped: no mariadbd here (apt-get install mariadb-server)");
+        return;
+    }
+    let mut mariadb = MariaDbServer::start().await;
+    let topology = Topology { mysql_url: Some(mariadb.url()), ..Topology::cluster(Backend::MySql) };
+    let mut run = FaultRun::start(BINARY, topology).await;
+    let load = ChatLoad::start(&run, USERS, INTERVAL).await;
+    load.until_acknowledged(50, Duration::from_secs(20)).await;
+    let restarting = std::time::Instant::now();
+    mariadb.restart(Duration::from_secs(3)).await;
+    let down = restarting.elapsed();
+    let recovered = load.until_acknowledged(USERS, Duration::from_secs(30)).await;
+    load.until_acknowledged(50, Duration::from_secs(30)).await;
+    let outcome = load.finish(SETTLE).await;
+    report(&format!("MariaDB restarted (down {:.1} s)", down.as_secs_f64()), &outcome, recovered);
+    outcome.assert_clean();
+    assert!(recovered < Duration::from_secs(15), "served again only after {recovered:?}");
     run.stop().await;
 }

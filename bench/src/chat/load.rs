@@ -176,12 +176,12 @@ pub struct Sockets {
 impl Sockets {
     /// Opens every user's socket and waits for its `pong`, which also ends the gateway's hold
     /// of live events for an opening `resume`; then starts its reader.
-    pub async fn open(target: &Target, users: &[User], fanout: Arc<HashMap<String, u64>>) -> anyhow::Result<Self> {
+    pub async fn open(targets: &[Target], users: &[User], fanout: Arc<HashMap<String, u64>>) -> anyhow::Result<Self> {
         let counters = Arc::new(Counters::default());
         let epoch = Instant::now();
         let mut opened: Vec<(usize, Ws)> = futures::stream::iter(users.iter().enumerate())
             .map(|(i, user)| async move {
-                let mut ws = connect(target, &user.token, None, READ_BUFFER).await?;
+                let mut ws = connect(&targets[i % targets.len()], &user.token, None, READ_BUFFER).await?;
                 ws.send(Message::Text(json!({"type": "ping"}).to_string().into())).await?;
                 tokio::time::timeout(Duration::from_secs(10), async {
                     while let Some(frame) = ws.next().await {

@@ -141,18 +141,22 @@ impl Layout {
 /// error unless every acknowledged message was stored once and delivered once to every member.
 /// `prefill` messages go in first, and must be found in history too.
 pub async fn quick_check(api: &str, prefill: u64) -> anyhow::Result<()> {
-    let report = run(api, &Options { prefill, ..Options::quick() }).await?;
+    let report = run(&[api.to_owned()], &Options { prefill, ..Options::quick() }).await?;
     report.print();
     report.verdict()
 }
 
-pub async fn run(api: &str, options: &Options) -> anyhow::Result<Report> {
+/// Runs the scenario through the gateways at `apis` (each user's socket on one of them, in turn).
+pub async fn run(apis: &[String], options: &Options) -> anyhow::Result<Report> {
     let options =
         if options.quick { Options { prefill: options.prefill, ..Options::quick() } } else { options.clone() };
     ensure!(options.users >= 2, "--users must be at least 2");
     ensure!(options.rate.is_none_or(|r| r > 0.0), "--rate must be positive");
-    let client = Api::new(api, 16)?;
-    let target = Target::resolve(api).await?;
+    let client = Api::new(&apis[0], 16)?;
+    let mut targets = Vec::new();
+    for api in apis {
+        targets.push(Target::resolve(api).await?);
+    }
     let prefix = run_prefix();
     eprintln!("chat: making {} accounts {prefix}* (register, log in: argon2 takes its time)", options.users);
     let users = client.accounts(&prefix, options.users, 4).await?;
@@ -165,12 +169,12 @@ pub async fn run(api: &str, options: &Options) -> anyhow::Result<Report> {
     // Before the run's sockets open, so that they get none of its deliveries.
     let filled = match options.prefill {
         0 => None,
-        total => Some(prefill::prefill(&client, &target, &users, &prefix, total, options.size).await?),
+        total => Some(prefill::prefill(&client, &targets, &users, &prefix, total, options.size).await?),
     };
     let fanout: HashMap<String, u64> =
         layouts.iter().flat_map(|l| &l.conversations).map(|c| (c.id.clone(), c.members.len() as u64 - 1)).collect();
     eprintln!("chat: opening {} WebSockets", users.len());
-    let mut sockets = load::Sockets::open(&target, &users, Arc::new(fanout)).await?;
+    let mut sockets = load::Sockets::open(&targets, &users, Arc::new(fanout)).await?;
 
     let mut report = Report::new("chat", serde_json::to_value(&options)?);
     if let Some(filled) = filled {

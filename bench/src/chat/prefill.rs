@@ -76,7 +76,7 @@ struct Counters {
 /// conversation is in its history.
 pub async fn prefill(
     client: &Api,
-    target: &Target,
+    targets: &[Target],
     users: &[User],
     prefix: &str,
     total: u64,
@@ -104,7 +104,7 @@ pub async fn prefill(
             let conversation = layout.conversations[layout.home[u]].id.clone();
             let (budget, counters, padding) = (budget.clone(), counters.clone(), padding.clone());
             async move {
-                let ws = connect(target, &user.token, None, READ_BUFFER).await?;
+                let ws = connect(&targets[u % targets.len()], &user.token, None, READ_BUFFER).await?;
                 fill_socket(ws, &format!("f{u}-{s}"), &conversation, &budget, &counters, &padding).await
             }
         })

@@ -193,7 +193,12 @@ impl Cluster {
 
         let mut processes = Vec::new();
         for (n, http) in spec.gateways.iter().enumerate() {
-            processes.push(process(format!("gateway-{}", n + 1), vec!["gateway".into()], Identity::Gateway, Some(*http))?);
+            processes.push(process(
+                format!("gateway-{}", n + 1),
+                vec!["gateway".into()],
+                Identity::Gateway,
+                Some(*http),
+            )?);
         }
         for def in SERVICES {
             for n in 1..=spec.worker_replicas {

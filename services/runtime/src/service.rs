@@ -178,7 +178,8 @@ pub async fn run<S: Service>(config: S::Config, common: Common, shutdown: Cancel
         outbox: None,
         unpruned: Some(common.processed_events_retention),
     };
-    let redeclare = soulchat_subjects::streams::declare_after_reconnects(ctx.js.clone(), identity, common.disruptions.clone());
+    let redeclare =
+        soulchat_subjects::streams::declare_after_reconnects(ctx.js.clone(), identity, common.disruptions.clone());
     let stop = shutdown.clone();
     ctx.tasks.push(tokio::spawn(async move {
         tokio::select! {
