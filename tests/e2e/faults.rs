@@ -179,7 +179,7 @@ async fn mariadb_restarted_under_load() {
     }
     let mut mariadb = MariaDbServer::start().await;
     let topology = Topology { mysql_url: Some(mariadb.url()), ..Topology::cluster(Backend::MySql) };
-    let mut run = FaultRun::start(BINARY, topology).await;
+    let run = FaultRun::start(BINARY, topology).await;
     let load = ChatLoad::start(&run, USERS, INTERVAL).await;
     load.until_acknowledged(50, Duration::from_secs(20)).await;
     let restarting = std::time::Instant::now();
