@@ -110,6 +110,16 @@ async fn direct_chat_over_rest_and_socket(backend: Backend) {
         .post(&format!("/api/conversations/{id}/messages"), Some(&eve), json!({"client_id": "e", "content": "hi"}))
         .await;
     assert_eq!(post.status, 404);
+
+    // A client id belongs to its sender across conversations: reused in another, it is refused.
+    let group = mesh.api.post("/api/conversations", Some(&alice), json!({"name": "g", "members": ["bob"]})).await;
+    let group = group.body["conversation"]["id"].as_str().unwrap().to_owned();
+    let body = json!({"client_id": "a-1", "content": "elsewhere"});
+    let reused = mesh.api.post(&format!("/api/conversations/{group}/messages"), Some(&alice), body).await;
+    assert_eq!(reused.status, 409, "{:?}", reused.body);
+    assert!(reused.error("client_id").is_some(), "{:?}", reused.body);
+    let history = mesh.api.get_as(&format!("/api/conversations/{group}/messages"), &alice).await;
+    assert_eq!(history.body["messages"].as_array().map(Vec::len), Some(0), "nothing stored: {:?}", history.body);
     alice_ws.close().await;
     bob_ws.close().await;
     mesh.shutdown().await;

@@ -202,6 +202,7 @@ pub async fn history(
         (status = 201, description = "The stored message.", body = MessageEnvelope),
         (status = 403, description = "The caller may not send here."),
         (status = 404, description = "No such conversation, or the caller is not a member."),
+        (status = 409, description = "The `client_id` is already the caller's for a message in another conversation."),
     ))]
 pub async fn send(
     State(state): State<AppState>,

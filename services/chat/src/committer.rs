@@ -234,10 +234,20 @@ async fn apply(store: &Store, conn: &mut WriterConn, jobs: &[Job], retries: bool
 async fn take(tx: &mut WriteTx<'_>, batch: &mut Batch, job: &Job) -> sqlx::Result<Answer> {
     let (sender, req) = (job.sender.as_str(), &job.request);
     let client = (sender.to_owned(), req.client_id.clone());
+    // A retry is answered with the original; a client id is a sender's, across conversations, so
+    // one reused elsewhere is refused rather than answered with another conversation's message.
+    let reused = || ServiceError::conflict("client_id", "is already used for a message in another conversation");
     if let Some(&i) = batch.clients.get(&client) {
-        return Ok(Ok(MessageReply { message: Some(batch.messages[i].clone()), duplicate: true }));
+        let original = &batch.messages[i];
+        if original.conversation_id != req.conversation_id {
+            return Ok(Err(reused().into()));
+        }
+        return Ok(Ok(MessageReply { message: Some(original.clone()), duplicate: true }));
     }
     if let Some(original) = batch.stored.get(&client) {
+        if original.conversation_id != req.conversation_id {
+            return Ok(Err(reused().into()));
+        }
         return Ok(Ok(MessageReply { message: Some(original.to_proto()), duplicate: true }));
     }
     let conversation_id = &req.conversation_id;
