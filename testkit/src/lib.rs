@@ -33,7 +33,7 @@ pub use endpoint::{Endpoint, Received};
 pub use otlp::{OtlpReceiver, ReceivedSpan};
 pub use proxy::Proxy;
 pub use smtp::{Mail, SmtpServer};
-pub use socket::{Closed, Socket};
+pub use socket::{Closed, RawSocket, Socket, TcpEnd};
 
 /// The user id inside an access token (its `sub`).
 pub fn user_id(token: &str) -> String {

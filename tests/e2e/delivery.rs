@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::json;
-use soulchat_testkit::{Api, Backend, Closed, Mesh, Options, Proxy, Role, Socket, each_backend};
+use soulchat_testkit::{Api, Backend, Closed, Mesh, Options, Proxy, RawSocket, Role, Socket, TcpEnd, each_backend};
 
 use crate::{PASSWORD, token};
 
@@ -188,30 +188,31 @@ async fn a_cut_nats_connection_loses_nothing() {
     mesh.shutdown().await;
 }
 
-/// A socket closed for a reconnect (4000) while the client is still sending gets the close
-/// frame, not a reset: the server reads what the client sent until the client's own close.
+/// A socket closed for a reconnect (4000) while the client is still sending ends in order: the
+/// server reads what the client sent until the client's own close, so the connection is not
+/// reset (a reset can destroy the close frame before the client reads it: it would see 1006, not
+/// the 4000 that tells it to resume).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_socket_closed_to_resume_gets_its_close_frame_while_the_client_sends() {
+async fn a_socket_closed_to_resume_ends_in_order_while_the_client_sends() {
     let mut mesh = Mesh::start(Backend::Sqlite).await;
     let proxy = Proxy::start(format!("127.0.0.1:{}", mesh.nats.port()).parse().unwrap()).await;
     let behind = mesh.start_replica(Role::Gateway, 1, Some(proxy.url())).await.unwrap();
     let alice = token(&mesh.api.register("alice", PASSWORD).await);
     mesh.api.register("bob", PASSWORD).await;
     let id = group(&mesh.api, &alice, &["bob"]).await;
-    let mut ws = Socket::connect(&behind.base, &alice).await;
+    let mut ws = RawSocket::connect(&behind.base, &alice).await;
     ws.send(json!({"type": "ping"})).await;
     ws.next_of("pong").await;
     // Sends the gateway cannot answer while cut: the first fill the socket's calls in flight, the
     // rest wait unread in the connection when the gateway closes it.
     proxy.cut();
     for n in 0..2000 {
-        let frame = json!({"type": "send", "conversation_id": id, "client_id": format!("m{n}"), "content": "x"});
-        ws.send(frame).await;
+        ws.send(json!({"type": "send", "conversation_id": id, "client_id": format!("m{n}"), "content": "x"})).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     proxy.restore();
-    let (_, closed) = ws.closed_within(Duration::from_secs(20)).await;
-    assert!(matches!(closed, Closed::Code(4000, _)), "{closed:?}");
+    assert_eq!(ws.close_code(Duration::from_secs(20)).await, 4000);
+    assert_eq!(ws.answer_close().await, TcpEnd::Orderly);
     mesh.shutdown().await;
 }
 
