@@ -128,13 +128,6 @@ impl FaultRun {
         assert!(died.is_empty(), "processes died that the test did not kill: {died:?}\n{}", logs.join("\n"));
     }
 
-    /// Waits until `name` answers ready again, and says how long that took.
-    pub async fn ready_again(&mut self, name: &str, within: Duration) -> Duration {
-        let started = Instant::now();
-        self.cluster.process(name).wait_ready(within).await.expect("the process is ready again");
-        started.elapsed()
-    }
-
     pub async fn stop(mut self) {
         self.assert_none_died();
         self.cluster.stop(Duration::from_secs(10)).await.expect("stopping the cluster");
