@@ -41,6 +41,8 @@ crate::service! {
         Contacts = "contacts": ContactsRequest => ContactsReply, by [Gateway];
         /// The events the caller missed, per conversation, for a WebSocket resume.
         Resume = "resume": ResumeRequest => ResumeReply, by [Gateway];
+        /// Full-text search of the messages in the caller's conversations, best match first.
+        Search = "search": SearchRequest => SearchReply, by [Gateway];
     }
 }
 

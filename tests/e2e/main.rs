@@ -20,6 +20,7 @@ mod profiles;
 mod replicas;
 mod retention;
 mod sagas;
+mod search;
 mod sessions;
 mod web;
 

@@ -6,6 +6,7 @@ mod health;
 mod notifications;
 mod openapi;
 mod profiles;
+mod search;
 mod users;
 mod web;
 
@@ -102,6 +103,7 @@ fn routes(accounts: impl Fn(UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<
         .routes(routes!(conversations::history, conversations::send))
         .routes(routes!(conversations::edit, conversations::delete_message))
         .routes(routes!(conversations::mark_read))
+        .routes(routes!(search::messages))
         .routes(no_store(routes!(crate::ws::ticket)))
         .routes(routes!(openapi::document))
         .route_layer(from_fn(edge::route_template))

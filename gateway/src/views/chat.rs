@@ -138,6 +138,14 @@ pub struct MessageList {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+pub struct SearchResults {
+    pub messages: Vec<MessageView>,
+    /// Pass back as `cursor`; null on the last page.
+    #[schema(required = true)]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MemberEnvelope {
     pub member: MemberView,
 }

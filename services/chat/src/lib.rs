@@ -6,7 +6,7 @@
 //! and, in the order of the commits, what [`relay`] publishes to the `SOULCHAT_CHAT` stream
 //! (`Nats-Msg-Id=<conversation_id>:<seq>`, with the recipients filled in) for the gateways to
 //! deliver; [`retention`] deletes events older than resume is asked for. Sends are
-//! group-committed ([`committer`]). Users are known by id only; the gateway
+//! group-committed ([`committer`]); [`search`] reads a full-text index the same transactions keep. Users are known by id only; the gateway
 //! maps usernames both ways. A deleted account leaves every conversation ([`events`]).
 
 mod access;
@@ -19,6 +19,7 @@ mod messages;
 mod relay;
 mod resume;
 mod retention;
+mod search;
 mod store;
 mod validate;
 
@@ -88,5 +89,6 @@ impl Service for Chat {
             .handle::<chat::MarkRead>(messages::mark_read)
             .handle::<chat::Resume>(resume::resume)
             .handle::<chat::Contacts>(members::contacts)
+            .handle::<chat::Search>(search::search)
     }
 }

@@ -100,6 +100,50 @@ pub fn send(req: &mut SendRequest) -> Result<(), ServiceError> {
     v.finish()
 }
 
+const QUERY_MAX: usize = 200;
+const QUERY_WORDS_MAX: usize = 10;
+/// The shortest word searched for: MariaDB's FULLTEXT index holds none shorter (its
+/// `innodb_ft_min_token_size`), and both backends answer alike.
+const SEARCH_WORD_MIN: usize = 3;
+/// How deep search results page: relevance order has no cheap keyset, so the cursor is an offset.
+pub const SEARCH_OFFSET_MAX: i64 = 1000;
+
+/// The words a search looks for: the query's runs of letters and digits, lower-cased, those of
+/// at least [`SEARCH_WORD_MIN`] characters, each once.
+pub fn search_words(v: &mut Validation, q: &str) -> Vec<String> {
+    if q.chars().count() > QUERY_MAX {
+        v.problem("q", &format!("is too long (maximum is {QUERY_MAX} characters)"));
+        return Vec::new();
+    }
+    let mut words: Vec<String> = Vec::new();
+    for word in q.split(|c: char| !c.is_alphanumeric()) {
+        let word = word.to_lowercase();
+        if word.chars().count() >= SEARCH_WORD_MIN && !words.contains(&word) {
+            words.push(word);
+        }
+    }
+    if words.is_empty() {
+        v.problem("q", &format!("needs a word of at least {SEARCH_WORD_MIN} letters or digits"));
+    } else if words.len() > QUERY_WORDS_MAX {
+        v.problem("q", &format!("has too many words (maximum is {QUERY_WORDS_MAX})"));
+    }
+    words
+}
+
+/// A search page's offset, from the previous page's `next_cursor` (empty: the first page).
+pub fn search_cursor(v: &mut Validation, cursor: &str) -> i64 {
+    if cursor.is_empty() {
+        return 0;
+    }
+    match cursor.parse::<i64>() {
+        Ok(offset) if (1..=SEARCH_OFFSET_MAX).contains(&offset) => offset,
+        _ => {
+            v.problem("cursor", &format!("is invalid (results page at most {SEARCH_OFFSET_MAX} deep)"));
+            0
+        }
+    }
+}
+
 fn is_https(url: &str) -> bool {
     url.len() <= URL_MAX
         && url.strip_prefix("https://").is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
@@ -116,6 +160,32 @@ mod tests {
         assert!(!is_https("http://cdn.example/a.png"));
         assert!(!is_https("https:///a.png"));
         assert!(!is_https("https://x y"));
+    }
+
+    #[test]
+    fn search_words_are_folded_deduplicated_and_long_enough() {
+        let mut v = Validation::new();
+        assert_eq!(search_words(&mut v, "Hello, hello wörld! to \"x*\" 2026"), ["hello", "wörld", "2026"]);
+        assert!(v.finish().is_ok());
+        for bad in
+            ["", "a b to", "\"*\" OR -", &"x".repeat(201), "one two three four five six seven eight nine ten eleven"]
+        {
+            let mut v = Validation::new();
+            search_words(&mut v, bad);
+            assert!(v.finish().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn search_cursors_are_bounded_offsets() {
+        let mut v = Validation::new();
+        assert_eq!((search_cursor(&mut v, ""), search_cursor(&mut v, "50")), (0, 50));
+        assert!(v.finish().is_ok());
+        for bad in ["-1", "0", "1001", "x"] {
+            let mut v = Validation::new();
+            search_cursor(&mut v, bad);
+            assert!(v.finish().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

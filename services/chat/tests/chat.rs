@@ -500,7 +500,55 @@ async fn deleted_users_leave_their_conversations(backend: Backend) {
     t.mesh.shutdown().await;
 }
 
+/// Search finds the caller's messages only, best match first, and reflects edits and deletions
+/// as soon as they are answered.
+async fn search_finds_members_messages_best_first(backend: Backend) {
+    let t = Chat::start(backend).await;
+    let (alice, bob, eve) = (user(), user(), user());
+    let ours = t.group(&alice, &[&bob]).await.id;
+    let theirs = t.group(&eve, &[]).await.id;
+    let once = t.send(&alice, &ours, "a-1", "a fox crossed the long road near the café").await.message.unwrap();
+    let thrice = t.send(&bob, &ours, "b-1", "Fox! FOX, fox.").await.message.unwrap();
+    t.send(&bob, &ours, "b-2", "nothing to see").await;
+    t.send(&eve, &theirs, "e-1", "a fox of my own").await;
+    let search = |q: &str, conversation: Option<&str>, cursor: &str, limit: u32| SearchRequest {
+        q: q.into(),
+        conversation_id: conversation.map(Into::into),
+        cursor: cursor.into(),
+        limit: Some(limit),
+    };
+    let seqs = |reply: &SearchReply| reply.messages.iter().map(|m| m.seq).collect::<Vec<_>>();
+
+    let found = t.ok::<chat::Search>(&alice, search("fox", None, "", 10)).await;
+    assert_eq!(seqs(&found), [thrice.seq, once.seq], "the denser match first, and not eve's");
+    assert_eq!(found.next_cursor, "");
+    let prefix_and_accents = t.ok::<chat::Search>(&bob, search("CAFE cross", Some(&ours), "", 10)).await;
+    assert_eq!(seqs(&prefix_and_accents), [once.seq], "every word, as a prefix, accents and case folded");
+    assert!(t.ok::<chat::Search>(&eve, search("crossed", None, "", 10)).await.messages.is_empty());
+    assert_eq!(t.code::<chat::Search>(&eve, search("fox", Some(&ours), "", 10)).await, 404);
+
+    let first = t.ok::<chat::Search>(&alice, search("fox", None, "", 1)).await;
+    assert_eq!((seqs(&first), first.next_cursor.as_str()), (vec![thrice.seq], "1"));
+    let second = t.ok::<chat::Search>(&alice, search("fox", None, &first.next_cursor, 1)).await;
+    assert_eq!((seqs(&second), second.next_cursor.as_str()), (vec![once.seq], ""));
+
+    let edit = EditRequest { conversation_id: ours.clone(), seq: thrice.seq, content: "a badger now".into() };
+    t.ok::<chat::Edit>(&bob, edit).await;
+    assert_eq!(seqs(&t.ok::<chat::Search>(&alice, search("fox", None, "", 10)).await), [once.seq]);
+    assert_eq!(seqs(&t.ok::<chat::Search>(&alice, search("badger", None, "", 10)).await), [thrice.seq]);
+    t.ok::<chat::DeleteMessage>(&alice, DeleteMessageRequest { conversation_id: ours.clone(), seq: once.seq }).await;
+    assert!(t.ok::<chat::Search>(&alice, search("fox", None, "", 10)).await.messages.is_empty());
+
+    for (bad, field) in [("", "q"), ("a b c", "q"), ("fox", "cursor")] {
+        let request = search(bad, None, if field == "cursor" { "nope" } else { "" }, 10);
+        let error = t.call::<chat::Search>(&alice, request).await.unwrap_err();
+        assert_eq!((error.code.as_u16(), error.to_body().fields.contains_key(field)), (422, true), "{bad:?}");
+    }
+    t.mesh.shutdown().await;
+}
+
 each_backend!(
+    search_finds_members_messages_best_first,
     direct_conversations_are_one_per_pair,
     group_roles_and_permissions,
     sends_are_idempotent_and_validated,

@@ -47,7 +47,7 @@ impl MessageRow {
     }
 }
 
-const MESSAGE: &str = "SELECT conversation_id, seq, sender_id, client_id, kind, content, url, reply_to, \
+pub(super) const MESSAGE: &str = "SELECT conversation_id, seq, sender_id, client_id, kind, content, url, reply_to, \
      created_at_ms, edited_at_ms, deleted, metadata FROM messages";
 
 impl Store {

@@ -14,6 +14,7 @@ mod conversations;
 mod events;
 mod members;
 mod messages;
+mod search;
 mod sends;
 
 use soulchat_runtime::Database;
