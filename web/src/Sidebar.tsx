@@ -1,6 +1,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { ComponentChildren } from 'preact';
 import { Icon } from './icons';
+import { Api, ApiError, type Message } from './api';
 import {
   createGroup,
   describe,
@@ -61,6 +62,7 @@ export function Sidebar(props: {
       </header>
 
       <People />
+      <MessageSearch />
 
       <div class="row actions">
         <button type="button" onClick={() => setDialog('direct')}>
@@ -181,6 +183,62 @@ function People() {
                 </button>
               </li>
             ))}
+        </ul>
+      )}
+    </section>
+  );
+}
+
+/** Full-text search of the caller's messages; a result opens its conversation. */
+function MessageSearch() {
+  const [q, setQ] = useState('');
+  const [results, setResults] = useState<Message[] | null>(null);
+  const [problem, setProblem] = useState<string | null>(null);
+  useEffect(() => {
+    if (!q.trim()) {
+      setResults(null);
+      setProblem(null);
+      return;
+    }
+    const t = setTimeout(() => {
+      Api.searchMessages(q.trim())
+        .then((r) => {
+          setResults(r.messages);
+          setProblem(null);
+        })
+        .catch((e) => setProblem(e instanceof ApiError && e.errors.q ? `Search ${e.errors.q[0]}` : 'Search failed'));
+    }, 300);
+    return () => clearTimeout(t);
+  }, [q]);
+  return (
+    <section class="people">
+      <label class="sr-label">
+        Search messages
+        <input type="search" placeholder="Search messages" value={q} onInput={(e) => setQ(e.currentTarget.value)} />
+      </label>
+      {problem && (
+        <p class="muted" role="status">
+          {problem}
+        </p>
+      )}
+      {results && (
+        <ul aria-label="Message results" class="people-list">
+          {results.length === 0 && <li class="muted">No messages found</li>}
+          {results.map((m) => {
+            const c = state.conversations.get(m.conversation_id);
+            return (
+              <li key={`${m.conversation_id}:${m.seq}`}>
+                <button
+                  type="button"
+                  class="grow result"
+                  onClick={() => void openConversation(m.conversation_id).then(() => setQ(''))}
+                >
+                  <small class="muted">{c ? title(c) : 'Conversation'} · {m.sender}</small>
+                  <span class="ellipsis">{m.content}</span>
+                </button>
+              </li>
+            );
+          })}
         </ul>
       )}
     </section>

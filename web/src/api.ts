@@ -182,6 +182,11 @@ export const Api = {
   edit: (id: string, seq: number, content: string) =>
     api<MessageEnvelope>('PATCH', `/conversations/${enc(id)}/messages/${seq}`, { content }),
   deleteMessage: (id: string, seq: number) => api<void>('DELETE', `/conversations/${enc(id)}/messages/${seq}`),
+  searchMessages: (q: string, cursor?: string | null) =>
+    api<Schemas['SearchResults']>(
+      'GET',
+      `/search/messages?q=${enc(q)}&limit=20${cursor ? `&cursor=${enc(cursor)}` : ''}`,
+    ),
   markRead: (id: string, seq: number) => api<void>('POST', `/conversations/${enc(id)}/read`, { seq }),
   ticket: () => api<Schemas['TicketView']>('POST', '/ws/ticket'),
   notifications: () =>

@@ -374,6 +374,40 @@ async function features() {
   await screenshot(dave, 'dave-revoked');
 }
 
+test('messages are found by search, and a result opens its conversation', async () => {
+  names.fay = `fay_${run}`;
+  names.gus = `gus_${run}`;
+  const fay = await newUser('fay');
+  await newUser('gus');
+  try {
+    await button(fay, 'New conversation').click();
+    await fay.getByRole('dialog').getByLabel('Username', { exact: true }).fill(names.gus);
+    await fay.getByRole('dialog').getByRole('button', { name: 'Start', exact: true }).click();
+    await fay.getByRole('heading', { name: names.gus }).waitFor({ timeout: TIMEOUT });
+    await sendMessage(fay, 'the zeppelin lands at noon');
+    await sendMessage(fay, 'something else entirely');
+    // Away from the conversation, then back to it through a search result.
+    await button(fay, 'New group').click();
+    await fay.getByRole('dialog').getByLabel('Group name', { exact: true }).fill('searchers');
+    await fay.getByRole('dialog').getByLabel('Members', { exact: true }).fill(names.gus);
+    await fay.getByRole('dialog').getByRole('button', { name: 'Create', exact: true }).click();
+    await fay.getByRole('heading', { name: 'searchers' }).waitFor({ timeout: TIMEOUT });
+    await fay.getByLabel('Search messages', { exact: true }).fill('ZEPP');
+    const results = fay.getByRole('list', { name: 'Message results', exact: true }).getByRole('listitem');
+    await results.first().waitFor({ timeout: TIMEOUT });
+    assert.equal(await results.count(), 1);
+    assert.match(await results.first().innerText(), /zeppelin lands at noon/);
+    await results.first().getByRole('button').click();
+    await fay.getByRole('heading', { name: names.gus }).waitFor({ timeout: TIMEOUT });
+    await fay.getByLabel('Search messages', { exact: true }).fill('xy');
+    await fay.getByText('Search needs a word of at least 3 letters or digits').waitFor({ timeout: TIMEOUT });
+    await screenshot(fay, 'message-search');
+  } catch (e) {
+    await screenshot(fay, 'failure-search').catch(() => {});
+    throw e;
+  }
+});
+
 // Close 4000: against a gateway started with a tiny SOULCHAT_SOCKET_QUEUE (e.g. 4), a burst of
 // 60 messages overflows bob's socket; the client reconnects, resumes, and shows each once.
 const SMALL_QUEUE = process.env.SOULCHAT_SMALL_QUEUE_WEB_URL?.replace(/\/$/, '');
