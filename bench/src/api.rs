@@ -142,6 +142,14 @@ impl Api {
         Ok((messages, page["next_cursor"].as_i64()))
     }
 
+    /// A message search as `reader` (`GET /api/search/messages`): how many messages it found.
+    pub async fn search(&self, reader: &User, q: &str) -> anyhow::Result<usize> {
+        let url = self.url("/api/search/messages");
+        let request = self.authed(self.http.get(url).query(&[("q", q), ("limit", "20")]), reader);
+        let found = self.call("search", request, &[StatusCode::OK]).await?;
+        Ok(found["messages"].as_array().context("search: no messages array")?.len())
+    }
+
     fn authed(&self, request: RequestBuilder, user: &User) -> RequestBuilder {
         request.header("Authorization", format!("Token {}", user.token))
     }

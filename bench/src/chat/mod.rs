@@ -8,7 +8,9 @@
 
 mod load;
 mod prefill;
+mod search;
 mod verify;
+mod words;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -72,6 +74,10 @@ pub struct Options {
     /// that much history.
     #[arg(long, default_value_t = 0)]
     prefill: u64,
+    /// After the run, this many message searches through the REST API (four at a time), each
+    /// for one or two words of the prefilled messages' vocabulary; their latency is reported.
+    #[arg(long, default_value_t = 0)]
+    searches: u64,
     /// Small enough for CI: a few users, a few hundred messages, under the default send limit,
     /// no NATS baseline; asserts only that nothing acknowledged was lost or duplicated.
     #[arg(long)]
@@ -93,6 +99,7 @@ impl Options {
             messages: Some(150),
             size: 100,
             prefill: 0,
+            searches: 0,
             quick: true,
         }
     }
@@ -249,6 +256,11 @@ pub async fn run(apis: &[String], options: &Options) -> anyhow::Result<Report> {
                 t.expected
             ));
         }
+    }
+    if options.searches > 0 {
+        let searched = search::run(&client, &users, options.searches).await?;
+        report.figures.extend(latencies("message search", &searched.latencies, None));
+        report.figures.push(Figure::new("message search: found nothing", searched.empty as f64, "searches"));
     }
     let conversations: Vec<&Conversation> = layouts.iter().flat_map(|l| &l.conversations).collect();
     report.checks.extend(verify::check(&client, &users, &conversations, &received, &mut report.notes).await?);

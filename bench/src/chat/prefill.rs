@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 
+use super::words;
 use super::{Kind, layout};
 use crate::api::{Api, User};
 use crate::progress::Progress;
@@ -96,16 +97,17 @@ pub async fn prefill(
         )
     });
     let budget = Arc::new(AtomicU64::new(total));
-    let padding = "x".repeat(size.saturating_sub(16));
+    // The content starts with "fill <n> ": about 12 bytes.
+    let text_len = size.saturating_sub(12);
     let started = Instant::now();
     let sockets = users.iter().enumerate().flat_map(|(u, user)| (0..SOCKETS_PER_USER).map(move |s| (u, s, user)));
     let spans: Vec<HashMap<String, Span>> = futures::stream::iter(sockets)
         .map(|(u, s, user)| {
             let conversation = layout.conversations[layout.home[u]].id.clone();
-            let (budget, counters, padding) = (budget.clone(), counters.clone(), padding.clone());
+            let (budget, counters) = (budget.clone(), counters.clone());
             async move {
                 let ws = connect(&targets[u % targets.len()], &user.token, None, READ_BUFFER).await?;
-                fill_socket(ws, &format!("f{u}-{s}"), &conversation, &budget, &counters, &padding).await
+                fill_socket(ws, &format!("f{u}-{s}"), &conversation, &budget, &counters, text_len).await
             }
         })
         .buffer_unordered(usize::MAX)
@@ -122,6 +124,11 @@ pub async fn prefill(
     Ok(Filled { messages, seconds, refused: counters.refused.load(Ordering::Relaxed), check })
 }
 
+/// A number from a socket's name, so that its messages' words differ from every other socket's.
+fn mix_name(name: &str) -> u64 {
+    name.bytes().fold(0, |h, b| words::mix(h ^ u64::from(b)))
+}
+
 /// One socket's share: sends while the budget lasts, then waits for every answer.
 async fn fill_socket(
     ws: crate::socket::Ws,
@@ -129,7 +136,7 @@ async fn fill_socket(
     conversation: &str,
     budget: &AtomicU64,
     counters: &Counters,
-    padding: &str,
+    text_len: usize,
 ) -> anyhow::Result<HashMap<String, Span>> {
     let (mut sink, mut stream) = ws.split();
     let window = Semaphore::new(WINDOW);
@@ -153,7 +160,7 @@ async fn fill_socket(
                 "type": "send",
                 "conversation_id": conversation,
                 "client_id": format!("{name}-{n}"),
-                "content": format!("fill {n} {padding}"),
+                "content": format!("fill {n} {}", words::text(mix_name(name), n, text_len)),
                 "kind": "text",
             });
             sink.send(Message::Text(frame.to_string().into())).await?;
