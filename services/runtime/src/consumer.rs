@@ -284,13 +284,10 @@ async fn processed_among<'a>(
     let ids: Vec<&str> = ids.collect();
     let mut seen = std::collections::HashSet::new();
     for chunk in ids.chunks(128) {
+        let chunk: Vec<String> = chunk.iter().map(|id| id.to_string()).collect();
         let mut query =
-            sqlx::QueryBuilder::<sqlx::Any>::new("SELECT event_id FROM processed_events WHERE event_id IN (");
-        let mut list = query.separated(", ");
-        for id in chunk {
-            list.push_bind(id.to_string());
-        }
-        query.push(")");
+            sqlx::QueryBuilder::<sqlx::Any>::new("SELECT event_id FROM processed_events WHERE event_id IN ");
+        crate::database::push_in_list(&mut query, &chunk);
         let rows: Vec<(String,)> = db.reads().await?.fetch_all(query.build_query_as()).await?;
         seen.extend(rows.into_iter().map(|(id,)| id));
     }

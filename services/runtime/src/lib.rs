@@ -37,7 +37,7 @@ pub mod service;
 pub mod telemetry;
 pub mod worker;
 
-pub use database::{Backend, Database, Migrations, ReadConn, Reads, WriteTx};
+pub use database::{Backend, Database, Migrations, ReadConn, Reads, WriteTx, push_in_list};
 pub use error::{Error, Result};
 pub use outbox::Outbox;
 pub use service::{Common, Context, Service};

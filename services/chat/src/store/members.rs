@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use soulchat_runtime::{Reads, WriteTx};
+use soulchat_runtime::{Reads, WriteTx, push_in_list};
 use soulchat_subjects::chat::messages::Member;
 use soulchat_subjects::time::now_ms;
 use sqlx::FromRow;
@@ -66,24 +66,17 @@ impl Store {
         if conversations.is_empty() {
             return Ok(audiences);
         }
-        let mut q = sqlx::QueryBuilder::<sqlx::Any>::new("SELECT id, kind FROM conversations WHERE id IN (");
-        let mut list = q.separated(", ");
-        for c in conversations {
-            list.push_bind(c.to_string());
-        }
-        q.push(")");
+        let ids: Vec<String> = conversations.iter().map(|c| c.to_string()).collect();
+        let mut q = sqlx::QueryBuilder::<sqlx::Any>::new("SELECT id, kind FROM conversations WHERE id IN ");
+        push_in_list(&mut q, &ids);
         let kinds: Vec<(String, String)> = r.fetch_all(q.build_query_as()).await?;
         for (id, kind) in kinds {
             audiences.entry(id).or_default().0 = kind;
         }
         let mut q = sqlx::QueryBuilder::<sqlx::Any>::new(
-            "SELECT conversation_id, user_id, joined_seq FROM members WHERE conversation_id IN (",
+            "SELECT conversation_id, user_id, joined_seq FROM members WHERE conversation_id IN ",
         );
-        let mut list = q.separated(", ");
-        for c in conversations {
-            list.push_bind(c.to_string());
-        }
-        q.push(")");
+        push_in_list(&mut q, &ids);
         let members: Vec<(String, String, i64)> = r.fetch_all(q.build_query_as()).await?;
         for (conversation, user, joined) in members {
             audiences.entry(conversation).or_default().1.push((user, joined));

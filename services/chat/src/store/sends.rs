@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use soulchat_runtime::{Backend, WriteTx};
+use soulchat_runtime::{Backend, WriteTx, push_in_list};
 use soulchat_subjects::chat::messages::{ChatEvent, Message};
 use soulchat_subjects::time::now_ms;
 use sqlx::{Any, QueryBuilder};
@@ -94,14 +94,14 @@ pub(super) fn push_insert_messages(q: &mut QueryBuilder<Any>, messages: &[Messag
 
 /// Sets several conversations' last seq (and activity time) in one statement.
 fn push_set_last_seqs(q: &mut QueryBuilder<Any>, seqs: &[(&str, i64)]) {
+    // Padded to a power of two like the IN list (a repeated WHEN is never reached): one statement
+    // shape per size class.
+    let padding = seqs.len().next_power_of_two() - seqs.len();
     q.push("UPDATE conversations SET last_seq = CASE id");
-    for (id, seq) in seqs {
+    for (id, seq) in seqs.iter().chain(std::iter::repeat_n(seqs.last().unwrap_or(&("", 0)), padding)) {
         q.push(" WHEN ").push_bind(id.to_string()).push(" THEN ").push_bind(*seq);
     }
-    q.push(" ELSE last_seq END, last_activity_ms = ").push_bind(now_ms()).push(" WHERE id IN (");
-    let mut list = q.separated(", ");
-    for (id, _) in seqs {
-        list.push_bind(id.to_string());
-    }
-    q.push(")");
+    q.push(" ELSE last_seq END, last_activity_ms = ").push_bind(now_ms()).push(" WHERE id IN ");
+    let ids: Vec<String> = seqs.iter().map(|(id, _)| id.to_string()).collect();
+    push_in_list(q, &ids);
 }
