@@ -123,6 +123,12 @@ pub const CHAT_COMMIT_BATCH: Metric =
     metric("soulchat_chat_commit_batch_size", Histogram, &[], "Sends per group commit.");
 pub const CHAT_COMMIT_DURATION: Metric =
     metric("soulchat_chat_commit_duration_seconds", Histogram, &[], "Time a group commit took.");
+pub const CHAT_EVENT_AGE: Metric = metric(
+    "soulchat_chat_event_age_seconds",
+    Histogram,
+    &[],
+    "Time from a chat event's recording (in the chat worker's transaction) to this gateway's fan-out of it: the relay, the stream and the gateway's feed, so delivery lag shows before a client's does (across hosts, clock skew adds in).",
+);
 pub const CHAT_EVENTS_PRUNED: Metric = metric(
     "soulchat_chat_events_pruned_total",
     Counter,
@@ -241,6 +247,7 @@ pub const ALL: &[Metric] = &[
     CHAT_MESSAGES_STORED,
     CHAT_COMMIT_BATCH,
     CHAT_COMMIT_DURATION,
+    CHAT_EVENT_AGE,
     CHAT_EVENTS_PRUNED,
     RELAY_BACKLOG,
     RELAY_PUBLISHED,
@@ -425,6 +432,11 @@ pub fn chat_committed(sends: usize, stored: usize, elapsed: Duration) {
     histogram!(CHAT_COMMIT_BATCH.name).record(sends as f64);
     histogram!(CHAT_COMMIT_DURATION.name).record(elapsed);
     counter!(CHAT_MESSAGES_STORED.name).increment(stored as u64);
+}
+
+/// A gateway fans out a chat event recorded `age` ago.
+pub fn chat_event_fanned_out(age: Duration) {
+    histogram!(CHAT_EVENT_AGE.name).record(age);
 }
 
 /// The chat worker's retention deleted `events` from the resume log.

@@ -184,6 +184,7 @@ async fn every_metric_the_dashboards_and_alerts_use_exists(backend: Backend) {
     for series in [
         "soulchat_chat_messages_stored_total",
         "soulchat_chat_commit_batch_size_count",
+        "soulchat_chat_event_age_seconds_count",
         "soulchat_ws_resumes_total",
         r#"soulchat_ws_frames_received_total{type="send"}"#,
         r#"soulchat_ws_frames_sent_total{type="ack"}"#,

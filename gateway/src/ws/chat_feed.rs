@@ -74,6 +74,8 @@ impl ChatFeed {
     }
 
     async fn fan_out(&self, event: ChatEvent) {
+        let age = soulchat_subjects::time::now_ms().saturating_sub(event.at_ms).max(0);
+        soulchat_subjects::metrics::chat_event_fanned_out(Duration::from_millis(age as u64));
         let local: Vec<String> = event.recipients.iter().filter(|r| self.registry.holds(r)).cloned().collect();
         if local.is_empty() {
             return;
