@@ -57,4 +57,6 @@ crate::events! {
 crate::consumers! {
     /// Removes a deleted user from every conversation.
     USER_DELETED: crate::user::Deleted = "chat-user-deleted";
+    /// Keeps the copy of blocks that open_direct, send and contacts check.
+    PROFILE_BLOCKS: crate::profile::BlockChanged = "chat-profile-blocks";
 }

@@ -30,6 +30,14 @@ crate::service! {
         Lookup = "lookup": LookupRequest => ProfileList, by [Gateway, Notification];
         /// Profiles whose username starts with a prefix.
         Search = "search": SearchRequest => ProfileList, by [Gateway];
+        /// The caller blocks a profile (idempotent).
+        Block = "block": BlockRequest => ProfileReply, by [Gateway];
+        /// The caller unblocks a profile (idempotent).
+        Unblock = "unblock": BlockRequest => ProfileReply, by [Gateway];
+        /// The profiles the caller blocks, oldest block first.
+        ListBlocks = "list_blocks": ListBlocksRequest => ProfileList, by [Gateway];
+        /// Among some users, whom a user blocks and who blocks that user (typing, pushes).
+        BlockedAmong = "blocked_among": BlockedAmongRequest => BlockedAmongReply, by [Gateway, Notification];
     }
 }
 
@@ -40,6 +48,8 @@ crate::events! {
     Unfollowed = "soulchat.events.profile.unfollowed" => FollowEvent;
     /// A profile's username, bio or image changed.
     Updated = "soulchat.events.profile.updated" => ProfileEvent;
+    /// Someone blocked or unblocked someone (the chat worker keeps a copy for its send path).
+    BlockChanged = "soulchat.events.profile.block_changed" => BlockEvent;
 }
 
 crate::consumers! {

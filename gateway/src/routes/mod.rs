@@ -95,6 +95,8 @@ fn routes(accounts: impl Fn(UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<
         .routes(routes!(profiles::follow, profiles::unfollow))
         .routes(routes!(profiles::followers))
         .routes(routes!(profiles::following))
+        .routes(routes!(profiles::block, profiles::unblock))
+        .routes(routes!(profiles::blocks))
         .routes(routes!(conversations::list, conversations::create_group))
         .routes(routes!(conversations::open_direct))
         .routes(routes!(conversations::get, conversations::update, conversations::delete))

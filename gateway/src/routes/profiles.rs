@@ -5,7 +5,7 @@ use axum::extract::State;
 use soulchat_subjects::Operation;
 use soulchat_subjects::profile::{
     self,
-    messages::{FollowRequest, GetRequest, ListRequest, SearchRequest},
+    messages::{BlockRequest, FollowRequest, GetRequest, ListBlocksRequest, ListRequest, SearchRequest},
 };
 
 use crate::auth::{AuthUser, MaybeUser};
@@ -72,6 +72,63 @@ where
 {
     let reply = state.caller.call::<O>(&ctx.with_user(auth.id()), &FollowRequest { username }).await?;
     Ok(Json(ProfileEnvelope::from_reply(reply)?))
+}
+
+#[utoipa::path(post, path = "/profiles/{username}/block", tag = "profiles", security(("token" = [])), params(("username" = String, Path, description = "Whose profile.")),
+    responses(
+        (status = 200, description = "Now blocked (blocking a second time changes nothing): they cannot open or send into a direct conversation with the caller, neither sees the other's presence or typing, and their messages notify the caller of nothing.", body = ProfileEnvelope),
+        (status = 404, description = "No such profile."),
+        (status = 422, description = "Nobody blocks themselves."),
+    ))]
+pub async fn block(
+    state: State<AppState>,
+    auth: AuthUser,
+    meta: Meta,
+    path: Path<String>,
+) -> ApiResult<Json<ProfileEnvelope>> {
+    change_block::<profile::Block>(state, auth, meta, path).await
+}
+
+#[utoipa::path(delete, path = "/profiles/{username}/block", tag = "profiles", security(("token" = [])), params(("username" = String, Path, description = "Whose profile.")),
+    responses(
+        (status = 200, description = "No longer blocked.", body = ProfileEnvelope),
+        (status = 404, description = "No such profile."),
+        (status = 422, description = "Nobody blocks themselves."),
+    ))]
+pub async fn unblock(
+    state: State<AppState>,
+    auth: AuthUser,
+    meta: Meta,
+    path: Path<String>,
+) -> ApiResult<Json<ProfileEnvelope>> {
+    change_block::<profile::Unblock>(state, auth, meta, path).await
+}
+
+async fn change_block<O>(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Meta(ctx): Meta,
+    Path(username): Path<String>,
+) -> ApiResult<Json<ProfileEnvelope>>
+where
+    O: Operation<Request = BlockRequest, Response = soulchat_subjects::profile::messages::ProfileReply>,
+{
+    let reply = state.caller.call::<O>(&ctx.with_user(auth.id()), &BlockRequest { username }).await?;
+    Ok(Json(ProfileEnvelope::from_reply(reply)?))
+}
+
+/// `GET /api/user/blocks`.
+#[utoipa::path(get, path = "/user/blocks", tag = "profiles", security(("token" = [])),
+    params(("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 50 by default.")),
+    responses((status = 200, description = "The profiles the caller blocks, oldest block first.", body = ProfileList)))]
+pub async fn blocks(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Meta(ctx): Meta,
+    paging: Paging,
+) -> ApiResult<Json<ProfileList>> {
+    let request = ListBlocksRequest { cursor: paging.cursor, limit: paging.limit };
+    Ok(Json(state.caller.call::<profile::ListBlocks>(&ctx.with_user(auth.id()), &request).await?.into()))
 }
 
 #[utoipa::path(get, path = "/profiles/{username}/followers", tag = "profiles", security((), ("token" = [])), params(("username" = String, Path, description = "Whose profile."), ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page."), ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Page size, 50 by default.")),

@@ -103,7 +103,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
     Option::<String>::deserialize(d).map(Some)
 }
 
-/// A public profile: RealWorld's four fields, plus the follow counts.
+/// A public profile: RealWorld's four fields, plus the follow counts and the caller's block.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProfileView {
     pub username: String,
@@ -114,6 +114,8 @@ pub struct ProfileView {
     pub following: bool,
     pub followers_count: i64,
     pub following_count: i64,
+    /// Whether the caller blocks this profile.
+    pub blocked: bool,
 }
 
 impl From<Profile> for ProfileView {
@@ -125,6 +127,7 @@ impl From<Profile> for ProfileView {
             following: p.following,
             followers_count: p.followers_count,
             following_count: p.following_count,
+            blocked: p.blocked,
         }
     }
 }

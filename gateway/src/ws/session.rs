@@ -31,6 +31,7 @@ use futures::stream::FuturesUnordered;
 use futures::{SinkExt, StreamExt};
 use soulchat_subjects::chat::{self, messages as cm};
 use soulchat_subjects::metrics;
+use soulchat_subjects::profile::{self, messages::BlockedAmongRequest};
 use soulchat_subjects::time::now_ms;
 use soulchat_subjects::{CallContext, ServiceError};
 use tracing::Instrument;
@@ -537,7 +538,11 @@ async fn typing(state: AppState, ctx: CallContext, me: String, conversation_id: 
     let conversation = state.caller.call::<chat::Get>(&ctx, &request).await?.conversation.unwrap_or_default();
     let names = state.hub.names().names(&state.caller, vec![me.clone()]).await?;
     let frame = frames::typing(&conversation_id, &names.get(&me).unwrap_or_default());
-    let others: Vec<String> = conversation.members.into_iter().map(|m| m.user_id).filter(|id| *id != me).collect();
+    let mut others: Vec<String> = conversation.members.into_iter().map(|m| m.user_id).filter(|id| *id != me).collect();
+    // Blocks hide typing both ways, as they hide presence (the chat worker's contacts).
+    let request = BlockedAmongRequest { user_id: me, among: others.clone() };
+    let blocks = state.caller.call::<profile::BlockedAmong>(&ctx, &request).await?;
+    others.retain(|u| !blocks.blocked.contains(u) && !blocks.blocked_by.contains(u));
     live::publish(state.caller.client(), &others, frame).await;
     Ok(())
 }

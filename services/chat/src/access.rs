@@ -42,6 +42,19 @@ pub fn not_found() -> ServiceError {
     ServiceError::not_found("conversation")
 }
 
+/// A direct conversation (or one to be opened) with someone who blocks the caller.
+pub fn blocked() -> ServiceError {
+    ServiceError::forbidden("conversation", "is blocked")
+}
+
+/// 403 if `blocker` blocks `user` (the chat worker's copy of the profile worker's blocks).
+pub async fn refuse_blocked(r: &mut impl Reads, blocker: &str, user: &str) -> soulchat_runtime::Result<()> {
+    if Store::blocks(r, blocker, user).await? {
+        return Err(blocked().into());
+    }
+    Ok(())
+}
+
 /// The conversation and the caller's membership, or 404.
 pub async fn membership(
     r: &mut impl Reads,

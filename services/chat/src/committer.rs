@@ -13,7 +13,8 @@
 //! page cache stays warm, and runs on a thread of its own. The commit wakes the relay, since the
 //! batch's events were recorded in it.
 //!
-//! A refused send (not a member, unknown `reply_to`) is refused before it writes anything and
+//! A refused send (not a member, blocked by the other member of a direct conversation, unknown
+//! `reply_to`) is refused before it writes anything and
 //! does not disturb the batch. If the transaction itself fails (a lost unique-key race with
 //! another replica, say), each send of the batch is retried alone, so one cannot sink the others.
 
@@ -191,6 +192,8 @@ struct Batch {
     raised: Vec<String>,
     /// (conversation, sender) pairs that are memberships.
     members: std::collections::HashSet<(String, String)>,
+    /// (conversation, sender) pairs of direct conversations where the other member blocks the sender.
+    blocked: std::collections::HashSet<(String, String)>,
     /// (sender, client id) -> index in `messages`: a retry inside the same batch.
     clients: HashMap<(String, String), usize>,
     /// (sender, client id) -> the message stored before: a retry of an earlier send.
@@ -220,6 +223,7 @@ async fn apply(store: &Store, conn: &mut WriterConn, jobs: &[Job], retries: bool
         let context = store.send_context(&mut tx, chunk).await?;
         batch.seqs.extend(context.seqs);
         batch.members.extend(context.members);
+        batch.blocked.extend(context.blocked);
     }
     let mut answers = Vec::with_capacity(jobs.len());
     for job in jobs {
@@ -251,8 +255,12 @@ async fn take(tx: &mut WriteTx<'_>, batch: &mut Batch, job: &Job) -> sqlx::Resul
         return Ok(Ok(MessageReply { message: Some(original.to_proto()), duplicate: true }));
     }
     let conversation_id = &req.conversation_id;
-    if !batch.members.contains(&(conversation_id.clone(), sender.to_owned())) {
+    let membership = (conversation_id.clone(), sender.to_owned());
+    if !batch.members.contains(&membership) {
         return Ok(Err(access::not_found().into()));
+    }
+    if batch.blocked.contains(&membership) {
+        return Ok(Err(access::blocked().into()));
     }
     if let Some(reply_to) = req.reply_to {
         let in_batch = batch.messages.iter().any(|m| m.conversation_id == *conversation_id && m.seq == reply_to);

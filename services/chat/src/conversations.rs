@@ -74,6 +74,7 @@ pub async fn open_direct(chat: Arc<Chat>, ctx: RequestContext, req: OpenDirectRe
 
     let db = chat.store.db();
     let mut conn = db.reads().await?;
+    access::refuse_blocked(&mut conn, other, me).await?;
     if let Some(found) = existing_direct(&mut conn, &key, me).await? {
         return Ok(found);
     }

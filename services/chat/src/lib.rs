@@ -8,6 +8,11 @@
 //! deliver; [`retention`] deletes events older than resume is asked for. Sends are
 //! group-committed ([`committer`]); [`search`] reads a full-text index the same transactions keep. Users are known by id only; the gateway
 //! maps usernames both ways. A deleted account leaves every conversation ([`events`]).
+//!
+//! Blocks belong to the profile worker; the chat worker keeps a copy from its
+//! `profile.block_changed` events ([`events`]) rather than asking for each send, so the check
+//! costs the send path an index probe in the look-up it makes anyway, not a request. The copy
+//! trails the profile worker by the event's relay (milliseconds).
 
 mod access;
 mod committer;
@@ -68,6 +73,7 @@ impl Service for Chat {
         let committer = committer::Committer::spawn(store.clone(), ctx)?;
         let chat = Arc::new(Chat { store, committer });
         ctx.consume(chat::USER_DELETED, chat.clone());
+        ctx.consume(chat::PROFILE_BLOCKS, chat.clone());
         Ok(chat)
     }
 

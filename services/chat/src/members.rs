@@ -147,6 +147,7 @@ async fn remove(
 /// Takes a deleted account out of every conversation: an owner's group passes to its oldest
 /// admin, else its oldest member; a conversation left empty is deleted.
 pub async fn remove_everywhere(store: &Store, tx: &mut WriteTx<'_>, user: &str) -> sqlx::Result<()> {
+    Store::remove_blocks_of(tx, user).await?;
     let memberships = Store::memberships(tx, user).await?;
     for (conversation_id, membership) in &memberships {
         let members = Store::members(tx, conversation_id).await?;

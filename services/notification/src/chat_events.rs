@@ -1,6 +1,7 @@
 //! Notifications from committed chat events (`SOULCHAT_CHAT`): a message in a direct
 //! conversation or an `@username` mention in a group, for recipients with no live socket, and
-//! being added to a group by someone else.
+//! being added to a group by someone else. A message from someone the recipient blocks notifies
+//! nobody (asked of the profile worker only when a message would notify someone).
 //!
 //! Consumed with the runtime's durable consumer ([`soulchat_subjects::notification::CHAT`]).
 
@@ -10,7 +11,7 @@ use soulchat_runtime::WriteTx;
 use soulchat_runtime::consumer::EventHandler;
 use soulchat_subjects::chat::messages::chat_event::Event;
 use soulchat_subjects::chat::messages::{ChatEvent, GetRequest, Message};
-use soulchat_subjects::profile::messages::{LookupRequest, Profile};
+use soulchat_subjects::profile::messages::{BlockedAmongRequest, LookupRequest, Profile};
 use soulchat_subjects::{CallContext, chat, profile};
 
 use crate::Notifications;
@@ -95,6 +96,12 @@ async fn message_drafts(n: &Notifications, event: &ChatEvent, message: &Message)
     let sender = profiles.iter().find(|p| p.user_id == message.sender_id).map_or("Someone", |p| p.username.as_str());
     candidates.sort_unstable();
     candidates.dedup();
+    // Nobody is pushed a message from someone they block.
+    if !candidates.is_empty() {
+        let request = BlockedAmongRequest { user_id: message.sender_id.clone(), among: candidates.clone() };
+        let blockers = n.caller.call::<profile::BlockedAmong>(&CallContext::internal(), &request).await?.blocked_by;
+        candidates.retain(|u| !blockers.contains(u));
+    }
     let preview: String = message.content.chars().take(PREVIEW_CHARS).collect();
     let mut drafts = Vec::new();
     for user in candidates {

@@ -1,5 +1,6 @@
 //! One function per `soulchat.profile.v1` operation.
 
+use std::slice;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -57,13 +58,16 @@ pub async fn delete(p: Arc<Profiles>, _ctx: RequestContext, req: DeleteRequest) 
 
 pub async fn get(p: Arc<Profiles>, ctx: RequestContext, req: GetRequest) -> Result<ProfileReply> {
     let row = by_username(&p, &req.username).await?;
-    let following = match &ctx.call.user_id {
+    let (following, blocked) = match &ctx.call.user_id {
         Some(viewer) if *viewer != row.user_id => {
-            store::is_following(&mut p.db.reads().await?, viewer, &row.user_id).await?
+            let mut r = p.db.reads().await?;
+            let following = store::is_following(&mut r, viewer, &row.user_id).await?;
+            let blocked = !store::blocks_among(&mut r, viewer, slice::from_ref(&row.user_id), true).await?.is_empty();
+            (following, blocked)
         }
-        _ => false,
+        _ => (false, false),
     };
-    Ok(reply(row.to_profile(following)))
+    Ok(reply(Profile { blocked, ..row.to_profile(following) }))
 }
 
 pub async fn get_by_user(p: Arc<Profiles>, _ctx: RequestContext, req: GetByUserRequest) -> Result<ProfileReply> {
@@ -155,15 +159,76 @@ pub async fn following(p: Arc<Profiles>, ctx: RequestContext, req: ListRequest) 
 
 async fn list_edges(p: &Profiles, ctx: &RequestContext, req: ListRequest, followers: bool) -> Result<ProfileList> {
     let limit = page_size(req.limit)?;
-    let after = if req.cursor.is_empty() {
-        0
-    } else {
-        req.cursor.parse::<i64>().map_err(|_| ServiceError::invalid("cursor", "is invalid"))?
-    };
+    let after = edge_cursor(&req.cursor)?;
     let owner = by_username(p, &req.username).await?;
     let mut r = p.db.reads().await?;
     let page = store::edges(&mut r, &owner.user_id, followers, after, limit).await?;
     to_list(&mut r, ctx, page).await
+}
+
+/// An edge list's cursor: the id of the last edge of the previous page.
+fn edge_cursor(cursor: &str) -> Result<i64> {
+    if cursor.is_empty() {
+        return Ok(0);
+    }
+    Ok(cursor.parse::<i64>().map_err(|_| ServiceError::invalid("cursor", "is invalid"))?)
+}
+
+pub async fn block(p: Arc<Profiles>, ctx: RequestContext, req: BlockRequest) -> Result<ProfileReply> {
+    change_block(&p, &ctx, &req.username, true).await
+}
+
+pub async fn unblock(p: Arc<Profiles>, ctx: RequestContext, req: BlockRequest) -> Result<ProfileReply> {
+    change_block(&p, &ctx, &req.username, false).await
+}
+
+/// A change of block is an event: the chat worker keeps a copy of blocks for its send path.
+async fn change_block(p: &Profiles, ctx: &RequestContext, username: &str, block: bool) -> Result<ProfileReply> {
+    let viewer = ctx.user_id()?;
+    let target = by_username(p, username).await?;
+    if target.user_id == viewer {
+        return Err(ServiceError::invalid("profile", "cannot block yourself").into());
+    }
+    let mut tx = p.db.begin().await?;
+    store::by_user(&mut tx, viewer).await?.ok_or_else(|| ServiceError::not_found("user"))?;
+    let changed = if block {
+        store::block(&mut tx, viewer, &target.user_id).await?
+    } else {
+        store::unblock(&mut tx, viewer, &target.user_id).await?
+    };
+    if changed {
+        let event = BlockEvent {
+            blocker_id: viewer.to_owned(),
+            blocked_id: target.user_id.clone(),
+            blocked: block,
+            at_ms: now_ms(),
+        };
+        p.outbox.record::<profile::BlockChanged>(&mut tx, &event).await?;
+    }
+    let following = store::is_following(&mut tx, viewer, &target.user_id).await?;
+    tx.commit().await?;
+    Ok(reply(Profile { blocked: block, ..target.to_profile(following) }))
+}
+
+pub async fn list_blocks(p: Arc<Profiles>, ctx: RequestContext, req: ListBlocksRequest) -> Result<ProfileList> {
+    let viewer = ctx.user_id()?;
+    let limit = page_size(req.limit)?;
+    let after = edge_cursor(&req.cursor)?;
+    let mut r = p.db.reads().await?;
+    let page = store::blocks(&mut r, viewer, after, limit).await?;
+    to_list(&mut r, &ctx, page).await
+}
+
+pub async fn blocked_among(p: Arc<Profiles>, _ctx: RequestContext, req: BlockedAmongRequest) -> Result<BlockedAmongReply> {
+    const MAX: usize = 1000;
+    if req.among.len() > MAX {
+        return Err(ServiceError::invalid("among", &format!("at most {MAX} ids")).into());
+    }
+    let mut r = p.db.reads().await?;
+    Ok(BlockedAmongReply {
+        blocked: store::blocks_among(&mut r, &req.user_id, &req.among, true).await?,
+        blocked_by: store::blocks_among(&mut r, &req.user_id, &req.among, false).await?,
+    })
 }
 
 pub async fn lookup(p: Arc<Profiles>, ctx: RequestContext, req: LookupRequest) -> Result<ProfileList> {
@@ -189,15 +254,19 @@ pub async fn search(p: Arc<Profiles>, ctx: RequestContext, req: SearchRequest) -
 }
 
 async fn to_list(r: &mut impl Reads, ctx: &RequestContext, page: Page) -> Result<ProfileList> {
-    let followed = match &ctx.call.user_id {
+    let (followed, blocked) = match &ctx.call.user_id {
         Some(viewer) => {
             let ids: Vec<String> = page.rows.iter().map(|r| r.user_id.clone()).collect();
-            store::followed_among(r, viewer, &ids).await?
+            (store::followed_among(r, viewer, &ids).await?, store::blocks_among(r, viewer, &ids, true).await?)
         }
-        None => Vec::new(),
+        None => (Vec::new(), Vec::new()),
     };
     Ok(ProfileList {
-        profiles: page.rows.iter().map(|r| r.to_profile(followed.contains(&r.user_id))).collect(),
+        profiles: page
+            .rows
+            .iter()
+            .map(|r| Profile { blocked: blocked.contains(&r.user_id), ..r.to_profile(followed.contains(&r.user_id)) })
+            .collect(),
         next_cursor: page.next.unwrap_or_default(),
     })
 }

@@ -1,5 +1,5 @@
 //! The profile worker: public profiles (a copy of the username, bio, image) and the follow
-//! graph, answering `soulchat.profile.v1.*`, in the `profile_service` database it alone owns.
+//! graph and blocks, answering `soulchat.profile.v1.*`, in the `profile_service` database it alone owns.
 //!
 //! With Redis it caches profiles (never `following`, which depends on the viewer) under
 //! versioned writes, so an update that has returned is never followed by a read of the older
@@ -63,6 +63,10 @@ impl Service for Profiles {
             .handle::<profile::Following>(handlers::following)
             .handle::<profile::Lookup>(handlers::lookup)
             .handle::<profile::Search>(handlers::search)
+            .handle::<profile::Block>(handlers::block)
+            .handle::<profile::Unblock>(handlers::unblock)
+            .handle::<profile::ListBlocks>(handlers::list_blocks)
+            .handle::<profile::BlockedAmong>(handlers::blocked_among)
     }
 
     /// The cache's hit and miss counters.

@@ -28,6 +28,7 @@ impl ProfileRow {
             following,
             followers_count: self.followers_count,
             following_count: self.following_count,
+            blocked: false,
         }
     }
 }
@@ -231,15 +232,7 @@ pub async fn edges(r: &mut impl Reads, user_id: &str, followers: bool, after: i6
          WHERE f.follower_id = ? AND f.id > ? ORDER BY f.id LIMIT ?"
     };
     let rows = r.fetch_all(sqlx::query(sql).bind(user_id).bind(after).bind(i64::from(limit) + 1)).await?;
-    let mut page = Vec::with_capacity(rows.len());
-    let mut last_edge = 0;
-    for row in rows.iter().take(limit as usize) {
-        use sqlx::Row;
-        last_edge = row.try_get::<i64, _>("edge")?;
-        page.push(ProfileRow::from_row(row)?);
-    }
-    let next = (rows.len() > limit as usize).then(|| last_edge.to_string());
-    Ok(Page { rows: page, next })
+    edge_page(&rows, limit)
 }
 
 /// Profiles whose username starts with `prefix`, in username order, after `after`.
@@ -286,7 +279,90 @@ pub async fn remove(tx: &mut WriteTx<'_>, user_id: &str) -> sqlx::Result<Option<
         .bind(user_id)
         .execute(&mut **tx)
         .await?;
+    sqlx::query("DELETE FROM blocks WHERE blocker_id = ? OR blocked_id = ?")
+        .bind(user_id)
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
     sqlx::query("DELETE FROM profiles WHERE user_id = ?").bind(user_id).execute(&mut **tx).await?;
     let touched = followees.into_iter().chain(followers).map(|(id,)| id).collect();
     Ok(Some((row, touched)))
+}
+
+/// Adds the block; `false` when it already existed.
+pub async fn block(tx: &mut WriteTx<'_>, blocker: &str, blocked: &str) -> sqlx::Result<bool> {
+    let inserted = sqlx::query("INSERT INTO blocks (blocker_id, blocked_id, created_at_ms) VALUES (?, ?, ?)")
+        .bind(blocker)
+        .bind(blocked)
+        .bind(now_ms())
+        .execute(&mut **tx)
+        .await;
+    match inserted {
+        Err(e) if Database::is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(e),
+        Ok(_) => Ok(true),
+    }
+}
+
+/// Removes the block; `false` when there was none.
+pub async fn unblock(tx: &mut WriteTx<'_>, blocker: &str, blocked: &str) -> sqlx::Result<bool> {
+    let done = sqlx::query("DELETE FROM blocks WHERE blocker_id = ? AND blocked_id = ?")
+        .bind(blocker)
+        .bind(blocked)
+        .execute(&mut **tx)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Which of `candidates` `user_id` blocks (`blocking`), or which of them block `user_id`.
+pub async fn blocks_among(
+    r: &mut impl Reads,
+    user_id: &str,
+    candidates: &[String],
+    blocking: bool,
+) -> sqlx::Result<Vec<String>> {
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (mine, theirs) = if blocking { ("blocker_id", "blocked_id") } else { ("blocked_id", "blocker_id") };
+    let mut q = sqlx::QueryBuilder::<sqlx::Any>::new(format!("SELECT {theirs} FROM blocks WHERE {mine} = "));
+    q.push_bind(user_id.to_owned()).push(format!(" AND {theirs} IN ("));
+    let mut ids = q.separated(", ");
+    for c in candidates {
+        ids.push_bind(c.clone());
+    }
+    q.push(")");
+    let rows: Vec<(String,)> = r.fetch_all(q.build_query_as()).await?;
+    Ok(rows.into_iter().map(|(id,)| id).collect())
+}
+
+/// The profiles `user_id` blocks, oldest block first, after `after`.
+pub async fn blocks(r: &mut impl Reads, user_id: &str, after: i64, limit: u32) -> sqlx::Result<Page> {
+    let rows = r
+        .fetch_all(
+            sqlx::query(
+                "SELECT b.id AS edge, p.user_id, p.username, p.bio, p.image, p.followers_count, p.following_count, \
+                 p.version FROM blocks b JOIN profiles p ON p.user_id = b.blocked_id \
+                 WHERE b.blocker_id = ? AND b.id > ? ORDER BY b.id LIMIT ?",
+            )
+            .bind(user_id)
+            .bind(after)
+            .bind(i64::from(limit) + 1),
+        )
+        .await?;
+    edge_page(&rows, limit)
+}
+
+/// A page of profiles from rows that carry their edge's id as `edge` (one more than `limit` when
+/// another page follows); the last edge's id continues it.
+fn edge_page(rows: &[sqlx::any::AnyRow], limit: u32) -> sqlx::Result<Page> {
+    use sqlx::Row;
+    let mut page = Vec::with_capacity(rows.len());
+    let mut last_edge = 0;
+    for row in rows.iter().take(limit as usize) {
+        last_edge = row.try_get::<i64, _>("edge")?;
+        page.push(ProfileRow::from_row(row)?);
+    }
+    let next = (rows.len() > limit as usize).then(|| last_edge.to_string());
+    Ok(Page { rows: page, next })
 }

@@ -41,14 +41,19 @@ impl Store {
         .await
     }
 
-    /// Everyone sharing a live conversation with `user_id`, at most `limit`.
+    /// Everyone sharing a live conversation with `user_id`, at most `limit`, except those who
+    /// block `user_id` or whom it blocks: neither sees the other's presence.
     pub async fn contacts(r: &mut impl Reads, user_id: &str, limit: i64) -> sqlx::Result<Vec<String>> {
         let query = sqlx::query_as(
             "SELECT DISTINCT other.user_id FROM members mine \
              JOIN members other ON other.conversation_id = mine.conversation_id \
              JOIN conversations c ON c.id = mine.conversation_id \
-             WHERE mine.user_id = ? AND other.user_id <> ? AND c.deleted = 0 LIMIT ?",
+             WHERE mine.user_id = ? AND other.user_id <> ? AND c.deleted = 0 \
+             AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker_id = ? AND b.blocked_id = other.user_id) \
+             OR (b.blocker_id = other.user_id AND b.blocked_id = ?)) LIMIT ?",
         )
+        .bind(user_id)
+        .bind(user_id)
         .bind(user_id)
         .bind(user_id)
         .bind(limit);

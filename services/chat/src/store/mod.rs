@@ -10,6 +10,7 @@
 //! writes take the [`WriteTx`](soulchat_runtime::WriteTx). Whatever records an event registers
 //! the relay's wake in that transaction, so its commit sets the event on its way.
 
+mod blocks;
 mod conversations;
 mod events;
 mod members;

@@ -21,18 +21,24 @@ pub struct SendContext {
     pub seqs: HashMap<String, i64>,
     /// (conversation, sender) pairs that are memberships.
     pub members: HashSet<(String, String)>,
+    /// (conversation, sender) pairs of direct conversations whose other member blocks the sender.
+    pub blocked: HashSet<(String, String)>,
 }
 
 impl Store {
     /// Which (conversation, sender) pairs are memberships of live conversations, with those
-    /// conversations' last seqs, in one statement (the rows locked until the commit on MySQL).
+    /// conversations' last seqs and whether the other member of a direct one blocks the sender,
+    /// in one statement (the rows locked until the commit on MySQL). The block check is an index
+    /// probe of `blocks` by the sender, empty for nearly every sender.
     pub async fn send_context(&self, tx: &mut WriteTx<'_>, pairs: &[(&str, &str)]) -> sqlx::Result<SendContext> {
         let mut context = SendContext::default();
         if pairs.is_empty() {
             return Ok(context);
         }
         let mut q = QueryBuilder::<Any>::new(
-            "SELECT c.id, c.last_seq, m.user_id FROM members m JOIN conversations c ON c.id = m.conversation_id \
+            "SELECT c.id, c.last_seq, m.user_id, CASE WHEN c.kind = 'direct' AND EXISTS (SELECT 1 FROM blocks b \
+             JOIN members o ON o.conversation_id = c.id AND o.user_id = b.blocker_id WHERE b.blocked_id = m.user_id) \
+             THEN 1 ELSE 0 END FROM members m JOIN conversations c ON c.id = m.conversation_id \
              WHERE c.deleted = 0 AND (",
         );
         push_pairs(&mut q, ("m.conversation_id", "m.user_id"), pairs);
@@ -40,9 +46,12 @@ impl Store {
         if self.db.backend() == Backend::MySql {
             q.push(" FOR UPDATE");
         }
-        let rows: Vec<(String, i64, String)> = q.build_query_as().fetch_all(&mut **tx).await?;
-        for (conversation, last_seq, user) in rows {
+        let rows: Vec<(String, i64, String, i64)> = q.build_query_as().fetch_all(&mut **tx).await?;
+        for (conversation, last_seq, user, blocked) in rows {
             context.seqs.insert(conversation.clone(), last_seq);
+            if blocked != 0 {
+                context.blocked.insert((conversation.clone(), user.clone()));
+            }
             context.members.insert((conversation, user));
         }
         Ok(context)
