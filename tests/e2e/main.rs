@@ -5,6 +5,7 @@ mod abuse;
 mod account_flows;
 mod accounts;
 mod audit;
+mod blocking;
 mod broker;
 mod cache;
 mod chat;

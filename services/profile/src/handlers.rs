@@ -219,7 +219,11 @@ pub async fn list_blocks(p: Arc<Profiles>, ctx: RequestContext, req: ListBlocksR
     to_list(&mut r, &ctx, page).await
 }
 
-pub async fn blocked_among(p: Arc<Profiles>, _ctx: RequestContext, req: BlockedAmongRequest) -> Result<BlockedAmongReply> {
+pub async fn blocked_among(
+    p: Arc<Profiles>,
+    _ctx: RequestContext,
+    req: BlockedAmongRequest,
+) -> Result<BlockedAmongReply> {
     const MAX: usize = 1000;
     if req.among.len() > MAX {
         return Err(ServiceError::invalid("among", &format!("at most {MAX} ids")).into());
