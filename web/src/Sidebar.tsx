@@ -13,6 +13,7 @@ import {
   startDirect,
   state,
   title,
+  toggleBlock,
   toggleFollow,
 } from './store';
 
@@ -177,6 +178,17 @@ function People() {
                   }}
                 >
                   {p.following ? 'Unfollow' : 'Follow'}
+                </button>
+                <button
+                  type="button"
+                  disabled={busy === p.username}
+                  onClick={async () => {
+                    setBusy(p.username);
+                    await toggleBlock(p).catch(() => {});
+                    setBusy(null);
+                  }}
+                >
+                  {p.blocked ? 'Unblock' : 'Block'}
                 </button>
                 <button type="button" onClick={() => void startDirect(p.username).then(() => setQ(''))}>
                   Chat

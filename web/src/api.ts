@@ -155,6 +155,8 @@ export const Api = {
   searchProfiles: (q: string) => api<Schemas['ProfileList']>('GET', `/profiles?q=${enc(q)}&limit=20`),
   follow: (u: string) => api<ProfileEnvelope>('POST', `/profiles/${enc(u)}/follow`),
   unfollow: (u: string) => api<ProfileEnvelope>('DELETE', `/profiles/${enc(u)}/follow`),
+  block: (u: string) => api<ProfileEnvelope>('POST', `/profiles/${enc(u)}/block`),
+  unblock: (u: string) => api<ProfileEnvelope>('DELETE', `/profiles/${enc(u)}/block`),
   conversations: (cursor?: string | null) =>
     api<Schemas['ConversationList']>(
       'GET',

@@ -483,7 +483,15 @@ export async function searchPeople(q: string) {
 }
 
 export async function toggleFollow(p: Profile) {
-  const { profile } = p.following ? await Api.unfollow(p.username) : await Api.follow(p.username);
+  showProfile(p.following ? await Api.unfollow(p.username) : await Api.follow(p.username));
+}
+
+/** Someone blocked cannot message the user directly, nor see their presence or typing. */
+export async function toggleBlock(p: Profile) {
+  showProfile(p.blocked ? await Api.unblock(p.username) : await Api.block(p.username));
+}
+
+function showProfile({ profile }: { profile: Profile }) {
   state.search = state.search.map((x) => (x.username === profile.username ? profile : x));
   emit();
 }

@@ -365,6 +365,29 @@ async function features() {
   await erin.getByRole('status').filter({ hasText: 'This server does not send push notifications.' }).waitFor({ timeout: TIMEOUT });
   await erin.keyboard.press('Escape');
 
+  // Dave blocks erin: her next message is refused, and unblocked she is heard again.
+  await dave.getByLabel('Search people', { exact: true }).fill(names.erin.slice(0, 8));
+  const erinItem = dave.getByRole('list', { name: 'People', exact: true }).getByRole('listitem').filter({ hasText: names.erin });
+  await erinItem.getByRole('button', { name: 'Block', exact: true }).click();
+  await erinItem.getByRole('button', { name: 'Unblock', exact: true }).waitFor({ timeout: TIMEOUT });
+  let attempt = 0;
+  await eventually(async () => {
+    const text = `are you there? ${++attempt}`;
+    await erin.getByLabel('Message', { exact: true }).fill(text);
+    await button(erin, 'Send').click();
+    const notSent = messages(erin).locator('li[data-status="failed"]').filter({ hasText: text });
+    const sent = messages(erin).locator('li[data-seq]').filter({ hasText: text });
+    await notSent.or(sent).first().waitFor({ timeout: TIMEOUT });
+    if ((await notSent.count()) === 0) return false; // sent before the chat worker knew of the block
+    assert.match(await notSent.innerText(), /blocked/);
+    await notSent.getByRole('button', { name: 'Discard', exact: true }).click();
+    return true;
+  }, 'a blocked send is refused');
+  await screenshot(dave, 'dave-blocked');
+  await erinItem.getByRole('button', { name: 'Unblock', exact: true }).click();
+  await erinItem.getByRole('button', { name: 'Block', exact: true }).waitFor({ timeout: TIMEOUT });
+  await dave.getByLabel('Search people', { exact: true }).fill('');
+
   // A revoked session returns to the login screen.
   const daveToken = await dave.evaluate(() => JSON.parse(localStorage.getItem('soulchat.session')).token);
   const res = await fetch(`${BASE}/api/users/logout`, { method: 'POST', headers: { Authorization: `Token ${daveToken}` } });
