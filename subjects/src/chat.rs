@@ -43,6 +43,12 @@ crate::service! {
         Resume = "resume": ResumeRequest => ResumeReply, by [Gateway];
         /// Full-text search of the messages in the caller's conversations, best match first.
         Search = "search": SearchRequest => SearchReply, by [Gateway];
+        /// A member reports a message to the administrators.
+        Report = "report": ReportRequest => ReportReply, by [Gateway];
+        /// Open reports with their messages, oldest first (the gateway checks admin rights).
+        ListReports = "list_reports": ListReportsRequest => ReportList, by [Gateway];
+        /// Resolves a report: delete the message, dismiss, or suspend the author (admins).
+        ResolveReport = "resolve_report": ResolveReportRequest => ReportReply, by [Gateway];
     }
 }
 

@@ -36,6 +36,9 @@ crate::service! {
         ResetPassword = "reset_password": ResetPasswordRequest => Empty, by [Gateway];
         /// A user's verified contact points (for the notification worker).
         Contact = "contact": ContactRequest => ContactReply, by [];
+        /// Suspends an account until a time and ends its sessions (admins, through the gateway
+        /// or a resolved report).
+        Suspend = "suspend": SuspendRequest => SuspendReply, by [Gateway, Chat];
     }
 }
 

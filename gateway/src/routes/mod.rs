@@ -3,6 +3,7 @@
 mod conversations;
 mod edge;
 mod health;
+mod moderation;
 mod notifications;
 mod openapi;
 mod profiles;
@@ -106,6 +107,10 @@ fn routes(accounts: impl Fn(UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<
         .routes(routes!(conversations::edit, conversations::delete_message))
         .routes(routes!(conversations::mark_read))
         .routes(routes!(search::messages))
+        .routes(routes!(moderation::report))
+        .routes(routes!(moderation::list_reports))
+        .routes(routes!(moderation::resolve_report))
+        .routes(routes!(moderation::suspend))
         .routes(no_store(routes!(crate::ws::ticket)))
         .routes(routes!(openapi::document))
         .route_layer(from_fn(edge::route_template))

@@ -129,9 +129,7 @@ pub async fn alert(
     Meta(ctx): Meta,
     JsonBody(body): JsonBody<AlertBody>,
 ) -> ApiResult<(StatusCode, Json<NotificationEnvelope>)> {
-    if !state.admins.iter().any(|a| a == auth.id()) {
-        return Err(ServiceError::forbidden("user", "is not an administrator").into());
-    }
+    super::moderation::require_admin(&state, &auth)?;
     let request = nm::AlertRequest { title: body.title, body: body.body };
     let reply = state.caller.call::<notification::Alert>(&ctx.with_user(auth.id()), &request).await?;
     Ok((StatusCode::CREATED, Json(NotificationEnvelope { notification: reply.into() })))

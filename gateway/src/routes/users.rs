@@ -38,6 +38,7 @@ pub async fn register(
     responses(
         (status = 200, description = "Signed in: an access token and a refresh token.", body = UserEnvelope),
         (status = 401, description = "The email or password is wrong."),
+        (status = 403, description = "The account is suspended (`account: [\"is suspended until …\"]`)."),
     ))]
 pub async fn login(
     State(state): State<AppState>,

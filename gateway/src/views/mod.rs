@@ -5,6 +5,7 @@
 
 pub mod chat;
 pub mod frames;
+pub mod moderation;
 pub mod notifications;
 
 use serde::{Deserialize, Serialize};

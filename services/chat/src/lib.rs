@@ -22,6 +22,7 @@ mod log;
 mod members;
 mod messages;
 mod relay;
+mod reports;
 mod resume;
 mod retention;
 mod search;
@@ -55,6 +56,8 @@ impl Default for Config {
 pub struct Chat {
     store: store::Store,
     committer: committer::Committer,
+    /// Calls to other workers (suspending a reported author).
+    caller: soulchat_subjects::Caller,
 }
 
 impl Service for Chat {
@@ -71,7 +74,7 @@ impl Service for Chat {
         let store = store::Store::new(ctx.db.clone(), relay);
         ctx.spawn(retention::spawn(store.clone(), config.event_retention, ctx.shutdown()));
         let committer = committer::Committer::spawn(store.clone(), ctx)?;
-        let chat = Arc::new(Chat { store, committer });
+        let chat = Arc::new(Chat { store, committer, caller: ctx.caller.clone() });
         ctx.consume(chat::USER_DELETED, chat.clone());
         ctx.consume(chat::PROFILE_BLOCKS, chat.clone());
         Ok(chat)
@@ -96,5 +99,8 @@ impl Service for Chat {
             .handle::<chat::Resume>(resume::resume)
             .handle::<chat::Contacts>(members::contacts)
             .handle::<chat::Search>(search::search)
+            .handle::<chat::Report>(reports::report)
+            .handle::<chat::ListReports>(reports::list_reports)
+            .handle::<chat::ResolveReport>(reports::resolve_report)
     }
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use soulchat_runtime::{Reads, RequestContext, Result};
+use soulchat_runtime::{Reads, RequestContext, Result, WriteTx};
 use soulchat_subjects::ServiceError;
 use soulchat_subjects::chat::messages::chat_event::Event;
 use soulchat_subjects::chat::messages::*;
@@ -55,14 +55,21 @@ pub async fn delete_message(chat: Arc<Chat>, ctx: RequestContext, req: DeleteMes
     if message.sender_id != me {
         access::require(&mine, Role::Admin)?;
     }
-    if message.deleted != 0 {
-        return Ok(Empty {}); // deleting twice is the same as once
-    }
-    Store::delete_message(&mut tx, &row.id, req.seq).await?;
-    let deleted = MessageDeleted { seq: req.seq };
-    log::append(&chat.store, &mut tx, &row.id, me, |_| Event::MessageDeleted(deleted)).await?;
+    remove(&chat.store, &mut tx, &message, me).await?;
     tx.commit().await?;
     Ok(Empty {})
+}
+
+/// Deletes a message as `actor` (its sender, an admin of the conversation, or an administrator
+/// resolving a report), with its event; deleting twice is the same as once.
+pub async fn remove(store: &Store, tx: &mut WriteTx<'_>, message: &MessageRow, actor: &str) -> sqlx::Result<()> {
+    if message.deleted != 0 {
+        return Ok(());
+    }
+    Store::delete_message(tx, &message.conversation_id, message.seq).await?;
+    let deleted = MessageDeleted { seq: message.seq };
+    log::append(store, tx, &message.conversation_id, actor, |_| Event::MessageDeleted(deleted)).await?;
+    Ok(())
 }
 
 async fn live_message(r: &mut impl Reads, conversation_id: &str, seq: i64) -> Result<MessageRow> {

@@ -63,8 +63,16 @@ pub async fn register(users: Arc<Users>, ctx: RequestContext, req: RegisterReque
         tracing::warn!(%saga, "registration: welcome step left for recovery: {e}");
     }
 
-    let row =
-        UserRow { id, username, email, password_hash, created_at_ms: now, email_verified_at_ms: None, phone: None };
+    let row = UserRow {
+        id,
+        username,
+        email,
+        password_hash,
+        created_at_ms: now,
+        email_verified_at_ms: None,
+        phone: None,
+        suspended_until_ms: None,
+    };
     Ok(AuthReply { user: Some(to_user(&row, None)), session: Some(session) })
 }
 
@@ -91,6 +99,8 @@ pub async fn login(users: Arc<Users>, ctx: RequestContext, req: LoginRequest) ->
             return Err(ServiceError::unauthorized("credentials", "invalid").into());
         }
     };
+    // Only the right password learns of a suspension: it names the account.
+    crate::suspensions::refuse_suspended(&row)?;
     let mut tx = users.db.begin().await?;
     let session = start_session(&users, &mut tx, &row.id).await?;
     users.audit::<audit::LoginSucceeded>(&mut tx, &ctx, row.subject(), "").await?;

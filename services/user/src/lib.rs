@@ -12,6 +12,7 @@ mod passwords;
 mod revocations;
 mod sagas;
 mod store;
+mod suspensions;
 mod tokens;
 mod validate;
 mod verification;
@@ -88,5 +89,6 @@ impl Service for Users {
             .handle::<user::RequestPasswordReset>(verification::request_password_reset)
             .handle::<user::ResetPassword>(verification::reset_password)
             .handle::<user::Contact>(verification::contact)
+            .handle::<user::Suspend>(suspensions::suspend)
     }
 }

@@ -19,6 +19,8 @@ pub struct UserRow {
     pub email_verified_at_ms: Option<i64>,
     /// Set only once verified.
     pub phone: Option<String>,
+    /// Login is refused until then (an administrator's suspension).
+    pub suspended_until_ms: Option<i64>,
 }
 
 impl UserRow {
@@ -52,7 +54,8 @@ pub struct Taken {
     pub email: bool,
 }
 
-const USER: &str = "SELECT id, username, email, password_hash, created_at_ms, email_verified_at_ms, phone FROM users";
+const USER: &str = "SELECT id, username, email, password_hash, created_at_ms, email_verified_at_ms, phone, \
+                    suspended_until_ms FROM users";
 
 pub async fn by_id(r: &mut impl Reads, id: &str) -> sqlx::Result<Option<UserRow>> {
     r.fetch_optional(sqlx::query_as(sqlx::AssertSqlSafe(format!("{USER} WHERE id = ? AND pending = 0"))).bind(id)).await
@@ -276,4 +279,16 @@ pub async fn live_families(r: &mut impl Reads, user_id: &str, keep: &str) -> sql
         .bind(keep)
         .bind(now_ms()))
     .await
+}
+
+/// Suspends the account until `until_ms` (a later suspension replaces an earlier one).
+pub async fn suspend(tx: &mut WriteTx<'_>, user_id: &str, until_ms: i64, reason: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE users SET suspended_until_ms = ?, suspension_reason = ?, updated_at_ms = ? WHERE id = ?")
+        .bind(until_ms)
+        .bind(reason)
+        .bind(now_ms())
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

@@ -15,6 +15,7 @@ mod conversations;
 mod events;
 mod members;
 mod messages;
+mod reports;
 mod search;
 mod sends;
 
@@ -24,6 +25,7 @@ use soulchat_runtime::relay::Relay;
 pub use conversations::ConversationRow;
 pub use members::MemberRow;
 pub use messages::MessageRow;
+pub use reports::{OPEN, ReportRow};
 
 /// Rows per multi-row statement at most (11 parameters per message row stay far below both
 /// backends' limits).
