@@ -15,6 +15,7 @@ mod faults;
 mod input;
 mod mesh;
 mod metrics;
+mod moderation;
 mod notifications;
 mod pipelining;
 mod profiles;
