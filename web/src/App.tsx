@@ -2,7 +2,7 @@ import { useEffect, useReducer, useState } from 'preact/hooks';
 import { Auth } from './Auth';
 import { Chat } from './Chat';
 import { Sidebar } from './Sidebar';
-import { NotificationsPanel, ProfileDialog, SettingsDialog } from './Panels';
+import { NotificationsPanel, ProfileDialog, ReportsPanel, SettingsDialog } from './Panels';
 import { state, subscribe } from './store';
 
 export function App() {
@@ -11,7 +11,7 @@ export function App() {
     const off = subscribe(() => rerender(0));
     return () => void off();
   }, []);
-  const [panel, setPanel] = useState<null | 'notifications' | 'profile' | 'settings'>(null);
+  const [panel, setPanel] = useState<null | 'notifications' | 'profile' | 'settings' | 'reports'>(null);
 
   if (!state.user) return <Auth />;
 
@@ -23,11 +23,13 @@ export function App() {
         notificationsOpen={panel === 'notifications'}
         onProfile={() => setPanel('profile')}
         onSettings={() => setPanel('settings')}
+        onReports={() => setPanel(panel === 'reports' ? null : 'reports')}
       />
       <main class="main">
         <Chat />
       </main>
       {panel === 'notifications' && <NotificationsPanel onClose={() => setPanel(null)} />}
+      {panel === 'reports' && <ReportsPanel onClose={() => setPanel(null)} />}
       {panel === 'profile' && <ProfileDialog onClose={() => setPanel(null)} />}
       {panel === 'settings' && <SettingsDialog onClose={() => setPanel(null)} />}
       {state.toast && (

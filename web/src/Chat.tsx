@@ -12,6 +12,7 @@ import {
   reads,
   removeMember,
   renameGroup,
+  reportMessage,
   retry,
   send,
   setRole,
@@ -301,6 +302,18 @@ function MessageItem(props: {
               }}
             >
               Delete
+            </button>
+          )}
+          {!mine && !m.deleted && (
+            <button
+              type="button"
+              class="link"
+              onClick={() => {
+                const reason = prompt('Why report this message to the administrators?');
+                if (reason?.trim()) void reportMessage(c.id, m.seq, reason).catch((e) => toast(describe(e)));
+              }}
+            >
+              Report
             </button>
           )}
         </span>

@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import { Api, ApiError, type Preferences } from './api';
+import { Api, ApiError, type Preferences, type Report } from './api';
 import { Dialog, DialogActions } from './Sidebar';
 import { Icon } from './icons';
 import {
@@ -50,6 +50,64 @@ export function NotificationsPanel(props: { onClose: () => void }) {
                 {!n.read && ' · unread'}
               </small>
             </button>
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}
+
+/** Open reports, for administrators (anyone else is told so by the server's 403). */
+export function ReportsPanel(props: { onClose: () => void }) {
+  const [reports, setReports] = useState<Report[] | null>(null);
+  const [refusal, setRefusal] = useState<string | null>(null);
+  const load = () =>
+    Api.reports()
+      .then((r) => setReports(r.reports))
+      .catch((e) => setRefusal(e instanceof ApiError && e.status === 403 ? 'Only administrators see reports.' : describe(e)));
+  useEffect(() => void load(), []);
+  const resolve = async (r: Report, action: 'delete' | 'dismiss' | 'suspend') => {
+    const body: Parameters<typeof Api.resolveReport>[1] = { action };
+    if (action === 'suspend') {
+      const days = Number(prompt(`Suspend ${r.author ?? 'the author'} for how many days?`, '7'));
+      if (!(days > 0)) return;
+      body.until = new Date(Date.now() + days * 86_400_000).toISOString();
+      body.reason = r.reason;
+    }
+    await Api.resolveReport(r.id, body).catch((e) => toast(describe(e)));
+    await load();
+  };
+  return (
+    <section class="panel" aria-label="Reports panel">
+      <header class="row">
+        <h2 class="grow">Reports</h2>
+        <button type="button" aria-label="Close reports" onClick={props.onClose}>
+          <Icon name="close" />
+        </button>
+      </header>
+      {refusal && <p class="muted">{refusal}</p>}
+      <ul aria-label="Report list" class="notifications">
+        {reports?.length === 0 && <li class="muted">No open reports</li>}
+        {reports?.map((r) => (
+          <li key={r.id}>
+            <div class="notification">
+              <strong>
+                {r.reporter ?? 'Someone'} reported {r.author ?? 'someone'}: {r.reason}
+              </strong>
+              <span>{r.message?.deleted ? '(deleted)' : r.message?.content}</span>
+              <small class="muted">{new Date(r.created_at).toLocaleString()}</small>
+              <span class="row">
+                <button type="button" onClick={() => void resolve(r, 'delete')}>
+                  Delete message
+                </button>
+                <button type="button" onClick={() => void resolve(r, 'dismiss')}>
+                  Dismiss
+                </button>
+                <button type="button" onClick={() => void resolve(r, 'suspend')}>
+                  Suspend author
+                </button>
+              </span>
+            </div>
           </li>
         ))}
       </ul>

@@ -22,6 +22,7 @@ export function Sidebar(props: {
   notificationsOpen: boolean;
   onProfile: () => void;
   onSettings: () => void;
+  onReports: () => void;
 }) {
   const [dialog, setDialog] = useState<null | 'direct' | 'group'>(null);
   const me = state.user!;
@@ -56,6 +57,9 @@ export function Sidebar(props: {
         </button>
         <button type="button" class="icon" aria-label="Settings" onClick={props.onSettings}>
           <Icon name="gear" />
+        </button>
+        <button type="button" onClick={props.onReports}>
+          Reports
         </button>
         <button type="button" onClick={() => void logOut()}>
           Log out

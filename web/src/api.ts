@@ -15,6 +15,7 @@ export type Member = Schemas['MemberView'];
 export type Conversation = Schemas['ConversationView'];
 export type Notification = Schemas['NotificationView'];
 export type Preferences = Schemas['PreferencesView'];
+export type Report = Schemas['ReportView'];
 type UserEnvelope = Schemas['UserEnvelope'];
 type ProfileEnvelope = Schemas['ProfileEnvelope'];
 type ConversationEnvelope = Schemas['ConversationEnvelope'];
@@ -189,6 +190,11 @@ export const Api = {
       'GET',
       `/search/messages?q=${enc(q)}&limit=20${cursor ? `&cursor=${enc(cursor)}` : ''}`,
     ),
+  report: (id: string, seq: number, reason: string) =>
+    api<Schemas['ReportEnvelope']>('POST', `/conversations/${enc(id)}/messages/${seq}/report`, { reason }),
+  reports: () => api<Schemas['ReportList']>('GET', '/admin/reports?limit=100'),
+  resolveReport: (id: string, body: Schemas['ResolveBody']) =>
+    api<Schemas['ReportEnvelope']>('POST', `/admin/reports/${enc(id)}/resolve`, body),
   markRead: (id: string, seq: number) => api<void>('POST', `/conversations/${enc(id)}/read`, { seq }),
   ticket: () => api<Schemas['TicketView']>('POST', '/ws/ticket'),
   notifications: () =>

@@ -434,6 +434,11 @@ export async function deleteMessage(id: string, seq: number) {
   emit();
 }
 
+export async function reportMessage(id: string, seq: number, reason: string) {
+  await Api.report(id, seq, reason.trim());
+  toast('Reported to the administrators');
+}
+
 /** Read receipt for the newest message when the conversation is on screen. */
 export function markSeen(id: string) {
   const c = state.conversations.get(id);

@@ -350,6 +350,16 @@ async function features() {
   assert.equal(await messageItems(erin, 'try again').count(), 1);
   await screenshot(erin, 'erin-features');
 
+  // Erin reports one of dave's messages; the reports view is for administrators only.
+  const reported = messageItems(erin, 'try again');
+  await reported.hover();
+  erin.once('dialog', (d) => d.accept('spam'));
+  await reported.getByRole('button', { name: 'Report', exact: true }).click();
+  await erin.getByRole('alert').filter({ hasText: 'Reported to the administrators' }).waitFor({ timeout: TIMEOUT });
+  await button(erin, 'Reports').click();
+  await erin.getByRole('region', { name: 'Reports panel' }).getByText('Only administrators see reports.').waitFor({ timeout: TIMEOUT });
+  await button(erin, 'Close reports').click();
+
   // Mute, then the notification panel: its badge and mark all read.
   await button(dave, 'Mute').click();
   await button(dave, 'Unmute').waitFor({ timeout: TIMEOUT });
