@@ -27,7 +27,7 @@ async fn profiles_and_follows(backend: Backend) {
     assert_eq!(anonymous.status, 200, "{:?}", anonymous.body);
     assert_eq!(
         anonymous.body["profile"],
-        json!({"username": "Bob", "bio": null, "image": null, "following": false, "followers_count": 0, "following_count": 0})
+        json!({"username": "Bob", "bio": null, "image": null, "following": false, "followers_count": 0, "following_count": 0, "blocked": false})
     );
 
     // A body is ignored; following twice is the same as once.
