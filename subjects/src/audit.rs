@@ -35,6 +35,8 @@ crate::events! {
     PhoneVerified = concat!(audit_prefix!(), ".phone_verified") => AuditEvent;
     /// An account was deleted.
     AccountDeleted = concat!(audit_prefix!(), ".account_deleted") => AuditEvent;
+    /// An administrator suspended an account (`detail`: until when, by whom, why).
+    AccountSuspended = concat!(audit_prefix!(), ".account_suspended") => AuditEvent;
     /// An administrator sent a system alert (`detail`: its title).
     AlertSent = concat!(audit_prefix!(), ".alert_sent") => AuditEvent;
     /// A request was refused with 403: a member's role, an administrator's action, a page's

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use soulchat_subjects::audit;
 use soulchat_subjects::broker::Identity;
 use soulchat_subjects::chat::{self, messages as cm};
 use soulchat_subjects::time::now_ms;
@@ -219,12 +220,29 @@ async fn admins_suspend_accounts(backend: Backend) {
     assert_eq!((login.status, login.error("account")), (403, Some(format!("is suspended until {until}").as_str())));
     let wrong = mesh.api.login("bob@example.com", "not the password").await;
     assert_eq!(wrong.status, 401, "a wrong password learns nothing of the suspension");
+    let audited = audited_suspension(&mesh).await;
+    assert_eq!(audited.username, "bob");
+    assert_eq!(audited.detail, format!("until {until} by {}: cooling off", user_id(&admin)));
 
     // Once it has passed, login works again.
     tokio::time::sleep(Duration::from_millis(3_200)).await;
     let back = mesh.api.login("bob@example.com", PASSWORD).await;
     assert_eq!(back.status, 200, "{:?}", back.body);
     mesh.shutdown().await;
+}
+
+/// The audit log's first `account_suspended` event (it is relayed after the commit).
+async fn audited_suspension(mesh: &Mesh) -> soulchat_subjects::audit::AuditEvent {
+    let js = async_nats::jetstream::new(mesh.client().await);
+    let filter = audit::Filter { kind: Some("account_suspended".into()), ..Default::default() };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(entry) = audit::read(&js, &filter).await.expect("reading the audit stream").into_iter().next() {
+            return entry.event;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no account_suspended in the audit log");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn moderation_over_nats(backend: Backend) {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use soulchat_runtime::{RequestContext, Result};
 use soulchat_subjects::ServiceError;
+use soulchat_subjects::audit;
 use soulchat_subjects::error::Validation;
 use soulchat_subjects::time::{now_ms, rfc3339_ms};
 use soulchat_subjects::user::messages::{SuspendReply, SuspendRequest};
@@ -17,7 +18,7 @@ use crate::store::{self, UserRow};
 /// A suspension's stated reason, at most.
 pub const REASON_MAX: usize = 1000;
 
-pub async fn suspend(users: Arc<Users>, _ctx: RequestContext, req: SuspendRequest) -> Result<SuspendReply> {
+pub async fn suspend(users: Arc<Users>, ctx: RequestContext, req: SuspendRequest) -> Result<SuspendReply> {
     let reason = req.reason.trim();
     let mut v = Validation::new();
     if req.until_ms <= now_ms() {
@@ -32,6 +33,9 @@ pub async fn suspend(users: Arc<Users>, _ctx: RequestContext, req: SuspendReques
     let mut tx = users.db.begin().await?;
     let row = store::by_id(&mut tx, &req.user_id).await?.ok_or_else(|| ServiceError::not_found("user"))?;
     store::suspend(&mut tx, &row.id, req.until_ms, reason).await?;
+    let by = ctx.call.user_id.as_deref().unwrap_or_default();
+    let detail = format!("until {} by {by}: {reason}", rfc3339_ms(req.until_ms));
+    users.audit::<audit::AccountSuspended>(&mut tx, &ctx, row.subject(), &detail).await?;
     tx.commit().await?;
     // Committed first: a login racing the revocations already finds the suspension.
     for family in store::live_families(&mut users.db.reads().await?, &row.id, "").await? {
