@@ -127,7 +127,7 @@ pub struct Settings {
     /// The first delivery retry's delay, doubled after each further failure.
     #[arg(long, env = "SOULCHAT_DELIVERY_BACKOFF", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
     pub delivery_backoff: Duration,
-    /// User ids allowed to send system alerts, comma-separated.
+    /// User ids allowed to send system alerts, handle reports and suspend accounts, comma-separated.
     #[arg(long, env = "SOULCHAT_ADMIN_USER_IDS", value_delimiter = ',', global = true)]
     pub admin_user_ids: Vec<String>,
     /// Where clients reach the API, for links in emails. Default: http://<http addr>.

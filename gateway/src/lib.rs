@@ -62,7 +62,7 @@ pub struct Config {
     pub send_limit: u32,
     /// Frames queued per socket before the socket counts as too slow and is closed (4000).
     pub socket_queue: usize,
-    /// User ids allowed to send system alerts.
+    /// User ids allowed to send system alerts, handle reports and suspend accounts.
     pub admin_user_ids: Vec<String>,
     /// Token buckets per client address, per user, and for account requests.
     pub rate_limits: RateLimits,

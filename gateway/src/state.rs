@@ -56,7 +56,7 @@ pub struct Shared {
     pub tickets: async_nats::jetstream::kv::Store,
     /// Browser origins allowed (CORS, and on WebSocket upgrade).
     pub cors_origins: Arc<Vec<String>>,
-    /// Who may send system alerts.
+    /// Who may send system alerts, handle reports and suspend accounts.
     pub admins: Arc<Vec<String>>,
     /// Cancelled when the gateway stops: open sockets close (1001) so the server can drain.
     pub shutdown: tokio_util::sync::CancellationToken,
