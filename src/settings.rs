@@ -52,6 +52,12 @@ pub struct Settings {
     /// How long the chat worker keeps conversation events for resume; a client away longer is told to read history.
     #[arg(long, env = "SOULCHAT_CHAT_EVENT_RETENTION", default_value = "7days", value_parser = humantime::parse_duration, global = true)]
     pub chat_event_retention: Duration,
+    /// How long an uploaded attachment may wait to be sent in a message before the chat worker deletes it.
+    #[arg(long, env = "SOULCHAT_ATTACHMENT_UNUSED", default_value = "1day", value_parser = humantime::parse_duration, global = true)]
+    pub attachment_unused: Duration,
+    /// The largest attachment upload in bytes (the gateway answers 413 beyond it).
+    #[arg(long, env = "SOULCHAT_ATTACHMENT_MAX_BYTES", default_value_t = soulchat_gateway::DEFAULT_ATTACHMENT_MAX_BYTES, global = true)]
+    pub attachment_max_bytes: u64,
     /// How long a worker remembers the ids of events it processed (to recognise a redelivery); at least the longest age of the consumed streams plus an hour.
     #[arg(long, env = "SOULCHAT_PROCESSED_EVENTS_RETENTION", default_value = "15days", global = true)]
     pub processed_events_retention: soulchat_runtime::processed::Horizon,
@@ -260,6 +266,7 @@ impl Settings {
             },
             trusted_proxies: self.trusted_proxies.clone(),
             web_dir: self.web_dir.clone(),
+            attachment_max_bytes: self.attachment_max_bytes,
         }
     }
 
@@ -299,7 +306,10 @@ impl Configured for soulchat_profile::Profiles {
 
 impl Configured for soulchat_chat::Chat {
     fn config(settings: &Settings) -> anyhow::Result<soulchat_chat::Config> {
-        Ok(soulchat_chat::Config { event_retention: settings.chat_event_retention })
+        Ok(soulchat_chat::Config {
+            event_retention: settings.chat_event_retention,
+            attachment_unused: settings.attachment_unused,
+        })
     }
 }
 

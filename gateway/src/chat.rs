@@ -39,6 +39,7 @@ impl Chat {
             reply_to: body.reply_to,
             url: body.url,
             metadata: body.metadata,
+            attachment_id: body.attachment_id,
         };
         Ok(self.caller.call::<chat::Send>(ctx, &request).await?)
     }

@@ -45,7 +45,7 @@ use tokio_util::sync::CancellationToken;
 pub use client::ProxyNet;
 pub use limits::LoginLimits;
 pub use rate::{Rate, RateLimits};
-pub use routes::openapi;
+pub use routes::{DEFAULT_ATTACHMENT_MAX_BYTES, openapi};
 pub use server::ConnectionLimits;
 
 #[derive(Debug, Clone)]
@@ -72,6 +72,8 @@ pub struct Config {
     pub trusted_proxies: Vec<ProxyNet>,
     /// The built web client (`web/dist`), served at `/`; none: `/` answers 404.
     pub web_dir: Option<std::path::PathBuf>,
+    /// The largest attachment upload, in bytes (413 beyond).
+    pub attachment_max_bytes: u64,
 }
 
 /// A gateway bound to its address, ready to serve.
@@ -115,6 +117,8 @@ impl Gateway {
                 .await?,
             shutdown,
             tickets: ws::tickets(&js).await?,
+            attachments: js.get_object_store(soulchat_subjects::streams::ATTACHMENTS_BUCKET).await?,
+            attachment_max_bytes: config.attachment_max_bytes,
             chat: chat::Chat::new(caller.clone(), limits::SendLimit::new(limiter.clone(), config.send_limit)),
             caller,
             auth: Arc::new(auth::Verifier::new(&config.jwt_secret, revocations)),

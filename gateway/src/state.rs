@@ -52,6 +52,10 @@ pub struct Shared {
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: TrustedProxies,
     pub hub: Hub,
+    /// Uploaded attachments (`soulchat_attachments`).
+    pub attachments: async_nats::jetstream::object_store::ObjectStore,
+    /// The largest upload, in bytes.
+    pub attachment_max_bytes: u64,
     /// Single-use WebSocket tickets.
     pub tickets: async_nats::jetstream::kv::Store,
     /// Browser origins allowed (CORS, and on WebSocket upgrade).

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::operation::{ConsumerInfo, EventInfo, OperationInfo};
-use crate::streams::{self, CHAT_STREAM, PRESENCE_BUCKET, REVOKED_BUCKET, WS_TICKETS_BUCKET};
+use crate::streams::{self, ATTACHMENTS_BUCKET, CHAT_STREAM, PRESENCE_BUCKET, REVOKED_BUCKET, WS_TICKETS_BUCKET};
 use crate::{SERVICES, ServiceDef, audit, chat, notification, profile, user};
 
 /// Who connects to the broker.
@@ -147,9 +147,28 @@ fn buckets(identity: Identity) -> Buckets {
     }
 }
 
-/// Streams read through an ordered (ephemeral) consumer: the gateway's chat feed.
+/// Object stores a role uses: the gateway stores and reads attachments; the chat worker checks
+/// who uploaded one, lists them and deletes them (a delete purges the object's chunks).
+struct Objects {
+    reads: &'static [&'static str],
+    writes: &'static [&'static str],
+    deletes: &'static [&'static str],
+}
+
+fn objects(identity: Identity) -> Objects {
+    let attachments: &'static [&'static str] = &[ATTACHMENTS_BUCKET];
+    match identity {
+        Identity::Gateway => Objects { reads: attachments, writes: attachments, deletes: &[] },
+        Identity::Chat => Objects { reads: attachments, writes: &[], deletes: attachments },
+        _ => Objects { reads: &[], writes: &[], deletes: &[] },
+    }
+}
+
+/// Streams read through an ordered (ephemeral) consumer: the gateway's chat feed, object reads
+/// and listings.
 fn ordered_streams(identity: Identity) -> Vec<String> {
     let mut streams: Vec<String> = buckets(identity).watches.iter().map(|b| kv_stream(b)).collect();
+    streams.extend(objects(identity).reads.iter().map(|b| object_stream(b)));
     if identity == Identity::Gateway {
         streams.push(CHAT_STREAM.to_owned());
     }
@@ -161,11 +180,17 @@ pub fn kv_stream(bucket: &str) -> String {
     format!("KV_{bucket}")
 }
 
+/// The stream behind an object store.
+pub fn object_stream(bucket: &str) -> String {
+    format!("OBJ_{bucket}")
+}
+
 /// The streams every role checks at start ([`streams::declare`]), and those of the delivery
 /// queue, which the notification worker checks as well.
 fn declared_streams(identity: Identity) -> Vec<String> {
     let mut names: Vec<String> = streams::stream_configs().into_iter().map(|s| s.name).collect();
     names.extend(streams::bucket_configs().into_iter().map(|b| kv_stream(&b.bucket)));
+    names.extend(streams::object_store_configs().into_iter().map(|s| s.name));
     if identity == Identity::Notification {
         names.extend(streams::delivery_stream_configs().into_iter().map(|s| s.name));
     }
@@ -265,6 +290,20 @@ pub fn permissions(identity: Identity) -> Grant {
     }
     for bucket in uses.writes {
         p.publish.insert(format!("$KV.{bucket}.>"));
+    }
+    // Objects: metadata read directly, chunks and metadata published (a delete is a metadata
+    // rollup), chunks purged on delete.
+    let objects = objects(identity);
+    for bucket in objects.reads {
+        p.publish.insert(format!("$JS.API.DIRECT.GET.{}", object_stream(bucket)));
+        p.publish.insert(format!("$JS.API.DIRECT.GET.{}.>", object_stream(bucket)));
+    }
+    for bucket in objects.writes {
+        p.publish.insert(format!("$O.{bucket}.>"));
+    }
+    for bucket in objects.deletes {
+        p.publish.insert(format!("$O.{bucket}.M.>"));
+        p.publish.insert(format!("$JS.API.STREAM.PURGE.{}", object_stream(bucket)));
     }
     let redeclared = redeclares(identity);
     for config in &redeclared {

@@ -49,6 +49,8 @@ crate::service! {
         ListReports = "list_reports": ListReportsRequest => ReportList, by [Gateway];
         /// Resolves a report: delete the message, dismiss, or suspend the author (admins).
         ResolveReport = "resolve_report": ResolveReportRequest => ReportReply, by [Gateway];
+        /// Whether the caller may read an attachment: one of their conversations carries it.
+        AttachmentAccess = "attachment_access": AttachmentAccessRequest => Empty, by [Gateway];
     }
 }
 

@@ -27,6 +27,8 @@ pub enum ErrorCode {
     PayloadTooLarge = 413,
     /// A body that is not the media type the endpoint reads (JSON).
     UnsupportedMediaType = 415,
+    /// A `Range` that is not one the resource can serve.
+    RangeNotSatisfiable = 416,
     /// A field failed validation.
     Unprocessable = 422,
     TooManyRequests = 429,
@@ -37,7 +39,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    const ALL: [ErrorCode; 11] = [
+    const ALL: [ErrorCode; 12] = [
         ErrorCode::BadRequest,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
@@ -45,6 +47,7 @@ impl ErrorCode {
         ErrorCode::Conflict,
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
+        ErrorCode::RangeNotSatisfiable,
         ErrorCode::Unprocessable,
         ErrorCode::TooManyRequests,
         ErrorCode::Internal,

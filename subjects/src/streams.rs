@@ -82,6 +82,14 @@ pub const PRESENCE_BUCKET: &str = "soulchat_presence";
 /// Single-use WebSocket tickets for browsers.
 pub const WS_TICKETS_BUCKET: &str = "soulchat_ws_tickets";
 
+/// Uploaded attachments, one object per upload named by its id: the gateway stores and serves
+/// them, the chat worker deletes them (with the last message that used one, or unused).
+pub const ATTACHMENTS_BUCKET: &str = "soulchat_attachments";
+/// An attachment's metadata entries: the uploader's user id, the file name and the sniffed type.
+pub const ATTACHMENT_UPLOADER: &str = "uploader";
+pub const ATTACHMENT_NAME: &str = "name";
+pub const ATTACHMENT_TYPE: &str = "content-type";
+
 /// How long a revocation is kept: at least as long as the longest-lived refresh token.
 pub const REVOCATION_RETENTION: Duration = Duration::from_secs(31 * 24 * 3600);
 /// A WebSocket ticket's lifetime.
@@ -98,7 +106,8 @@ const MAX_MESSAGE: i32 = MIB as i32;
 /// The shared streams: domain events and committed chat events.
 ///
 /// Every stream is bounded by age and by size (the sizes are reserved from the server's
-/// JetStream store, so together they must fit in it: 6.5 GiB in all, as a small volume allows).
+/// JetStream store, so together they must fit in it: 8.5 GiB in all with the attachments, as a
+/// small volume allows).
 /// What happens when one is full is chosen per stream.
 pub fn stream_configs() -> Vec<stream::Config> {
     vec![
@@ -179,6 +188,25 @@ pub fn bucket_configs() -> Vec<kv::Config> {
     ]
 }
 
+/// The object stores, as the streams behind them (`OBJ_<bucket>` on `$O.<bucket>.>`, as async-nats
+/// creates them), so that provisioning can update one like any stream.
+pub fn object_store_configs() -> Vec<stream::Config> {
+    let bucket = ATTACHMENTS_BUCKET;
+    vec![stream::Config {
+        name: crate::broker::object_stream(bucket),
+        description: Some("Uploaded attachments".to_owned()),
+        subjects: vec![format!("$O.{bucket}.C.>"), format!("$O.{bucket}.M.>")],
+        storage: StorageType::File,
+        max_bytes: 2 * GIB,
+        // Full, it refuses new uploads rather than drop the chunks of attachments that messages
+        // still show.
+        discard: DiscardPolicy::New,
+        allow_rollup: true,
+        allow_direct: true,
+        ..Default::default()
+    }]
+}
+
 /// How many copies JetStream keeps of every stream and bucket (`SOULCHAT_NATS_REPLICAS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Replicas {
@@ -225,6 +253,15 @@ impl Replicas {
 /// describes the same set for operators.
 pub async fn declare(js: &jetstream::Context, identity: Option<Identity>) -> anyhow::Result<()> {
     declare_streams(js, stream_configs()).await?;
+    if identity.is_none() {
+        declare_streams(js, object_store_configs()).await?;
+    } else {
+        for config in object_store_configs() {
+            if missing(js, &config.name).await? {
+                anyhow::bail!("object store {} is missing: provision it with `soulchat migrate` as admin", config.name);
+            }
+        }
+    }
     let creatable =
         identity.map(|identity| crate::broker::redeclares(identity).into_iter().map(|c| c.bucket).collect());
     let replicas = Replicas::Auto.resolve(&js.client());
@@ -286,7 +323,7 @@ pub async fn provision(js: &jetstream::Context) -> anyhow::Result<()> {
 /// [`provision`] with settings.
 pub async fn provision_with(js: &jetstream::Context, settings: Provisioning) -> anyhow::Result<()> {
     let replicas = settings.replicas.resolve(&js.client());
-    for mut config in stream_configs().into_iter().chain(delivery_stream_configs()) {
+    for mut config in stream_configs().into_iter().chain(delivery_stream_configs()).chain(object_store_configs()) {
         if config.name == AUDIT_STREAM {
             config.max_age = settings.audit_retention;
         }

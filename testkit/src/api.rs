@@ -78,6 +78,34 @@ impl Api {
         self.try_send_raw(method, path, token, body).await.expect("the gateway answers")
     }
 
+    /// Uploads `bytes` as they are, with their `Content-Type`, to `path` (`/api/attachments?...`).
+    pub async fn upload(&self, path: &str, token: &str, content_type: &str, bytes: Vec<u8>) -> Response {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("Authorization", format!("Token {token}"))
+            .header("Content-Type", content_type)
+            .body(bytes);
+        Self::read(request.send().await.expect("the gateway answers")).await.expect("a whole answer")
+    }
+
+    /// A GET whose body is kept as bytes (a download), with extra request headers (`Range`).
+    pub async fn download(
+        &self,
+        path: &str,
+        token: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+        let mut request =
+            self.http.get(format!("{}{path}", self.base)).header("Authorization", format!("Token {token}"));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("the gateway answers");
+        let (status, headers) = (response.status().as_u16(), response.headers().clone());
+        (status, headers, response.bytes().await.expect("a whole answer").to_vec())
+    }
+
     /// A GET that may find no gateway listening (the fault tests kill them).
     pub async fn try_get_as(&self, path: &str, token: &str) -> Result<Response, reqwest::Error> {
         self.try_send_raw(reqwest::Method::GET, path, Some(token), None).await
@@ -97,7 +125,10 @@ impl Api {
         if let Some(body) = body {
             request = request.header("Content-Type", "application/json").body(body);
         }
-        let response = request.send().await?;
+        Self::read(request.send().await?).await
+    }
+
+    async fn read(response: reqwest::Response) -> Result<Response, reqwest::Error> {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let bytes = response.bytes().await?;

@@ -112,6 +112,10 @@ pub struct Options {
     pub trusted_proxies: Vec<soulchat_gateway::ProxyNet>,
     /// A built web client for the gateway to serve at `/`.
     pub web_dir: Option<std::path::PathBuf>,
+    /// The gateway's largest attachment upload.
+    pub attachment_max_bytes: u64,
+    /// The chat worker's settings (event retention, how long an unsent upload lives).
+    pub chat: soulchat_chat::Config,
 }
 
 impl Options {
@@ -147,6 +151,8 @@ impl Options {
             },
             trusted_proxies: Vec::new(),
             web_dir: None,
+            attachment_max_bytes: soulchat_gateway::DEFAULT_ATTACHMENT_MAX_BYTES,
+            chat: soulchat_chat::Config::default(),
         }
     }
 }
@@ -388,6 +394,7 @@ impl Mesh {
                     connections: self.options.connections.clone(),
                     trusted_proxies: self.options.trusted_proxies.clone(),
                     web_dir: self.options.web_dir.clone(),
+                    attachment_max_bytes: self.options.attachment_max_bytes,
                 };
                 let readiness = self.readiness.clone();
                 Box::pin(async move {
@@ -417,7 +424,7 @@ impl Mesh {
                 self.worker_future::<soulchat_profile::Profiles>(role, config, connect, token)
             }
             Role::Chat => {
-                self.worker_future::<soulchat_chat::Chat>(role, soulchat_chat::Config::default(), connect, token)
+                self.worker_future::<soulchat_chat::Chat>(role, self.options.chat.clone(), connect, token)
             }
             Role::Notification => {
                 let config = self.options.notification.clone();

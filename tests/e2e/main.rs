@@ -3,6 +3,7 @@
 
 mod abuse;
 mod account_flows;
+mod attachments;
 mod accounts;
 mod audit;
 mod blocking;

@@ -72,10 +72,15 @@ pub async fn limit_accounts(State(state): State<AppState>, request: Request, nex
     next.run(request).await
 }
 
-/// A request with a body must say it is JSON: the only bodies this API reads. A browser may
-/// post a form or `text/plain` to any origin without asking first; `application/json` from
-/// another origin needs a CORS preflight, which only the allowed origins pass.
+/// A request with a body must say it is JSON: the only bodies this API reads but uploads. A
+/// browser may post a form or `text/plain` to any origin without asking first; `application/json`
+/// from another origin needs a CORS preflight, which only the allowed origins pass. An upload
+/// takes any type: it needs the `Authorization` header, which no cross-origin request carries
+/// without a preflight either.
 pub async fn json_only(request: Request, next: Next) -> Response {
+    if request.uri().path() == UPLOADS {
+        return next.run(request).await;
+    }
     let headers = request.headers();
     let length =
         headers.get(header::CONTENT_LENGTH).map(|v| v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()));
@@ -91,6 +96,9 @@ pub async fn json_only(request: Request, next: Next) -> Response {
     }
     next.run(request).await
 }
+
+/// The one route whose body is not JSON.
+const UPLOADS: &str = "/api/attachments";
 
 /// Every 403 the edge answers is a security event for the audit log: a member's role that does
 /// not allow the change, an administrator's action, a page's origin on `/ws`. Recorded with the

@@ -1,5 +1,6 @@
 //! The route table and the layers around it.
 
+mod attachments;
 mod conversations;
 mod edge;
 mod health;
@@ -20,6 +21,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
+
+pub use attachments::DEFAULT_MAX_BYTES as DEFAULT_ATTACHMENT_MAX_BYTES;
 
 use crate::extract::MAX_BODY_BYTES;
 use crate::state::AppState;
@@ -111,6 +114,8 @@ fn routes(accounts: impl Fn(UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<
         .routes(routes!(moderation::list_reports))
         .routes(routes!(moderation::resolve_report))
         .routes(routes!(moderation::suspend))
+        .routes(routes!(attachments::upload))
+        .routes(routes!(attachments::download))
         .routes(no_store(routes!(crate::ws::ticket)))
         .routes(routes!(openapi::document))
         .route_layer(from_fn(edge::route_template))

@@ -29,6 +29,9 @@ pub struct MessageView {
     pub deleted: bool,
     /// Image and file messages: name, size, type... as the sender gave them.
     pub metadata: std::collections::HashMap<String, String>,
+    /// Image and file messages instead of `url`: the upload, at `/api/attachments/{id}`.
+    #[schema(required = true)]
+    pub attachment_id: Option<String>,
 }
 
 impl MessageView {
@@ -46,6 +49,7 @@ impl MessageView {
             edited_at: m.edited_at_ms.map(rfc3339_ms),
             deleted: m.deleted,
             metadata: m.metadata,
+            attachment_id: m.attachment_id,
         }
     }
 }
@@ -203,6 +207,24 @@ pub struct SendBody {
     pub url: Option<String>,
     #[serde(default)]
     pub metadata: std::collections::HashMap<String, String>,
+    /// Image and file messages instead of `url`: an attachment the sender uploaded.
+    pub attachment_id: Option<String>,
+}
+
+/// An upload (`POST /api/attachments`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttachmentView {
+    pub id: String,
+    /// The file name given.
+    pub name: String,
+    pub size: u64,
+    /// Sniffed from the bytes where recognised, as declared otherwise.
+    pub content_type: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttachmentEnvelope {
+    pub attachment: AttachmentView,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -290,6 +290,7 @@ async fn take(tx: &mut WriteTx<'_>, batch: &mut Batch, job: &Job) -> sqlx::Resul
         edited_at_ms: None,
         deleted: false,
         metadata: req.metadata.clone(),
+        attachment_id: req.attachment_id.clone(),
     };
     batch.events.push(log::event(conversation_id, seq, sender, Event::MessageCreated(message.clone())));
     batch.traceparents.push(job.traceparent.clone());

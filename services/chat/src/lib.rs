@@ -6,7 +6,8 @@
 //! and, in the order of the commits, what [`relay`] publishes to the `SOULCHAT_CHAT` stream
 //! (`Nats-Msg-Id=<conversation_id>:<seq>`, with the recipients filled in) for the gateways to
 //! deliver; [`retention`] deletes events older than resume is asked for. Sends are
-//! group-committed ([`committer`]); [`search`] reads a full-text index the same transactions keep. Users are known by id only; the gateway
+//! group-committed ([`committer`]); [`search`] reads a full-text index the same transactions keep;
+//! image and file messages may carry uploads, whose lifecycle is the worker's ([`attachments`]). Users are known by id only; the gateway
 //! maps usernames both ways. A deleted account leaves every conversation ([`events`]).
 //!
 //! Blocks belong to the profile worker; the chat worker keeps a copy from its
@@ -15,6 +16,7 @@
 //! trails the profile worker by the event's relay (milliseconds).
 
 mod access;
+mod attachments;
 mod committer;
 mod conversations;
 mod events;
@@ -33,7 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use soulchat_runtime::{Context, Endpoints, Migrations, Service};
-use soulchat_subjects::{ServiceDef, chat};
+use soulchat_subjects::{ServiceDef, chat, streams};
 
 static MIGRATIONS: Migrations = Migrations {
     sqlite: sqlx::migrate!("../../migrations/chat/sqlite"),
@@ -44,11 +46,13 @@ static MIGRATIONS: Migrations = Migrations {
 pub struct Config {
     /// How long the event log keeps events for resume (see [`retention`]).
     pub event_retention: Duration,
+    /// How long an upload may wait to be sent before it is deleted (see [`attachments`]).
+    pub attachment_unused: Duration,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Config { event_retention: retention::DEFAULT_RETENTION }
+        Config { event_retention: retention::DEFAULT_RETENTION, attachment_unused: attachments::DEFAULT_UNUSED }
     }
 }
 
@@ -58,6 +62,8 @@ pub struct Chat {
     committer: committer::Committer,
     /// Calls to other workers (suspending a reported author).
     caller: soulchat_subjects::Caller,
+    /// The `soulchat_attachments` object store.
+    attachments: async_nats::jetstream::object_store::ObjectStore,
 }
 
 impl Service for Chat {
@@ -73,8 +79,10 @@ impl Service for Chat {
         let relay = ctx.relay("chat-relay", relay::EventLog)?;
         let store = store::Store::new(ctx.db.clone(), relay);
         ctx.spawn(retention::spawn(store.clone(), config.event_retention, ctx.shutdown()));
+        let attachments = ctx.js.get_object_store(streams::ATTACHMENTS_BUCKET).await?;
+        ctx.spawn(attachments::spawn_sweep(store.clone(), attachments.clone(), config.attachment_unused, ctx.shutdown()));
         let committer = committer::Committer::spawn(store.clone(), ctx)?;
-        let chat = Arc::new(Chat { store, committer, caller: ctx.caller.clone() });
+        let chat = Arc::new(Chat { store, committer, caller: ctx.caller.clone(), attachments });
         ctx.consume(chat::USER_DELETED, chat.clone());
         ctx.consume(chat::PROFILE_BLOCKS, chat.clone());
         Ok(chat)
@@ -102,5 +110,6 @@ impl Service for Chat {
             .handle::<chat::Report>(reports::report)
             .handle::<chat::ListReports>(reports::list_reports)
             .handle::<chat::ResolveReport>(reports::resolve_report)
+            .handle::<chat::AttachmentAccess>(attachments::access)
     }
 }

@@ -11,7 +11,7 @@ use soulchat_subjects::error::Validation;
 use soulchat_subjects::proto::common::v1::Empty;
 use soulchat_subjects::time::now_ms;
 
-use crate::Chat;
+use crate::{Chat, attachments};
 use crate::access::{self, Role};
 use crate::log;
 use crate::store::{MessageRow, Store};
@@ -25,6 +25,11 @@ pub async fn send(chat: Arc<Chat>, ctx: RequestContext, mut req: SendRequest) ->
     let me = ctx.user_id()?.to_owned();
     validate::send(&mut req)?;
     req.client_id = req.client_id.trim().to_owned();
+    if let Some(id) = &req.attachment_id
+        && !attachments::uploaded_by(&chat.attachments, id, &me).await?
+    {
+        return Err(ServiceError::invalid("attachment_id", "not found").into());
+    }
     chat.committer.send(me, req).await
 }
 
@@ -57,6 +62,9 @@ pub async fn delete_message(chat: Arc<Chat>, ctx: RequestContext, req: DeleteMes
     }
     remove(&chat.store, &mut tx, &message, me).await?;
     tx.commit().await?;
+    if let Some(id) = &message.attachment_id {
+        attachments::release(&chat, id).await;
+    }
     Ok(Empty {})
 }
 

@@ -69,16 +69,21 @@ pub fn send(req: &mut SendRequest) -> Result<(), ServiceError> {
             if req.url.is_some() {
                 v.problem("url", "is only for image and file messages");
             }
+            if req.attachment_id.is_some() {
+                v.problem("attachment_id", "is only for image and file messages");
+            }
             if !req.metadata.is_empty() {
                 v.problem("metadata", "is only for image and file messages");
             }
         }
         "image" | "file" => {
             content(&mut v, &req.content, false);
-            match req.url.as_deref() {
-                None | Some("") => v.problem("url", "can't be blank"),
-                Some(url) if !is_https(url) => v.problem("url", "must be an https URL"),
-                Some(_) => {}
+            match (req.url.as_deref().filter(|u| !u.is_empty()), req.attachment_id.as_deref()) {
+                (None, None) => v.problem("url", "can't be blank (or give an attachment_id)"),
+                (Some(_), Some(_)) => v.problem("attachment_id", "cannot be combined with url"),
+                (Some(url), None) if !is_https(url) => v.problem("url", "must be an https URL"),
+                (None, Some(id)) if !is_attachment_id(id) => v.problem("attachment_id", "is invalid"),
+                _ => {}
             }
             let fits = |(k, val): (&String, &String)| {
                 (1..=METADATA_KEY_MAX).contains(&k.chars().count()) && val.chars().count() <= METADATA_VALUE_MAX
@@ -142,6 +147,11 @@ pub fn search_cursor(v: &mut Validation, cursor: &str) -> i64 {
             0
         }
     }
+}
+
+/// What the gateway names uploads with (a UUID), loosely: never a subject wildcard or separator.
+fn is_attachment_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
 fn is_https(url: &str) -> bool {

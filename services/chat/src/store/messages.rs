@@ -22,6 +22,7 @@ pub struct MessageRow {
     pub deleted: i64,
     /// A JSON object of strings, for image and file messages.
     pub metadata: Option<String>,
+    pub attachment_id: Option<String>,
 }
 
 impl MessageRow {
@@ -43,12 +44,13 @@ impl MessageRow {
                 (Some(json), false) => serde_json::from_str(json).unwrap_or_default(),
                 _ => Default::default(),
             },
+            attachment_id: if deleted { None } else { self.attachment_id.clone() },
         }
     }
 }
 
 pub(super) const MESSAGE: &str = "SELECT conversation_id, seq, sender_id, client_id, kind, content, url, reply_to, \
-     created_at_ms, edited_at_ms, deleted, metadata FROM messages";
+     created_at_ms, edited_at_ms, deleted, metadata, attachment_id FROM messages";
 
 impl Store {
     pub async fn message(r: &mut impl Reads, conversation_id: &str, seq: i64) -> sqlx::Result<Option<MessageRow>> {

@@ -10,6 +10,7 @@
 //! writes take the [`WriteTx`](soulchat_runtime::WriteTx). Whatever records an event registers
 //! the relay's wake in that transaction, so its commit sets the event on its way.
 
+mod attachments;
 mod blocks;
 mod conversations;
 mod events;
@@ -22,12 +23,13 @@ mod sends;
 use soulchat_runtime::Database;
 use soulchat_runtime::relay::Relay;
 
+pub use attachments::AttachmentUse;
 pub use conversations::ConversationRow;
 pub use members::MemberRow;
 pub use messages::MessageRow;
 pub use reports::{OPEN, ReportRow};
 
-/// Rows per multi-row statement at most (11 parameters per message row stay far below both
+/// Rows per multi-row statement at most (12 parameters per message row stay far below both
 /// backends' limits).
 const MAX_ROWS: usize = 256;
 

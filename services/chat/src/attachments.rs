@@ -1,0 +1,99 @@
+//! Attachments: uploads the gateway stores in the `soulchat_attachments` object store, each
+//! naming its uploader in its metadata. The chat worker decides their lifecycle because it alone
+//! knows which messages carry one: a send may carry only the sender's own upload, a member of a
+//! conversation where one was sent may read it ([`access`]), and an attachment goes when the
+//! last message that carried it is deleted ([`release`], right after the deletion commits) or
+//! when it was never sent within the unused period ([`spawn_sweep`], which also catches a release
+//! that failed).
+//!
+//! An upload sent at the very moment the sweep finds it a day old may be deleted under the new
+//! message, which then shows a missing attachment (404): the period makes that a client that
+//! held an upload a whole day.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::object_store::ObjectStore;
+use futures::TryStreamExt;
+use soulchat_runtime::{RequestContext, Result, pruner};
+use soulchat_subjects::ServiceError;
+use soulchat_subjects::chat::messages::AttachmentAccessRequest;
+use soulchat_subjects::proto::common::v1::Empty;
+use soulchat_subjects::streams::ATTACHMENT_UPLOADER;
+use soulchat_subjects::time::now_ms;
+use tokio_util::sync::CancellationToken;
+
+use crate::Chat;
+use crate::store::{AttachmentUse, Store};
+
+/// How long an upload may wait to be sent unless configured.
+pub const DEFAULT_UNUSED: Duration = Duration::from_secs(24 * 3600);
+
+/// Whether `attachment_id` is an upload of `user_id`'s that is still there.
+pub async fn uploaded_by(attachments: &ObjectStore, attachment_id: &str, user_id: &str) -> anyhow::Result<bool> {
+    use async_nats::jetstream::object_store::InfoErrorKind;
+    match attachments.info(attachment_id).await {
+        Ok(info) => Ok(!info.deleted && info.metadata.get(ATTACHMENT_UPLOADER).is_some_and(|u| u == user_id)),
+        Err(e) if matches!(e.kind(), InfoErrorKind::NotFound | InfoErrorKind::InvalidName) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn access(chat: Arc<Chat>, ctx: RequestContext, req: AttachmentAccessRequest) -> Result<Empty> {
+    let me = ctx.user_id()?;
+    let mut conn = chat.store.db().reads().await?;
+    if Store::attachment_readable(&mut conn, &req.attachment_id, me).await? {
+        Ok(Empty {})
+    } else {
+        Err(ServiceError::not_found("attachment").into())
+    }
+}
+
+/// Deletes the attachment if no message shows it any more. A failure is only logged: the sweep
+/// deletes it later.
+pub async fn release(chat: &Chat, attachment_id: &str) {
+    let released = async {
+        let used = Store::attachment_use(&mut chat.store.db().reads().await?, attachment_id).await?;
+        if used == AttachmentUse::Released {
+            chat.attachments.delete(attachment_id).await?;
+        }
+        anyhow::Ok(())
+    };
+    if let Err(e) = released.await {
+        tracing::warn!(attachment_id, "deleting a released attachment: {e:#}");
+    }
+}
+
+/// Sweeps the attachments every so often (often enough that an unused period shortened for a
+/// test is kept to), until `stop`.
+pub fn spawn_sweep(
+    store: Store,
+    attachments: ObjectStore,
+    unused: Duration,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let every = (unused / 4).clamp(Duration::from_millis(250), Duration::from_secs(60));
+    pruner::spawn("attachments", every, stop, move || sweep(store.clone(), attachments.clone(), unused))
+}
+
+/// Deletes every attachment that was released, or never sent and older than `unused`.
+async fn sweep(store: Store, attachments: ObjectStore, unused: Duration) -> anyhow::Result<bool> {
+    let stale_before_ms = now_ms() - unused.as_millis() as i64;
+    let mut objects = attachments.list().await?;
+    let mut conn = store.db().reads().await?;
+    while let Some(info) = objects.try_next().await? {
+        if info.deleted {
+            continue;
+        }
+        let stale = info.modified.is_some_and(|at| ((at.unix_timestamp_nanos() / 1_000_000) as i64) < stale_before_ms);
+        let gone = match Store::attachment_use(&mut conn, &info.name).await? {
+            AttachmentUse::Shown => false,
+            AttachmentUse::Released => true,
+            AttachmentUse::Unsent => stale,
+        };
+        if gone {
+            attachments.delete(&info.name).await?;
+        }
+    }
+    Ok(false)
+}
