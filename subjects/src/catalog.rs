@@ -154,6 +154,16 @@ pub fn streams_table() -> String {
             doc(&b.description)
         );
     }
+    for o in streams::object_store_configs() {
+        let bucket = o.name.trim_start_matches("OBJ_");
+        let _ = writeln!(
+            out,
+            "| `{bucket}` | object store | | {}, {}, full: refuses new | {} |",
+            storage(o.storage),
+            size(o.max_bytes),
+            doc(o.description.as_deref().unwrap_or(""))
+        );
+    }
     out
 }
 

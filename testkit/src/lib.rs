@@ -423,9 +423,7 @@ impl Mesh {
                 let config = soulchat_profile::Config { redis_url: self.options.redis_url.clone() };
                 self.worker_future::<soulchat_profile::Profiles>(role, config, connect, token)
             }
-            Role::Chat => {
-                self.worker_future::<soulchat_chat::Chat>(role, self.options.chat.clone(), connect, token)
-            }
+            Role::Chat => self.worker_future::<soulchat_chat::Chat>(role, self.options.chat.clone(), connect, token),
             Role::Notification => {
                 let config = self.options.notification.clone();
                 self.worker_future::<soulchat_notification::Notifications>(role, config, connect, token)

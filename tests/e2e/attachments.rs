@@ -79,10 +79,14 @@ async fn attachments_are_uploaded_sent_read_by_members_and_deleted_with_their_me
     let body = json!({"client_id": "img-1", "kind": "image", "attachment_id": image, "metadata": {"w": "1"}});
     let sent = mesh.api.post(&path, Some(&alice), body).await;
     assert_eq!(sent.status, 201, "{:?}", sent.body);
-    assert_eq!((sent.body["message"]["attachment_id"].as_str(), &sent.body["message"]["url"]), (Some(&*image), &json!(null)));
+    assert_eq!(
+        (sent.body["message"]["attachment_id"].as_str(), &sent.body["message"]["url"]),
+        (Some(&*image), &json!(null))
+    );
     let image_seq = sent.body["message"]["seq"].as_i64().unwrap();
     let mut alice_ws = Socket::connect(&mesh.api.base, &alice).await;
-    let frame = json!({"type": "send", "conversation_id": id, "client_id": "file-1", "kind": "file", "attachment_id": file});
+    let frame =
+        json!({"type": "send", "conversation_id": id, "client_id": "file-1", "kind": "file", "attachment_id": file});
     alice_ws.send(frame).await;
     let ack = alice_ws.next_of("ack").await;
     assert_eq!(ack["message"]["attachment_id"].as_str(), Some(&*file), "{ack:?}");
@@ -113,7 +117,10 @@ async fn attachments_are_uploaded_sent_read_by_members_and_deleted_with_their_me
 
     // Sends that may not carry it.
     for (body, field) in [
-        (json!({"client_id": "x-1", "kind": "image", "attachment_id": image, "url": "https://cdn.example/a.png"}), "attachment_id"),
+        (
+            json!({"client_id": "x-1", "kind": "image", "attachment_id": image, "url": "https://cdn.example/a.png"}),
+            "attachment_id",
+        ),
         (json!({"client_id": "x-2", "kind": "text", "content": "hi", "attachment_id": image}), "attachment_id"),
         (json!({"client_id": "x-3", "kind": "file", "attachment_id": "a.b"}), "attachment_id"),
         (json!({"client_id": "x-4", "kind": "file"}), "url"),

@@ -3,8 +3,8 @@
 
 mod abuse;
 mod account_flows;
-mod attachments;
 mod accounts;
+mod attachments;
 mod audit;
 mod blocking;
 mod broker;

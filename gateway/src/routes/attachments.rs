@@ -180,7 +180,10 @@ pub async fn download(
     };
     if info.metadata.get(ATTACHMENT_UPLOADER).is_none_or(|u| u != auth.id()) {
         let ctx = ctx.with_user(auth.id());
-        state.caller.call::<chat::AttachmentAccess>(&ctx, &cm::AttachmentAccessRequest { attachment_id: id.clone() }).await?;
+        state
+            .caller
+            .call::<chat::AttachmentAccess>(&ctx, &cm::AttachmentAccessRequest { attachment_id: id.clone() })
+            .await?;
     }
     let size = info.size as u64;
     let range = match headers.get(header::RANGE) {
@@ -210,7 +213,10 @@ pub async fn download(
     out.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     out.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     out.insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-cache"));
-    out.insert(header::CONTENT_DISPOSITION, disposition(info.metadata.get(ATTACHMENT_NAME).map_or("attachment", String::as_str)));
+    out.insert(
+        header::CONTENT_DISPOSITION,
+        disposition(info.metadata.get(ATTACHMENT_NAME).map_or("attachment", String::as_str)),
+    );
     if let Some((start, end)) = range {
         *response.status_mut() = StatusCode::PARTIAL_CONTENT;
         let value = HeaderValue::from_str(&format!("bytes {start}-{end}/{size}")).expect("digits are a header value");
@@ -228,7 +234,11 @@ fn content_type(info: &ObjectInfo) -> HeaderValue {
 
 /// 416 with the size, as RFC 9110 asks.
 fn unsatisfiable(size: u64) -> Response {
-    let e = ServiceError::new(ErrorCode::RangeNotSatisfiable, "range", &format!("is not one range of bytes within 0-{size}"));
+    let e = ServiceError::new(
+        ErrorCode::RangeNotSatisfiable,
+        "range",
+        &format!("is not one range of bytes within 0-{size}"),
+    );
     let mut response = ApiError(e).into_response();
     let value = HeaderValue::from_str(&format!("bytes */{size}")).expect("digits are a header value");
     response.headers_mut().insert(header::CONTENT_RANGE, value);
@@ -245,7 +255,8 @@ fn byte_range(value: &str, size: u64) -> Option<(u64, u64)> {
         (size.saturating_sub(suffix), size.checked_sub(1)?)
     } else {
         let start: u64 = first.parse().ok()?;
-        let end = if last.is_empty() { size.checked_sub(1)? } else { last.parse::<u64>().ok()?.min(size.checked_sub(1)?) };
+        let end =
+            if last.is_empty() { size.checked_sub(1)? } else { last.parse::<u64>().ok()?.min(size.checked_sub(1)?) };
         (start, end)
     };
     (start <= end && end < size).then_some((start, end))

@@ -80,7 +80,12 @@ impl Service for Chat {
         let store = store::Store::new(ctx.db.clone(), relay);
         ctx.spawn(retention::spawn(store.clone(), config.event_retention, ctx.shutdown()));
         let attachments = ctx.js.get_object_store(streams::ATTACHMENTS_BUCKET).await?;
-        ctx.spawn(attachments::spawn_sweep(store.clone(), attachments.clone(), config.attachment_unused, ctx.shutdown()));
+        ctx.spawn(attachments::spawn_sweep(
+            store.clone(),
+            attachments.clone(),
+            config.attachment_unused,
+            ctx.shutdown(),
+        ));
         let committer = committer::Committer::spawn(store.clone(), ctx)?;
         let chat = Arc::new(Chat { store, committer, caller: ctx.caller.clone(), attachments });
         ctx.consume(chat::USER_DELETED, chat.clone());

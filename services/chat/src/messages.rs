@@ -11,11 +11,11 @@ use soulchat_subjects::error::Validation;
 use soulchat_subjects::proto::common::v1::Empty;
 use soulchat_subjects::time::now_ms;
 
-use crate::{Chat, attachments};
 use crate::access::{self, Role};
 use crate::log;
 use crate::store::{MessageRow, Store};
 use crate::validate;
+use crate::{Chat, attachments};
 
 fn message_not_found() -> ServiceError {
     ServiceError::not_found("message")

@@ -547,7 +547,51 @@ async fn search_finds_members_messages_best_first(backend: Backend) {
     t.mesh.shutdown().await;
 }
 
+/// Only members of a conversation where an attachment was sent may read it; only its uploader
+/// may send it; it goes with the last message that carried it.
+async fn attachment_access_follows_the_messages_that_carry_it(backend: Backend) {
+    let t = Chat::start(backend).await;
+    let (alice, bob, eve) = (user(), user(), user());
+    let ours = t.group(&alice, &[&bob]).await.id;
+    // Stored as the gateway stores an upload: named by its id, the uploader in its metadata.
+    let gateway = t.mesh.client_as(soulchat_subjects::broker::Identity::Gateway).await;
+    let store = jetstream::new(gateway).get_object_store(streams::ATTACHMENTS_BUCKET).await.unwrap();
+    let id = user();
+    let meta = async_nats::jetstream::object_store::ObjectMetadata {
+        name: id.clone(),
+        metadata: HashMap::from([(streams::ATTACHMENT_UPLOADER.to_owned(), alice.clone())]),
+        ..Default::default()
+    };
+    store.put(meta, &mut &b"bytes"[..]).await.unwrap();
+    let access = || AttachmentAccessRequest { attachment_id: id.clone() };
+    let image = |client_id: &str| SendRequest {
+        conversation_id: ours.clone(),
+        client_id: client_id.into(),
+        kind: "image".into(),
+        attachment_id: Some(id.clone()),
+        ..Default::default()
+    };
+
+    assert_eq!(t.code::<chat::AttachmentAccess>(&bob, access()).await, 404, "not sent yet");
+    let error = t.call::<chat::Send>(&bob, image("b-1")).await.unwrap_err();
+    assert_eq!((error.code.as_u16(), error.fields["attachment_id"][0].as_str()), (422, "not found"));
+    let first = t.ok::<chat::Send>(&alice, image("a-1")).await.message.unwrap();
+    assert_eq!(first.attachment_id.as_deref(), Some(id.as_str()));
+    let second = t.ok::<chat::Send>(&alice, image("a-2")).await.message.unwrap();
+    t.ok::<chat::AttachmentAccess>(&bob, access()).await;
+    assert_eq!(t.code::<chat::AttachmentAccess>(&eve, access()).await, 404);
+
+    t.ok::<chat::DeleteMessage>(&alice, DeleteMessageRequest { conversation_id: ours.clone(), seq: first.seq }).await;
+    t.ok::<chat::AttachmentAccess>(&bob, access()).await;
+    assert!(!store.info(&id).await.unwrap().deleted, "the second message still carries it");
+    t.ok::<chat::DeleteMessage>(&alice, DeleteMessageRequest { conversation_id: ours.clone(), seq: second.seq }).await;
+    assert_eq!(t.code::<chat::AttachmentAccess>(&bob, access()).await, 404);
+    assert!(store.info(&id).await.unwrap().deleted, "gone with the last message");
+    t.mesh.shutdown().await;
+}
+
 each_backend!(
+    attachment_access_follows_the_messages_that_carry_it,
     search_finds_members_messages_best_first,
     direct_conversations_are_one_per_pair,
     group_roles_and_permissions,

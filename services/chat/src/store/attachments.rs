@@ -36,8 +36,8 @@ impl Store {
         if r.fetch_optional(shown).await?.is_some() {
             return Ok(AttachmentUse::Shown);
         }
-        let sent = sqlx::query_as::<_, (i64,)>("SELECT seq FROM messages WHERE attachment_id = ? LIMIT 1")
-            .bind(attachment_id);
+        let sent =
+            sqlx::query_as::<_, (i64,)>("SELECT seq FROM messages WHERE attachment_id = ? LIMIT 1").bind(attachment_id);
         Ok(if r.fetch_optional(sent).await?.is_some() { AttachmentUse::Released } else { AttachmentUse::Unsent })
     }
 }
