@@ -3,6 +3,7 @@ import type { Conversation, Message } from './api';
 import { Icon } from './icons';
 import {
   addMember,
+  attachmentUrl,
   deleteMessage,
   describe,
   discard,
@@ -15,6 +16,7 @@ import {
   reportMessage,
   retry,
   send,
+  sendFile,
   setRole,
   sortedMessages,
   state,
@@ -148,7 +150,7 @@ function MessageList({ c }: { c: Conversation }) {
       {t.pending.map((p) => (
         <li key={p.client_id} class={`msg mine ${p.status}`} data-status={p.status}>
           <div class="bubble">
-            <MessageBody kind={p.kind} content={p.content} url={p.url} metadata={p.metadata} />
+            <MessageBody kind={p.kind} content={p.content} url={p.url} attachment_id={p.attachment_id} metadata={p.metadata} />
           </div>
           <div class="meta">
             {p.status === 'sending' ? (
@@ -171,7 +173,46 @@ function MessageList({ c }: { c: Conversation }) {
   );
 }
 
-function MessageBody(props: { kind: string; content: string; url?: string | null; metadata?: Record<string, string> }) {
+function MessageBody(props: {
+  kind: string;
+  content: string;
+  url?: string | null;
+  attachment_id?: string | null;
+  metadata?: Record<string, string>;
+}) {
+  const [fetched, setFetched] = useState<string | null>(null);
+  useEffect(() => {
+    if (!props.attachment_id) return;
+    let live = true;
+    attachmentUrl(props.attachment_id).then(
+      (u) => live && setFetched(u),
+      () => {},
+    );
+    return () => {
+      live = false;
+    };
+  }, [props.attachment_id]);
+  if (props.attachment_id) {
+    // An upload: its bytes need the token, so they come as an object URL once fetched.
+    const name = props.metadata?.name || 'attachment';
+    return (
+      <>
+        {props.kind === 'image' ? (
+          fetched ? (
+            <img class="image" src={fetched} alt={name} />
+          ) : (
+            <span class="muted">Loading {name}…</span>
+          )
+        ) : (
+          <a class="file" href={fetched ?? undefined} download={name} aria-disabled={!fetched}>
+            <Icon name="clip" /> {name}
+            {props.metadata?.size && <small class="muted"> ({props.metadata.size})</small>}
+          </a>
+        )}
+        {props.content && <p>{props.content}</p>}
+      </>
+    );
+  }
   if (props.kind === 'image' && props.url) {
     return (
       <>
@@ -255,7 +296,7 @@ function MessageItem(props: {
             </button>
           </form>
         ) : (
-          <MessageBody kind={m.kind} content={m.content} url={m.url} metadata={m.metadata} />
+          <MessageBody kind={m.kind} content={m.content} url={m.url} attachment_id={m.attachment_id} metadata={m.metadata} />
         )}
       </div>
       <div class="meta">
@@ -337,13 +378,18 @@ function Composer({ c }: { c: Conversation }) {
   const [kind, setKind] = useState<'image' | 'file'>('image');
   const [url, setUrl] = useState('');
   const [name, setName] = useState('');
+  const [file, setFile] = useState<File | null>(null);
   const [, force] = useState(0);
   const reply = replyTo && replyTo.conversation_id === c.id ? replyTo : null;
 
   function submit(e: Event) {
     e.preventDefault();
     const content = text.trim();
-    if (attach) {
+    if (attach && file) {
+      void sendFile(c.id, file, content, reply?.seq ?? null);
+      setFile(null);
+      setAttach(false);
+    } else if (attach) {
       if (!/^https:\/\//.test(url.trim())) {
         toast('The attachment URL must start with https://');
         return;
@@ -393,7 +439,11 @@ function Composer({ c }: { c: Conversation }) {
           </label>
           <label class="grow">
             Attachment URL
-            <input type="url" placeholder="https://…" value={url} onInput={(e) => setUrl(e.currentTarget.value)} required />
+            <input type="url" placeholder="https://…" value={url} onInput={(e) => setUrl(e.currentTarget.value)} required={!file} />
+          </label>
+          <label>
+            Or upload
+            <input type="file" onChange={(e) => setFile(e.currentTarget.files?.[0] ?? null)} />
           </label>
           <label>
             File name

@@ -20,6 +20,7 @@ type UserEnvelope = Schemas['UserEnvelope'];
 type ProfileEnvelope = Schemas['ProfileEnvelope'];
 type ConversationEnvelope = Schemas['ConversationEnvelope'];
 type MessageEnvelope = Schemas['MessageEnvelope'];
+export type Attachment = Schemas['AttachmentView'];
 
 export class ApiError extends Error {
   constructor(
@@ -118,14 +119,23 @@ function withLock<T>(f: () => Promise<T>): Promise<T> {
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 export async function api<T = unknown>(method: Method, path: string, body?: unknown, auth = true): Promise<T> {
+  const res = await request(method, path, body, auth);
+  if (res.status === 204) return undefined as T;
+  return (await res.json().catch(() => ({}))) as T;
+}
+
+/** The answer to a call, once the session was renewed if need be; an error status throws. A
+ * `Blob` body goes as it is (an upload), with its own type; anything else as JSON. */
+async function request(method: Method, path: string, body?: unknown, auth = true): Promise<Response> {
   for (let attempt = 0; ; attempt++) {
     const token = session?.token;
     const headers: Record<string, string> = {};
-    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    const raw = body instanceof Blob;
+    if (body !== undefined) headers['Content-Type'] = raw ? body.type || 'application/octet-stream' : 'application/json';
     if (auth && token) headers.Authorization = `Token ${token}`;
     let res: Response;
     try {
-      res = await fetch(`/api${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      res = await fetch(`/api${path}`, { method, headers, body: raw ? body : body === undefined ? undefined : JSON.stringify(body) });
     } catch {
       throw new ApiError(0, { network: ['is unreachable'] });
     }
@@ -135,10 +145,11 @@ export async function api<T = unknown>(method: Method, path: string, body?: unkn
       onEnded('Your session has ended. Please log in again.');
       throw new ApiError(401, { session: ['has ended'] });
     }
-    if (res.status === 204) return undefined as T;
-    const data = await res.json().catch(() => ({}));
-    if (!res.ok) throw new ApiError(res.status, (data as { errors?: Record<string, string[]> }).errors ?? {});
-    return data as T;
+    if (!res.ok) {
+      const data = await res.json().catch(() => ({}));
+      throw new ApiError(res.status, (data as { errors?: Record<string, string[]> }).errors ?? {});
+    }
+    return res;
   }
 }
 
@@ -195,6 +206,9 @@ export const Api = {
   reports: () => api<Schemas['ReportList']>('GET', '/admin/reports?limit=100'),
   resolveReport: (id: string, body: Schemas['ResolveBody']) =>
     api<Schemas['ReportEnvelope']>('POST', `/admin/reports/${enc(id)}/resolve`, body),
+  upload: (file: File) => api<Schemas['AttachmentEnvelope']>('POST', `/attachments?name=${enc(file.name)}`, file),
+  /** An attachment's bytes: fetched with the token (an `<img src>` could not send it). */
+  attachment: async (id: string) => (await request('GET', `/attachments/${enc(id)}`)).blob(),
   markRead: (id: string, seq: number) => api<void>('POST', `/conversations/${enc(id)}/read`, { seq }),
   ticket: () => api<Schemas['TicketView']>('POST', '/ws/ticket'),
   notifications: () =>

@@ -30,6 +30,7 @@ export interface Pending {
   content: string;
   kind: string;
   url?: string;
+  attachment_id?: string;
   metadata?: Record<string, string>;
   reply_to: number | null;
   status: 'sending' | 'failed';
@@ -359,12 +360,17 @@ export async function loadOlder(id: string, first = false) {
   }
 }
 
-export function send(id: string, content: string, opts: { kind?: string; url?: string; metadata?: Record<string, string>; reply_to?: number | null } = {}) {
+export function send(
+  id: string,
+  content: string,
+  opts: { kind?: string; url?: string; attachment_id?: string; metadata?: Record<string, string>; reply_to?: number | null } = {},
+) {
   const p: Pending = {
     client_id: newClientId(),
     content,
     kind: opts.kind ?? 'text',
     url: opts.url,
+    attachment_id: opts.attachment_id,
     metadata: opts.metadata,
     reply_to: opts.reply_to ?? null,
     status: 'sending',
@@ -373,6 +379,31 @@ export function send(id: string, content: string, opts: { kind?: string; url?: s
   thread(id).pending.push(p);
   emit();
   void deliver(id, p);
+}
+
+/** Uploads a file, then sends it as an image (when the server found one) or a file message. */
+export async function sendFile(id: string, file: File, content: string, reply_to: number | null) {
+  try {
+    const { attachment } = await Api.upload(file);
+    const kind = attachment.content_type.startsWith('image/') ? 'image' : 'file';
+    const metadata = { name: attachment.name, size: `${attachment.size} bytes`, type: attachment.content_type };
+    send(id, content, { kind, attachment_id: attachment.id, metadata, reply_to });
+  } catch (e) {
+    toast(`Could not upload ${file.name}: ${describe(e)}`);
+  }
+}
+
+/** Object URLs of the attachments fetched so far, by id: each is fetched once. */
+const attachmentUrls = new Map<string, Promise<string>>();
+
+export function attachmentUrl(attachmentId: string): Promise<string> {
+  let url = attachmentUrls.get(attachmentId);
+  if (!url) {
+    url = Api.attachment(attachmentId).then((blob) => URL.createObjectURL(blob));
+    url.catch(() => attachmentUrls.delete(attachmentId));
+    attachmentUrls.set(attachmentId, url);
+  }
+  return url;
 }
 
 export function retry(id: string, clientId: string) {
@@ -396,6 +427,7 @@ async function deliver(id: string, p: Pending) {
     const body: Parameters<typeof Api.send>[1] = { client_id: p.client_id, content: p.content, kind: p.kind };
     if (p.reply_to != null) body.reply_to = p.reply_to;
     if (p.url) body.url = p.url;
+    if (p.attachment_id) body.attachment_id = p.attachment_id;
     if (p.metadata) body.metadata = p.metadata;
     const { message } = await Api.send(id, body);
     applyMessage(message);

@@ -8,7 +8,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 
@@ -16,6 +16,8 @@ const BASE = (process.env.SOULCHAT_WEB_URL ?? 'http://127.0.0.1:8080').replace(/
 const ARTIFACTS = fileURLToPath(new URL('../test-artifacts/', import.meta.url));
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const TIMEOUT = 15_000;
+// A real 1x1 PNG, for an upload.
+const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGP4z8DwHwAFAAH/iZk9HQAAAABJRU5ErkJggg==';
 const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 5)}`;
 const names = { alice: `alice_${run}`, bob: `bob_${run}`, carol: `carol_${run}` };
 
@@ -328,6 +330,25 @@ async function features() {
   await dave.getByLabel('Message', { exact: true }).fill('a cat');
   await button(dave, 'Send').click();
   await messages(erin).getByRole('img', { name: 'cat.png' }).waitFor({ timeout: TIMEOUT });
+
+  // Uploads: an image shown inline (its bytes fetched with the token), a file as a download.
+  await button(dave, 'Attach by URL').click();
+  await dave.getByLabel('Or upload', { exact: true }).setInputFiles({ name: 'dot.png', mimeType: 'image/png', buffer: Buffer.from(PNG, 'base64') });
+  await button(dave, 'Send').click();
+  const dot = messages(erin).getByRole('img', { name: 'dot.png' });
+  await dot.waitFor({ timeout: TIMEOUT });
+  await eventually(async () => (await dot.evaluate((img) => img.complete && img.naturalWidth)) === 1, 'the uploaded image loads for erin');
+  await button(dave, 'Attach by URL').click();
+  await dave.getByLabel('Or upload', { exact: true }).setInputFiles({ name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('notes from dave') });
+  await dave.getByLabel('Message', { exact: true }).fill('my notes');
+  await button(dave, 'Send').click();
+  const notes = messages(erin).getByRole('link', { name: /notes\.txt/ });
+  await notes.waitFor({ timeout: TIMEOUT });
+  await eventually(async () => (await notes.getAttribute('href'))?.startsWith('blob:'), 'the file link is ready');
+  const [download] = await Promise.all([erin.waitForEvent('download'), notes.click()]);
+  assert.equal(download.suggestedFilename(), 'notes.txt');
+  assert.equal(readFileSync(await download.path(), 'utf8'), 'notes from dave');
+  await screenshot(erin, 'erin-attachments');
 
   // A failed send shows, and its retry sends it once.
   let refused = false;
