@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use serde_json::json;
 use soulchat_testkit::{Backend, Mesh, Options, Socket, each_backend};
 
@@ -156,7 +157,7 @@ async fn attachments_over_the_size_limit_are_refused() {
 }
 
 #[tokio::test]
-async fn unsent_attachments_are_swept_and_sent_ones_stay() {
+async fn unsent_attachments_and_cut_off_chunks_are_swept_and_sent_ones_stay() {
     let mut options = Options::new(Backend::Sqlite);
     options.chat.attachment_unused = Duration::from_secs(1);
     let mesh = Mesh::start_with(options).await;
@@ -169,8 +170,29 @@ async fn unsent_attachments_are_swept_and_sent_ones_stay() {
     let body = json!({"client_id": "f-1", "kind": "file", "attachment_id": sent});
     assert_eq!(mesh.api.post(&format!("/api/conversations/{id}/messages"), Some(&alice), body).await.status, 201);
 
+    // The chunks of an upload cut off: no object names them.
+    let js = async_nats::jetstream::new(mesh.client().await);
+    let orphan = "$O.soulchat_attachments.C.cutoffupload";
+    js.publish(orphan, "half an upload".into()).await.unwrap().await.unwrap();
+
     eventually(&mesh, &format!("/api/attachments/{unsent}"), &alice, 404).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stream = js.get_stream("OBJ_soulchat_attachments").await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let subjects: Vec<String> = stream
+            .info_with_subjects("$O.soulchat_attachments.C.>")
+            .await
+            .unwrap()
+            .map(|s| s.unwrap().0)
+            .collect()
+            .await;
+        if !subjects.iter().any(|s| s == orphan) {
+            assert_eq!(subjects.len(), 1, "the sent attachment's chunks stay: {subjects:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the orphaned chunks are still there");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert_eq!(mesh.api.download(&format!("/api/attachments/{sent}"), &alice, &[]).await.0, 200);
     mesh.shutdown().await;
 }

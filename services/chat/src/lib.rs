@@ -7,8 +7,9 @@
 //! (`Nats-Msg-Id=<conversation_id>:<seq>`, with the recipients filled in) for the gateways to
 //! deliver; [`retention`] deletes events older than resume is asked for. Sends are
 //! group-committed ([`committer`]); [`search`] reads a full-text index the same transactions keep;
-//! image and file messages may carry uploads, whose lifecycle is the worker's ([`attachments`]). Users are known by id only; the gateway
-//! maps usernames both ways. A deleted account leaves every conversation ([`events`]).
+//! image and file messages may carry uploads, whose lifecycle is the worker's ([`attachments`]).
+//! Users are known by id only; the gateway maps usernames both ways. A deleted account leaves
+//! every conversation ([`events`]).
 //!
 //! Blocks belong to the profile worker; the chat worker keeps a copy from its
 //! `profile.block_changed` events ([`events`]) rather than asking for each send, so the check
@@ -35,7 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use soulchat_runtime::{Context, Endpoints, Migrations, Service};
-use soulchat_subjects::{ServiceDef, chat, streams};
+use soulchat_subjects::{ServiceDef, broker, chat, streams};
 
 static MIGRATIONS: Migrations = Migrations {
     sqlite: sqlx::migrate!("../../migrations/chat/sqlite"),
@@ -79,13 +80,12 @@ impl Service for Chat {
         let relay = ctx.relay("chat-relay", relay::EventLog)?;
         let store = store::Store::new(ctx.db.clone(), relay);
         ctx.spawn(retention::spawn(store.clone(), config.event_retention, ctx.shutdown()));
-        let attachments = ctx.js.get_object_store(streams::ATTACHMENTS_BUCKET).await?;
-        ctx.spawn(attachments::spawn_sweep(
-            store.clone(),
-            attachments.clone(),
-            config.attachment_unused,
-            ctx.shutdown(),
-        ));
+        let bucket = attachments::Bucket {
+            objects: ctx.js.get_object_store(streams::ATTACHMENTS_BUCKET).await?,
+            stream: ctx.js.get_stream(broker::object_stream(streams::ATTACHMENTS_BUCKET)).await?,
+        };
+        let attachments = bucket.objects.clone();
+        ctx.spawn(attachments::spawn_sweep(store.clone(), bucket, config.attachment_unused, ctx.shutdown()));
         let committer = committer::Committer::spawn(store.clone(), ctx)?;
         let chat = Arc::new(Chat { store, committer, caller: ctx.caller.clone(), attachments });
         ctx.consume(chat::USER_DELETED, chat.clone());
