@@ -17,7 +17,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::state::AppState;
 
-const POLICY: &str = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' https: data:; \
+/// `blob:` images are uploads, fetched with the token and shown from memory.
+const POLICY: &str = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' https: data: blob:; \
     style-src 'self'; script-src 'self'; worker-src 'self'; manifest-src 'self'; object-src 'none'; \
     base-uri 'self'; form-action 'self'; frame-ancestors 'none'";
 
