@@ -25,7 +25,7 @@ use crate::error::ApiError;
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// How long a body may take when the server set no [`BodyTimeout`](crate::server::BodyTimeout).
-const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct JsonBody<T>(pub T);
 

@@ -22,6 +22,8 @@ pub enum ErrorCode {
     /// Known, but not allowed.
     Forbidden = 403,
     NotFound = 404,
+    /// A body that stopped arriving.
+    RequestTimeout = 408,
     /// Taken, or in a state that refuses the change.
     Conflict = 409,
     PayloadTooLarge = 413,
@@ -39,11 +41,12 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    const ALL: [ErrorCode; 12] = [
+    const ALL: [ErrorCode; 13] = [
         ErrorCode::BadRequest,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
         ErrorCode::NotFound,
+        ErrorCode::RequestTimeout,
         ErrorCode::Conflict,
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::json;
 use soulchat_testkit::{Backend, Mesh, Options, Socket, each_backend};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{PASSWORD, token};
 
@@ -144,15 +145,29 @@ async fn attachments_are_uploaded_sent_read_by_members_and_deleted_with_their_me
 }
 
 #[tokio::test]
-async fn attachments_over_the_size_limit_are_refused() {
+async fn attachments_over_the_size_limit_or_too_slow_are_refused() {
     let mut options = Options::new(Backend::Sqlite);
     options.attachment_max_bytes = 1000;
+    options.connections.body_timeout = Duration::from_secs(1);
     let mesh = Mesh::start_with(options).await;
     let alice = token(&mesh.api.register("alice", PASSWORD).await);
     let fits = mesh.api.upload("/api/attachments?name=a.bin", &alice, "application/octet-stream", vec![7; 1000]).await;
     assert_eq!((fits.status, fits.body["attachment"]["size"].as_u64()), (201, Some(1000)));
     let over = mesh.api.upload("/api/attachments?name=b.bin", &alice, "application/octet-stream", vec![7; 1001]).await;
     assert_eq!((over.status, over.error("body")), (413, Some("is too large (maximum is 1000 bytes)")));
+
+    // A body that stops arriving: 408, the connection let go.
+    let address = mesh.api.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    let head = format!(
+        "POST /api/attachments?name=slow.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Token {alice}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: 900\r\n\r\nonly the start"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut answer)).await.unwrap().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("did not arrive in time"), "{answer}");
     mesh.shutdown().await;
 }
 

@@ -8,11 +8,12 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use async_nats::jetstream::object_store::{InfoErrorKind, ObjectInfo, ObjectMetadata};
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
@@ -20,11 +21,13 @@ use soulchat_subjects::chat::{self, messages as cm};
 use soulchat_subjects::streams::{ATTACHMENT_NAME, ATTACHMENT_TYPE, ATTACHMENT_UPLOADER};
 use soulchat_subjects::{ErrorCode, ServiceError};
 use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
+use tokio::time::{Instant, Sleep};
 use tokio_util::io::{ReaderStream, StreamReader};
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Meta, Paging, Path};
+use crate::extract::{DEFAULT_BODY_TIMEOUT, Meta, Paging, Path};
+use crate::server::BodyTimeout;
 use crate::state::AppState;
 use crate::views::chat::{AttachmentEnvelope, AttachmentView};
 
@@ -48,6 +51,7 @@ fn too_large(max: u64) -> ApiError {
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file's bytes, with their `Content-Type` (a declared `image/*` must be one)."),
     responses(
         (status = 201, description = "Stored; send it in an image or file message as `attachment_id`. Deleted if not sent within a day.", body = AttachmentEnvelope),
+        (status = 408, description = "The bytes stopped arriving for `SOULCHAT_HTTP_BODY_TIMEOUT`."),
         (status = 413, description = "Over `SOULCHAT_ATTACHMENT_MAX_BYTES` (25 MiB by default)."),
         (status = 422, description = "No usable `name`, or a declared image that is not one."),
     ))]
@@ -55,6 +59,7 @@ pub async fn upload(
     State(state): State<AppState>,
     auth: AuthUser,
     paging: Paging,
+    timeout: Option<Extension<BodyTimeout>>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<AttachmentEnvelope>)> {
@@ -71,10 +76,14 @@ pub async fn upload(
         .map(|v| v.trim().to_ascii_lowercase())
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| "application/octet-stream".to_owned());
+    let gap = timeout.map_or(DEFAULT_BODY_TIMEOUT, |Extension(BodyTimeout(t))| t);
     let mut body = Capped {
         inner: StreamReader::new(body.into_data_stream().map_err(std::io::Error::other)),
         left: max,
         over: false,
+        gap,
+        stall: Box::pin(tokio::time::sleep(gap)),
+        stalled: false,
     };
     let mut head = Vec::new();
     (&mut body).take(SNIFF_BYTES).read_to_end(&mut head).await.map_err(|e| read_failed(&body, max, e))?;
@@ -99,6 +108,7 @@ pub async fn upload(
     let info = match stored {
         Ok(info) => info,
         Err(_) if body.over => return Err(too_large(max)),
+        Err(_) if body.stalled => return Err(timed_out()),
         Err(e) => {
             tracing::warn!("storing an attachment: {e}");
             return Err(ServiceError::unavailable().into());
@@ -112,9 +122,16 @@ pub async fn upload(
 fn read_failed<R>(body: &Capped<R>, max: u64, e: std::io::Error) -> ApiError {
     if body.over {
         too_large(max)
+    } else if body.stalled {
+        timed_out()
     } else {
         ServiceError::bad_request("body", &format!("could not be read ({e})")).into()
     }
+}
+
+/// As for any body that stops arriving (`SOULCHAT_HTTP_BODY_TIMEOUT`).
+fn timed_out() -> ApiError {
+    ServiceError::new(ErrorCode::RequestTimeout, "body", "did not arrive in time").into()
 }
 
 /// A file name as given, without any path: what `Content-Disposition` names on the way out.
@@ -132,17 +149,31 @@ fn file_name(name: Option<String>) -> Result<String, ServiceError> {
     }
 }
 
-/// Reads at most `left` bytes from `inner`; one more is an error, with `over` set.
+/// Reads at most `left` bytes from `inner`; one more is an error, with `over` set. Bytes that
+/// stop arriving for `gap` are an error too, with `stalled` set: an upload may take long, but a
+/// client that sends nothing must not hold the connection and the store's chunks.
 struct Capped<R> {
     inner: R,
     left: u64,
     over: bool,
+    gap: Duration,
+    stall: Pin<Box<Sleep>>,
+    stalled: bool,
 }
 
 impl<R: AsyncRead + Unpin> AsyncRead for Capped<R> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
-        std::task::ready!(Pin::new(&mut self.inner).poll_read(cx, buf))?;
+        let Poll::Ready(read) = Pin::new(&mut self.inner).poll_read(cx, buf) else {
+            if self.stall.as_mut().poll(cx).is_ready() {
+                self.stalled = true;
+                return Poll::Ready(Err(std::io::ErrorKind::TimedOut.into()));
+            }
+            return Poll::Pending;
+        };
+        read?;
+        let next = Instant::now() + self.gap;
+        self.stall.as_mut().reset(next);
         let read = (buf.filled().len() - before) as u64;
         if read > self.left {
             self.over = true;
