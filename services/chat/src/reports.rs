@@ -14,7 +14,7 @@ use soulchat_subjects::time::now_ms;
 use soulchat_subjects::user::{self, messages::SuspendRequest};
 
 use crate::store::{MessageRow, OPEN, ReportRow, Store};
-use crate::{Chat, access, messages, validate};
+use crate::{Chat, access, attachments, messages, validate};
 
 /// A report's reason, at most.
 const REASON_MAX: usize = 1000;
@@ -97,15 +97,20 @@ pub async fn resolve_report(chat: Arc<Chat>, ctx: RequestContext, req: ResolveRe
         chat.caller.call::<user::Suspend>(&ctx.call, &request).await?;
     }
     let mut tx = chat.store.db().begin().await?;
+    let mut released = None;
     if status == "deleted"
         && let Some(message) = Store::message(&mut tx, &found.conversation_id, found.seq).await?
     {
         messages::remove(&chat.store, &mut tx, &message, me).await?;
+        released = message.attachment_id;
     }
     Store::resolve_reports(&mut tx, &found.conversation_id, found.seq, status, now_ms(), me).await?;
     let resolved = Store::report(&mut tx, &found.id).await?.ok_or_else(|| ServiceError::not_found("report"))?;
     let report = view(&mut tx, &resolved).await?;
     tx.commit().await?;
+    if let Some(id) = released {
+        attachments::release(&chat, &id).await;
+    }
     Ok(ReportReply { report: Some(report) })
 }
 
