@@ -587,6 +587,22 @@ async fn attachment_access_follows_the_messages_that_carry_it(backend: Backend) 
     t.ok::<chat::DeleteMessage>(&alice, DeleteMessageRequest { conversation_id: ours.clone(), seq: second.seq }).await;
     assert_eq!(t.code::<chat::AttachmentAccess>(&bob, access()).await, 404);
     assert!(store.info(&id).await.unwrap().deleted, "gone with the last message");
+
+    // A report resolved by deleting the message takes the attachment with it too.
+    let reported = user();
+    let meta = async_nats::jetstream::object_store::ObjectMetadata {
+        name: reported.clone(),
+        metadata: HashMap::from([(streams::ATTACHMENT_UPLOADER.to_owned(), alice.clone())]),
+        ..Default::default()
+    };
+    store.put(meta, &mut &b"again"[..]).await.unwrap();
+    let third = SendRequest { attachment_id: Some(reported.clone()), ..image("a-3") };
+    let third = t.ok::<chat::Send>(&alice, third).await.message.unwrap();
+    let report = ReportRequest { conversation_id: ours.clone(), seq: third.seq, reason: "spam".into() };
+    let report = t.ok::<chat::Report>(&bob, report).await.report.unwrap();
+    let resolve = ResolveReportRequest { id: report.id, action: "delete".into(), ..Default::default() };
+    t.ok::<chat::ResolveReport>(&eve, resolve).await;
+    assert!(store.info(&reported).await.unwrap().deleted, "gone with the reported message");
     t.mesh.shutdown().await;
 }
 
