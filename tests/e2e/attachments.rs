@@ -126,6 +126,7 @@ async fn attachments_are_uploaded_sent_read_by_members_and_deleted_with_their_me
         (json!({"client_id": "x-2", "kind": "text", "content": "hi", "attachment_id": image}), "attachment_id"),
         (json!({"client_id": "x-3", "kind": "file", "attachment_id": "a.b"}), "attachment_id"),
         (json!({"client_id": "x-4", "kind": "file"}), "url"),
+        (json!({"client_id": "x-5", "kind": "image", "attachment_id": file}), "attachment_id"),
     ] {
         let refused = mesh.api.post(&path, Some(&alice), body.clone()).await;
         assert_eq!((refused.status, refused.error(field).is_some()), (422, true), "{body}: {:?}", refused.body);

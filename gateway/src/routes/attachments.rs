@@ -74,7 +74,7 @@ pub async fn upload(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
         .map(|v| v.trim().to_ascii_lowercase())
-        .filter(|v| !v.is_empty())
+        .filter(|v| is_media_type(v))
         .unwrap_or_else(|| "application/octet-stream".to_owned());
     let gap = timeout.map_or(DEFAULT_BODY_TIMEOUT, |Extension(BodyTimeout(t))| t);
     let mut body = Capped {
@@ -132,6 +132,12 @@ fn read_failed<R>(body: &Capped<R>, max: u64, e: std::io::Error) -> ApiError {
 /// As for any body that stops arriving (`SOULCHAT_HTTP_BODY_TIMEOUT`).
 fn timed_out() -> ApiError {
     ServiceError::new(ErrorCode::RequestTimeout, "body", "did not arrive in time").into()
+}
+
+/// `type/subtype` of RFC 6838's characters: what is served back as `Content-Type` must be one.
+fn is_media_type(value: &str) -> bool {
+    let token = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b));
+    value.split_once('/').is_some_and(|(kind, sub)| token(kind) && token(sub))
 }
 
 /// A file name as given, without any path: what `Content-Disposition` names on the way out.
@@ -332,6 +338,14 @@ mod tests {
         assert_eq!(
             disposition("é\"x\r\n.png"),
             "attachment; filename=\"__x__.png\"; filename*=UTF-8''%C3%A9%22x%0D%0A.png"
+        );
+    }
+
+    #[test]
+    fn media_types_are_type_and_subtype() {
+        assert!(is_media_type("image/svg+xml") && is_media_type("application/vnd.ms-excel"));
+        assert!(
+            !is_media_type("text") && !is_media_type("text/") && !is_media_type("a/b c") && !is_media_type("a/b/c")
         );
     }
 

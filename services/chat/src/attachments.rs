@@ -23,7 +23,7 @@ use soulchat_runtime::{RequestContext, Result, pruner};
 use soulchat_subjects::ServiceError;
 use soulchat_subjects::chat::messages::AttachmentAccessRequest;
 use soulchat_subjects::proto::common::v1::Empty;
-use soulchat_subjects::streams::{ATTACHMENT_UPLOADER, ATTACHMENTS_BUCKET};
+use soulchat_subjects::streams::{ATTACHMENT_TYPE, ATTACHMENT_UPLOADER, ATTACHMENTS_BUCKET};
 use soulchat_subjects::time::now_ms;
 use tokio_util::sync::CancellationToken;
 
@@ -33,14 +33,22 @@ use crate::store::{AttachmentUse, Store};
 /// How long an upload may wait to be sent unless configured.
 pub const DEFAULT_UNUSED: Duration = Duration::from_secs(24 * 3600);
 
-/// Whether `attachment_id` is an upload of `user_id`'s that is still there.
-pub async fn uploaded_by(attachments: &ObjectStore, attachment_id: &str, user_id: &str) -> anyhow::Result<bool> {
+/// Checks that a message of `kind` may carry `attachment_id` for `user_id`: an upload of theirs
+/// that is still there, and an image (as sniffed) for an image message.
+pub async fn check_send(attachments: &ObjectStore, attachment_id: &str, user_id: &str, kind: &str) -> Result<()> {
     use async_nats::jetstream::object_store::InfoErrorKind;
-    match attachments.info(attachment_id).await {
-        Ok(info) => Ok(!info.deleted && info.metadata.get(ATTACHMENT_UPLOADER).is_some_and(|u| u == user_id)),
-        Err(e) if matches!(e.kind(), InfoErrorKind::NotFound | InfoErrorKind::InvalidName) => Ok(false),
-        Err(e) => Err(e.into()),
+    let info = match attachments.info(attachment_id).await {
+        Ok(info) if !info.deleted && info.metadata.get(ATTACHMENT_UPLOADER).is_some_and(|u| u == user_id) => info,
+        Ok(_) => return Err(ServiceError::invalid("attachment_id", "not found").into()),
+        Err(e) if matches!(e.kind(), InfoErrorKind::NotFound | InfoErrorKind::InvalidName) => {
+            return Err(ServiceError::invalid("attachment_id", "not found").into());
+        }
+        Err(e) => return Err(anyhow::Error::from(e).into()),
+    };
+    if kind == "image" && !info.metadata.get(ATTACHMENT_TYPE).is_some_and(|t| t.starts_with("image/")) {
+        return Err(ServiceError::invalid("attachment_id", "is not an image (send it as a file)").into());
     }
+    Ok(())
 }
 
 pub async fn access(chat: Arc<Chat>, ctx: RequestContext, req: AttachmentAccessRequest) -> Result<Empty> {

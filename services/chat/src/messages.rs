@@ -25,10 +25,8 @@ pub async fn send(chat: Arc<Chat>, ctx: RequestContext, mut req: SendRequest) ->
     let me = ctx.user_id()?.to_owned();
     validate::send(&mut req)?;
     req.client_id = req.client_id.trim().to_owned();
-    if let Some(id) = &req.attachment_id
-        && !attachments::uploaded_by(&chat.attachments, id, &me).await?
-    {
-        return Err(ServiceError::invalid("attachment_id", "not found").into());
+    if let Some(id) = &req.attachment_id {
+        attachments::check_send(&chat.attachments, id, &me, &req.kind).await?;
     }
     chat.committer.send(me, req).await
 }

@@ -559,7 +559,10 @@ async fn attachment_access_follows_the_messages_that_carry_it(backend: Backend) 
     let id = user();
     let meta = async_nats::jetstream::object_store::ObjectMetadata {
         name: id.clone(),
-        metadata: HashMap::from([(streams::ATTACHMENT_UPLOADER.to_owned(), alice.clone())]),
+        metadata: HashMap::from([
+            (streams::ATTACHMENT_UPLOADER.to_owned(), alice.clone()),
+            (streams::ATTACHMENT_TYPE.to_owned(), "image/png".to_owned()),
+        ]),
         ..Default::default()
     };
     store.put(meta, &mut &b"bytes"[..]).await.unwrap();
@@ -592,7 +595,10 @@ async fn attachment_access_follows_the_messages_that_carry_it(backend: Backend) 
     let reported = user();
     let meta = async_nats::jetstream::object_store::ObjectMetadata {
         name: reported.clone(),
-        metadata: HashMap::from([(streams::ATTACHMENT_UPLOADER.to_owned(), alice.clone())]),
+        metadata: HashMap::from([
+            (streams::ATTACHMENT_UPLOADER.to_owned(), alice.clone()),
+            (streams::ATTACHMENT_TYPE.to_owned(), "image/png".to_owned()),
+        ]),
         ..Default::default()
     };
     store.put(meta, &mut &b"again"[..]).await.unwrap();
