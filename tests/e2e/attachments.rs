@@ -157,8 +157,21 @@ async fn attachments_over_the_size_limit_or_too_slow_are_refused() {
     let over = mesh.api.upload("/api/attachments?name=b.bin", &alice, "application/octet-stream", vec![7; 1001]).await;
     assert_eq!((over.status, over.error("body")), (413, Some("is too large (maximum is 1000 bytes)")));
 
-    // A body that stops arriving: 408, the connection let go.
+    // Without a length up front, the stream is cut off at the limit.
     let address = mesh.api.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let chunk = "x".repeat(600);
+    let request = format!(
+        "POST /api/attachments?name=chunked.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Token {alice}\r\n\
+         Content-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+         258\r\n{chunk}\r\n258\r\n{chunk}\r\n0\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut answer)).await.unwrap().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+
+    // A body that stops arriving: 408, the connection let go.
     let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
     let head = format!(
         "POST /api/attachments?name=slow.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Token {alice}\r\n\
