@@ -51,14 +51,18 @@ crate::service! {
         ResolveReport = "resolve_report": ResolveReportRequest => ReportReply, by [Gateway];
         /// Whether the caller may read an attachment: one of their conversations carries it.
         AttachmentAccess = "attachment_access": AttachmentAccessRequest => Empty, by [Gateway];
+        /// Adds the caller's reaction to a message (idempotent); answers with the message.
+        AddReaction = "add_reaction": ReactionRequest => MessageReply, by [Gateway];
+        /// Removes the caller's reaction from a message (idempotent); answers with the message.
+        RemoveReaction = "remove_reaction": ReactionRequest => MessageReply, by [Gateway];
     }
 }
 
 crate::events! {
     STREAM = crate::streams::CHAT_STREAM;
-    /// Every committed conversation event (message created, edited or deleted; member added,
-    /// changed or removed; conversation created, updated or deleted), one subject per
-    /// conversation (`soulchat.chat.events.<conversation_id>`), in `seq` order.
+    /// Every committed conversation event (message created, edited or deleted; reaction added
+    /// or removed; member added, changed or removed; conversation created, updated or deleted),
+    /// one subject per conversation (`soulchat.chat.events.<conversation_id>`), in `seq` order.
     Committed = crate::streams::CHAT_SUBJECTS => ChatEvent;
 }
 

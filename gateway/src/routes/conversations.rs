@@ -268,7 +268,7 @@ pub async fn mark_read(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn path_seq(seq: &str) -> Result<i64, ServiceError> {
+pub(super) fn path_seq(seq: &str) -> Result<i64, ServiceError> {
     seq.parse::<i64>().map_err(|_| ServiceError::not_found("message"))
 }
 
@@ -296,7 +296,7 @@ async fn member(state: &AppState, ctx: &CallContext, reply: cm::MemberReply) -> 
     Ok(MemberEnvelope { member: MemberView::new(m, &names) })
 }
 
-async fn message(
+pub(super) async fn message(
     state: &AppState,
     ctx: &CallContext,
     reply: cm::MessageReply,

@@ -8,6 +8,7 @@ mod moderation;
 mod notifications;
 mod openapi;
 mod profiles;
+mod reactions;
 mod search;
 mod users;
 mod web;
@@ -116,6 +117,8 @@ fn routes(accounts: impl Fn(UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<
         .routes(routes!(moderation::suspend))
         .routes(routes!(attachments::upload))
         .routes(routes!(attachments::download))
+        .routes(routes!(reactions::add))
+        .routes(routes!(reactions::remove))
         .routes(no_store(routes!(crate::ws::ticket)))
         .routes(routes!(openapi::document))
         .route_layer(from_fn(edge::route_template))

@@ -32,6 +32,17 @@ pub struct MessageView {
     /// Image and file messages instead of `url`: the upload, at `/api/attachments/{id}`.
     #[schema(required = true)]
     pub attachment_id: Option<String>,
+    /// Each emoji used, in the order of first use; `me` is always false in live frames (one
+    /// frame serves every member: the `reaction` frames say who).
+    pub reactions: Vec<ReactionView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReactionView {
+    pub emoji: String,
+    pub count: u32,
+    /// Whether the caller is among those who used it.
+    pub me: bool,
 }
 
 impl MessageView {
@@ -50,6 +61,11 @@ impl MessageView {
             deleted: m.deleted,
             metadata: m.metadata,
             attachment_id: m.attachment_id,
+            reactions: m
+                .reactions
+                .into_iter()
+                .map(|r| ReactionView { emoji: r.emoji, count: r.count, me: r.me })
+                .collect(),
         }
     }
 }
@@ -232,6 +248,14 @@ pub struct EditBody {
     #[schema(required = true)]
     #[serde(default)]
     pub content: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ReactionBody {
+    /// One emoji (one grapheme cluster) or a `:shortcode:` of at most 32 characters.
+    #[schema(required = true)]
+    #[serde(default)]
+    pub emoji: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

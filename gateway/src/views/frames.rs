@@ -121,6 +121,9 @@ pub fn chat_event(event: ChatEvent, names: &Names) -> Bytes {
             ("conversation_updated", json!({"conversation": ConversationView::new(c, names)}))
         }
         Some(Event::ConversationDeleted(_)) => ("conversation_deleted", json!({})),
+        Some(Event::ReactionChanged(r)) => {
+            ("reaction", json!({"message_seq": r.message_seq, "emoji": r.emoji, "added": r.added}))
+        }
         None => ("unknown", json!({})),
     };
     let mut frame = body;

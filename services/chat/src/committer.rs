@@ -291,6 +291,7 @@ async fn take(tx: &mut WriteTx<'_>, batch: &mut Batch, job: &Job) -> sqlx::Resul
         deleted: false,
         metadata: req.metadata.clone(),
         attachment_id: req.attachment_id.clone(),
+        reactions: Vec::new(),
     };
     batch.events.push(log::event(conversation_id, seq, sender, Event::MessageCreated(message.clone())));
     batch.traceparents.push(job.traceparent.clone());

@@ -1,6 +1,8 @@
 //! The chat worker: direct conversations and groups, their members, messages and read
 //! receipts, answering `soulchat.chat.v1.*` from the `chat_service` database it alone owns.
 //!
+//! Members react to messages ([`reactions`]).
+//!
 //! Every change to a conversation is an event with the conversation's next `seq`, written in
 //! the transaction that makes the change ([`log`]): the `events` table is what resume replays,
 //! and, in the order of the commits, what [`relay`] publishes to the `SOULCHAT_CHAT` stream
@@ -24,6 +26,7 @@ mod events;
 mod log;
 mod members;
 mod messages;
+mod reactions;
 mod relay;
 mod reports;
 mod resume;
@@ -116,5 +119,7 @@ impl Service for Chat {
             .handle::<chat::ListReports>(reports::list_reports)
             .handle::<chat::ResolveReport>(reports::resolve_report)
             .handle::<chat::AttachmentAccess>(attachments::access)
+            .handle::<chat::AddReaction>(reactions::add)
+            .handle::<chat::RemoveReaction>(reactions::remove)
     }
 }

@@ -1,6 +1,7 @@
 //! Message operations: send (through the group committer), edit, delete, history and read
 //! receipts.
 
+use std::slice;
 use std::sync::Arc;
 
 use soulchat_runtime::{Reads, RequestContext, Result, WriteTx};
@@ -28,7 +29,13 @@ pub async fn send(chat: Arc<Chat>, ctx: RequestContext, mut req: SendRequest) ->
     if let Some(id) = &req.attachment_id {
         attachments::check_send(&chat.attachments, id, &me, &req.kind).await?;
     }
-    chat.committer.send(me, req).await
+    let mut reply = chat.committer.send(me.clone(), req).await?;
+    // A retry answers with the original, which others may have reacted to meanwhile.
+    if let (true, Some(message)) = (reply.duplicate, reply.message.as_mut()) {
+        let mut conn = chat.store.db().reads().await?;
+        Store::attach_reactions(&mut conn, Some(&me), slice::from_mut(message)).await?;
+    }
+    Ok(reply)
 }
 
 pub async fn edit(chat: Arc<Chat>, ctx: RequestContext, req: EditRequest) -> Result<MessageReply> {
@@ -44,8 +51,11 @@ pub async fn edit(chat: Arc<Chat>, ctx: RequestContext, req: EditRequest) -> Res
     }
     let at = now_ms();
     Store::edit_message(&mut tx, &row.id, req.seq, &req.content, at).await?;
-    let edited = Message { content: req.content.clone(), edited_at_ms: Some(at), ..message.to_proto() };
+    let mut edited = Message { content: req.content.clone(), edited_at_ms: Some(at), ..message.to_proto() };
+    // The event's reactions are everyone's (no `me`); the editor's answer has theirs.
+    Store::attach_reactions(&mut tx, None, slice::from_mut(&mut edited)).await?;
     log::append(&chat.store, &mut tx, &row.id, me, |_| Event::MessageEdited(edited.clone())).await?;
+    Store::attach_reactions(&mut tx, Some(me), slice::from_mut(&mut edited)).await?;
     tx.commit().await?;
     Ok(MessageReply { message: Some(edited), duplicate: false })
 }
@@ -73,12 +83,13 @@ pub async fn remove(store: &Store, tx: &mut WriteTx<'_>, message: &MessageRow, a
         return Ok(());
     }
     Store::delete_message(tx, &message.conversation_id, message.seq).await?;
+    Store::clear_reactions(tx, &message.conversation_id, message.seq).await?;
     let deleted = MessageDeleted { seq: message.seq };
     log::append(store, tx, &message.conversation_id, actor, |_| Event::MessageDeleted(deleted)).await?;
     Ok(())
 }
 
-async fn live_message(r: &mut impl Reads, conversation_id: &str, seq: i64) -> Result<MessageRow> {
+pub async fn live_message(r: &mut impl Reads, conversation_id: &str, seq: i64) -> Result<MessageRow> {
     Ok(Store::message(r, conversation_id, seq).await?.filter(|m| m.deleted == 0).ok_or_else(message_not_found)?)
 }
 
@@ -107,7 +118,9 @@ pub async fn history(chat: Arc<Chat>, ctx: RequestContext, req: HistoryRequest) 
         let next = if more { rows.first().map(|m| m.seq) } else { None };
         (rows, next)
     };
-    Ok(MessageList { messages: rows.iter().map(MessageRow::to_proto).collect(), next_cursor })
+    let mut messages: Vec<Message> = rows.iter().map(MessageRow::to_proto).collect();
+    Store::attach_reactions(&mut conn, Some(me), &mut messages).await?;
+    Ok(MessageList { messages, next_cursor })
 }
 
 /// A read receipt. The membership and the recipients are read before the write transaction

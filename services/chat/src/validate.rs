@@ -4,6 +4,7 @@
 use soulchat_subjects::ServiceError;
 use soulchat_subjects::chat::messages::SendRequest;
 use soulchat_subjects::error::Validation;
+use unicode_segmentation::UnicodeSegmentation;
 
 pub const CONTENT_MAX: usize = 4000;
 pub const MAX_MEMBERS: i64 = 1000;
@@ -44,6 +45,33 @@ pub fn content(v: &mut Validation, content: &str, required: bool) {
         v.problem("content", "can't be blank");
     } else if content.chars().count() > CONTENT_MAX {
         v.problem("content", &format!("is too long (maximum is {CONTENT_MAX} characters)"));
+    }
+}
+
+pub const DISTINCT_REACTIONS_MAX: i64 = 20;
+const SHORTCODE_MAX: usize = 32;
+
+/// One emoji: a single grapheme cluster (not whitespace or a control character), or a
+/// `:shortcode:` of at most 32 characters (letters, digits, `_`, `+`, `-` inside the colons).
+pub fn emoji(emoji: &str) -> Result<(), ServiceError> {
+    let shortcode = |s: &str| {
+        s.chars().count() <= SHORTCODE_MAX
+            && s.strip_prefix(':').and_then(|s| s.strip_suffix(':')).is_some_and(|name| {
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-'))
+            })
+    };
+    let mut clusters = emoji.graphemes(true);
+    let single = matches!((clusters.next(), clusters.next()), (Some(g), None)
+        if g.chars().count() <= SHORTCODE_MAX && !g.chars().any(|c| c.is_whitespace() || c.is_control()));
+    if emoji.is_empty() {
+        Err(ServiceError::invalid("emoji", "can't be blank"))
+    } else if single || shortcode(emoji) {
+        Ok(())
+    } else {
+        Err(ServiceError::invalid(
+            "emoji",
+            &format!("must be one emoji or a :shortcode: of at most {SHORTCODE_MAX} characters"),
+        ))
     }
 }
 
@@ -195,6 +223,16 @@ mod tests {
             let mut v = Validation::new();
             search_cursor(&mut v, bad);
             assert!(v.finish().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_emoji_is_one_grapheme_or_a_shortcode() {
+        for ok in ["👍", "👨‍👩‍👧‍👦", "🇫🇷", "👍🏽", "é", ":tada:", ":+1:", ":a_very_long_shortcode_of_30c:"] {
+            assert!(emoji(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "👍👍", "ab", " ", "\n", ":tada", "::", ":no spaces:", ":way_too_long_a_shortcode_to_be_ok:"] {
+            assert_eq!(emoji(bad).unwrap_err().fields.keys().collect::<Vec<_>>(), ["emoji"], "{bad:?}");
         }
     }
 

@@ -45,6 +45,8 @@ impl MessageRow {
                 _ => Default::default(),
             },
             attachment_id: if deleted { None } else { self.attachment_id.clone() },
+            // Counted apart (`Store::attach_reactions`).
+            reactions: Vec::new(),
         }
     }
 }

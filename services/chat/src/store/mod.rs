@@ -1,5 +1,5 @@
 //! The chat database, behind one type so handlers never write SQL: conversations, members,
-//! messages, and the per-conversation event log with its outbox, one file each.
+//! messages, reactions, and the per-conversation event log with its outbox, one file each.
 //!
 //! Every change to a conversation appends an event under the conversation's next `seq`
 //! ([`Store::next_seq`], or [`Store::send_context`] for a batch of sends, then [`Store::record`]) in the
@@ -16,6 +16,7 @@ mod conversations;
 mod events;
 mod members;
 mod messages;
+mod reactions;
 mod reports;
 mod search;
 mod sends;

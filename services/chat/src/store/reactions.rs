@@ -1,0 +1,129 @@
+//! Reactions: one row per (message, emoji, member), counted per message when messages are read.
+
+use std::collections::HashMap;
+
+use soulchat_runtime::{Reads, WriteTx};
+use soulchat_subjects::chat::messages::{Message, Reaction};
+
+use super::Store;
+
+impl Store {
+    /// Whether `user_id` already reacted with `emoji`, and how many distinct emoji the message has.
+    pub async fn reaction_state(
+        r: &mut impl Reads,
+        conversation_id: &str,
+        seq: i64,
+        user_id: &str,
+        emoji: &str,
+    ) -> sqlx::Result<(bool, i64, bool)> {
+        let (mine, distinct, used): (i64, i64, i64) = r
+            .fetch_one(
+                sqlx::query_as(
+                    "SELECT COUNT(CASE WHEN user_id = ? AND emoji = ? THEN 1 END), COUNT(DISTINCT emoji), \
+                     COUNT(CASE WHEN emoji = ? THEN 1 END) \
+                     FROM reactions WHERE conversation_id = ? AND message_seq = ?",
+                )
+                .bind(user_id)
+                .bind(emoji)
+                .bind(emoji)
+                .bind(conversation_id)
+                .bind(seq),
+            )
+            .await?;
+        Ok((mine > 0, distinct, used > 0))
+    }
+
+    pub async fn add_reaction(
+        tx: &mut WriteTx<'_>,
+        conversation_id: &str,
+        seq: i64,
+        user_id: &str,
+        emoji: &str,
+        at_ms: i64,
+    ) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO reactions (conversation_id, message_seq, emoji, user_id, created_at_ms) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(conversation_id)
+        .bind(seq)
+        .bind(emoji)
+        .bind(user_id)
+        .bind(at_ms)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Whether there was such a reaction to remove.
+    pub async fn remove_reaction(
+        tx: &mut WriteTx<'_>,
+        conversation_id: &str,
+        seq: i64,
+        user_id: &str,
+        emoji: &str,
+    ) -> sqlx::Result<bool> {
+        let done = sqlx::query(
+            "DELETE FROM reactions WHERE conversation_id = ? AND message_seq = ? AND emoji = ? AND user_id = ?",
+        )
+        .bind(conversation_id)
+        .bind(seq)
+        .bind(emoji)
+        .bind(user_id)
+        .execute(&mut **tx)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// A deleted message's reactions go with its content.
+    pub async fn clear_reactions(tx: &mut WriteTx<'_>, conversation_id: &str, seq: i64) -> sqlx::Result<()> {
+        sqlx::query("DELETE FROM reactions WHERE conversation_id = ? AND message_seq = ?")
+            .bind(conversation_id)
+            .bind(seq)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Fills in the reactions of `messages` (of one conversation), as `viewer` sees them: one
+    /// statement for the whole range.
+    pub async fn attach_reactions(r: &mut impl Reads, viewer: Option<&str>, messages: &mut [Message]) -> sqlx::Result<()> {
+        let (Some(first), Some(last)) = (messages.iter().map(|m| m.seq).min(), messages.iter().map(|m| m.seq).max())
+        else {
+            return Ok(());
+        };
+        let mut found = Store::reactions(r, &messages[0].conversation_id, first, last, viewer).await?;
+        for m in messages {
+            m.reactions = found.remove(&m.seq).unwrap_or_default();
+        }
+        Ok(())
+    }
+
+    /// The reactions to the messages from `first` to `last` of a conversation, per message seq,
+    /// each emoji in the order it was first used, `me` as `viewer` sees it (no viewer: never).
+    async fn reactions(
+        r: &mut impl Reads,
+        conversation_id: &str,
+        first: i64,
+        last: i64,
+        viewer: Option<&str>,
+    ) -> sqlx::Result<HashMap<i64, Vec<Reaction>>> {
+        let rows: Vec<(i64, String, i64, i64)> = r
+            .fetch_all(
+                sqlx::query_as(
+                    "SELECT message_seq, emoji, COUNT(*), COUNT(CASE WHEN user_id = ? THEN 1 END) FROM reactions \
+                     WHERE conversation_id = ? AND message_seq >= ? AND message_seq <= ? \
+                     GROUP BY message_seq, emoji ORDER BY message_seq, MIN(created_at_ms), emoji",
+                )
+                .bind(viewer.unwrap_or(""))
+                .bind(conversation_id)
+                .bind(first)
+                .bind(last),
+            )
+            .await?;
+        let mut by_message: HashMap<i64, Vec<Reaction>> = HashMap::new();
+        for (seq, emoji, count, mine) in rows {
+            by_message.entry(seq).or_default().push(Reaction { emoji, count: count as u32, me: mine > 0 });
+        }
+        Ok(by_message)
+    }
+}
