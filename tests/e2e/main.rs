@@ -20,6 +20,7 @@ mod moderation;
 mod notifications;
 mod pipelining;
 mod profiles;
+mod reactions;
 mod replicas;
 mod retention;
 mod sagas;
