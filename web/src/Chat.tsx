@@ -24,6 +24,7 @@ import {
   title,
   toast,
   toggleMute,
+  toggleReaction,
   typers,
   typing,
 } from './store';
@@ -299,6 +300,7 @@ function MessageItem(props: {
           <MessageBody kind={m.kind} content={m.content} url={m.url} attachment_id={m.attachment_id} metadata={m.metadata} />
         )}
       </div>
+      <Reactions m={m} c={c} />
       <div class="meta">
         <time dateTime={m.created_at}>{time(m.created_at)}</time>
         {m.edited_at && <span> · edited</span>}
@@ -360,6 +362,45 @@ function MessageItem(props: {
         </span>
       </div>
     </li>
+  );
+}
+
+const QUICK_REACTIONS = ['👍', '❤️', '😂', '🎉', '😮', '😢'];
+
+/** A message's reactions (each a toggle) and a picker of a few common ones. */
+function Reactions({ m, c }: { m: Message; c: Conversation }) {
+  const [picking, setPicking] = useState(false);
+  const toggle = (emoji: string) => {
+    setPicking(false);
+    void toggleReaction(c.id, m.seq, emoji).catch((e) => toast(describe(e)));
+  };
+  return (
+    <div class="reactions" data-testid="reactions">
+      {m.reactions.map((r) => (
+        <button
+          type="button"
+          key={r.emoji}
+          class={`reaction ${r.me ? 'me' : ''}`}
+          aria-pressed={r.me}
+          aria-label={`${r.emoji} ${r.count}`}
+          onClick={() => toggle(r.emoji)}
+        >
+          {r.emoji} {r.count}
+        </button>
+      ))}
+      <button type="button" class="reaction add" aria-label="Add reaction" aria-expanded={picking} onClick={() => setPicking(!picking)}>
+        +
+      </button>
+      {picking && (
+        <span class="picker" role="group" aria-label="Reactions">
+          {QUICK_REACTIONS.map((emoji) => (
+            <button type="button" key={emoji} class="link" aria-label={`React ${emoji}`} onClick={() => toggle(emoji)}>
+              {emoji}
+            </button>
+          ))}
+        </span>
+      )}
+    </div>
   );
 }
 

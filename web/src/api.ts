@@ -209,6 +209,10 @@ export const Api = {
   upload: (file: File) => api<Schemas['AttachmentEnvelope']>('POST', `/attachments?name=${enc(file.name)}`, file),
   /** An attachment's bytes: fetched with the token (an `<img src>` could not send it). */
   attachment: async (id: string) => (await request('GET', `/attachments/${enc(id)}`)).blob(),
+  react: (id: string, seq: number, emoji: string) =>
+    api<MessageEnvelope>('POST', `/conversations/${enc(id)}/messages/${seq}/reactions`, { emoji }),
+  unreact: (id: string, seq: number, emoji: string) =>
+    api<MessageEnvelope>('DELETE', `/conversations/${enc(id)}/messages/${seq}/reactions/${enc(emoji)}`),
   markRead: (id: string, seq: number) => api<void>('POST', `/conversations/${enc(id)}/read`, { seq }),
   ticket: () => api<Schemas['TicketView']>('POST', '/ws/ticket'),
   notifications: () =>

@@ -459,6 +459,31 @@ export async function editMessage(id: string, seq: number, content: string) {
   emit();
 }
 
+/** Adds the caller's `emoji` to a message, or takes it back when it is already theirs. */
+export async function toggleReaction(id: string, seq: number, emoji: string) {
+  const mine = state.threads.get(id)?.messages.get(seq)?.reactions.some((r) => r.emoji === emoji && r.me);
+  const { message } = await (mine ? Api.unreact(id, seq, emoji) : Api.react(id, seq, emoji));
+  state.threads.get(id)?.messages.set(message.seq, message);
+  const c = state.conversations.get(id);
+  if (c?.last_message?.seq === message.seq) c.last_message = message;
+  emit();
+}
+
+/**
+ * A `reaction` frame applied to a message. Our own changes may have arrived already as the
+ * REST answer: those only set `me`, and count only when `me` changes.
+ */
+function withReaction(m: Message, emoji: string, added: boolean, byMe: boolean): Message {
+  const reactions = m.reactions.map((r) => ({ ...r }));
+  let r = reactions.find((x) => x.emoji === emoji);
+  if (byMe && (r?.me ?? false) === added) return m;
+  if (!r && added) reactions.push((r = { emoji, count: 0, me: false }));
+  if (!r) return m;
+  r.count += added ? 1 : -1;
+  if (byMe) r.me = added;
+  return { ...m, reactions: reactions.filter((x) => x.count > 0) };
+}
+
 export async function deleteMessage(id: string, seq: number) {
   await Api.deleteMessage(id, seq);
   const m = state.threads.get(id)?.messages.get(seq);
@@ -702,6 +727,7 @@ const CONVERSATION_EVENTS = new Set([
   'message',
   'message_updated',
   'message_deleted',
+  'reaction',
   'member_added',
   'member_updated',
   'member_removed',
@@ -804,9 +830,19 @@ function conversationEvent(f: Frame) {
       break;
     }
     case 'message_updated': {
+      // A frame's reactions cannot say which are ours (`me` is for one member): keep ours.
       const m = f.message as Message;
-      t?.messages.set(m.seq, m);
-      if (c?.last_message?.seq === m.seq) c.last_message = m;
+      const known = t?.messages.get(m.seq);
+      t?.messages.set(m.seq, known ? { ...m, reactions: known.reactions } : m);
+      if (c?.last_message?.seq === m.seq) c.last_message = { ...m, reactions: c.last_message.reactions };
+      break;
+    }
+    case 'reaction': {
+      const s = Number(f.message_seq);
+      const [emoji, added, byMe] = [String(f.emoji), f.added === true, f.by === me];
+      const m = t?.messages.get(s);
+      if (m) t!.messages.set(s, withReaction(m, emoji, added, byMe));
+      if (c?.last_message?.seq === s) c.last_message = withReaction(c.last_message, emoji, added, byMe);
       break;
     }
     case 'message_deleted': {

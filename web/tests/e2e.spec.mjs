@@ -317,6 +317,19 @@ async function features() {
   await mine.getByLabel('Edit message', { exact: true }).fill('an edited reply');
   await mine.getByRole('button', { name: 'Save', exact: true }).click();
   await messageItems(erin, 'an edited reply').waitFor({ timeout: TIMEOUT });
+
+  // Reactions: each side's toggles reach the other live.
+  const theirs = messageItems(erin, 'an edited reply');
+  await theirs.hover();
+  await theirs.getByRole('button', { name: 'Add reaction', exact: true }).click();
+  await theirs.getByRole('button', { name: 'React 🎉', exact: true }).click();
+  const daves = messageItems(dave, 'an edited reply');
+  await daves.getByRole('button', { name: '🎉 1', exact: true }).waitFor({ timeout: TIMEOUT });
+  await daves.getByRole('button', { name: '🎉 1', exact: true }).click();
+  await theirs.getByRole('button', { name: '🎉 2', exact: true }).waitFor({ timeout: TIMEOUT });
+  assert.equal(await daves.getByRole('button', { name: '🎉 2', exact: true }).getAttribute('aria-pressed'), 'true');
+  await theirs.getByRole('button', { name: '🎉 2', exact: true }).click();
+  await daves.getByRole('button', { name: '🎉 1', exact: true }).waitFor({ timeout: TIMEOUT });
   dave.once('dialog', (d) => d.accept());
   const edited = messageItems(dave, 'an edited reply');
   await edited.hover();
