@@ -55,14 +55,21 @@ crate::service! {
         AddReaction = "add_reaction": ReactionRequest => MessageReply, by [Gateway];
         /// Removes the caller's reaction from a message (idempotent); answers with the message.
         RemoveReaction = "remove_reaction": ReactionRequest => MessageReply, by [Gateway];
+        /// Pins a message (group admins and the owner; either member of a direct conversation).
+        Pin = "pin": PinRequest => PinReply, by [Gateway];
+        /// Unpins a message (as `pin`; idempotent).
+        Unpin = "unpin": PinRequest => Empty, by [Gateway];
+        /// A conversation's pinned messages, newest pin first.
+        Pins = "pins": PinsRequest => PinList, by [Gateway];
     }
 }
 
 crate::events! {
     STREAM = crate::streams::CHAT_STREAM;
-    /// Every committed conversation event (message created, edited or deleted; reaction added
-    /// or removed; member added, changed or removed; conversation created, updated or deleted),
-    /// one subject per conversation (`soulchat.chat.events.<conversation_id>`), in `seq` order.
+    /// Every committed conversation event (message created, edited, deleted, pinned or unpinned;
+    /// reaction added or removed; member added, changed or removed; conversation created, updated
+    /// or deleted), one subject per conversation (`soulchat.chat.events.<conversation_id>`), in
+    /// `seq` order.
     Committed = crate::streams::CHAT_SUBJECTS => ChatEvent;
 }
 

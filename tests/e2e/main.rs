@@ -18,6 +18,7 @@ mod mesh;
 mod metrics;
 mod moderation;
 mod notifications;
+mod pins;
 mod pipelining;
 mod profiles;
 mod reactions;

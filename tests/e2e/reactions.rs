@@ -89,7 +89,9 @@ async fn reactions_over_rest_and_socket(backend: Backend) {
         let frame = bob_ws.next().await;
         match frame["type"].as_str().unwrap() {
             "resumed" => break,
-            "reaction" => replayed.push((frame["seq"].as_i64().unwrap(), frame["emoji"].clone(), frame["added"].clone())),
+            "reaction" => {
+                replayed.push((frame["seq"].as_i64().unwrap(), frame["emoji"].clone(), frame["added"].clone()))
+            }
             _ => {}
         }
     }

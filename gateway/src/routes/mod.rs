@@ -7,6 +7,7 @@ mod health;
 mod moderation;
 mod notifications;
 mod openapi;
+mod pins;
 mod profiles;
 mod reactions;
 mod search;
@@ -117,8 +118,10 @@ fn routes(accounts: impl Fn(UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<
         .routes(routes!(moderation::suspend))
         .routes(routes!(attachments::upload))
         .routes(routes!(attachments::download))
-        .routes(routes!(reactions::add))
-        .routes(routes!(reactions::remove))
+        .routes(routes!(reactions::add_reaction))
+        .routes(routes!(reactions::remove_reaction))
+        .routes(routes!(pins::list_pins))
+        .routes(routes!(pins::pin, pins::unpin))
         .routes(no_store(routes!(crate::ws::ticket)))
         .routes(routes!(openapi::document))
         .route_layer(from_fn(edge::route_template))

@@ -19,7 +19,7 @@ use crate::views::chat::{MessageEnvelope, ReactionBody};
         (status = 404, description = "No such message, or the caller is not a member."),
         (status = 422, description = "Not one emoji, or one too many distinct emoji on the message (at most 20)."),
     ))]
-pub async fn add(
+pub async fn add_reaction(
     State(state): State<AppState>,
     auth: AuthUser,
     Meta(ctx): Meta,
@@ -39,7 +39,7 @@ pub async fn add(
         (status = 404, description = "No such message, or the caller is not a member."),
         (status = 422, description = "Not one emoji."),
     ))]
-pub async fn remove(
+pub async fn remove_reaction(
     State(state): State<AppState>,
     auth: AuthUser,
     Meta(ctx): Meta,

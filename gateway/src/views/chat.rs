@@ -2,7 +2,7 @@
 //! frames. Ids are strings, a message's `seq` a number, times RFC 3339 in UTC.
 
 use serde::{Deserialize, Serialize};
-use soulchat_subjects::chat::messages::{Conversation, Member, Message};
+use soulchat_subjects::chat::messages::{Conversation, Member, Message, Pin};
 use soulchat_subjects::time::rfc3339_ms;
 use utoipa::ToSchema;
 
@@ -155,6 +155,43 @@ pub struct MessageList {
     pub messages: Vec<MessageView>,
     #[schema(required = true)]
     pub next_cursor: Option<i64>,
+}
+
+/// A pinned message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PinView {
+    pub message: MessageView,
+    /// Who pinned it; `null` once the account is gone.
+    #[schema(required = true)]
+    pub pinned_by: Option<String>,
+    #[schema(format = DateTime)]
+    pub pinned_at: String,
+}
+
+impl PinView {
+    pub fn new(p: Pin, names: &Names) -> Self {
+        PinView {
+            message: MessageView::new(p.message.unwrap_or_default(), names),
+            pinned_by: names.get(&p.pinned_by_id),
+            pinned_at: rfc3339_ms(p.pinned_at_ms),
+        }
+    }
+
+    /// Every user id a pin mentions, for [`Names::of_ids`].
+    pub fn user_ids(p: &Pin) -> impl Iterator<Item = &str> {
+        std::iter::once(p.pinned_by_id.as_str()).chain(p.message.iter().map(|m| m.sender_id.as_str()))
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PinEnvelope {
+    pub pin: PinView,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PinList {
+    /// Newest pin first; every pin of the conversation (at most 50).
+    pub pins: Vec<PinView>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

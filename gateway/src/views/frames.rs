@@ -124,6 +124,7 @@ pub fn chat_event(event: ChatEvent, names: &Names) -> Bytes {
         Some(Event::ReactionChanged(r)) => {
             ("reaction", json!({"message_seq": r.message_seq, "emoji": r.emoji, "added": r.added}))
         }
+        Some(Event::PinChanged(p)) => ("pin", json!({"message_seq": p.message_seq, "pinned": p.pinned})),
         None => ("unknown", json!({})),
     };
     let mut frame = body;

@@ -1,7 +1,7 @@
 //! The chat worker: direct conversations and groups, their members, messages and read
 //! receipts, answering `soulchat.chat.v1.*` from the `chat_service` database it alone owns.
 //!
-//! Members react to messages ([`reactions`]).
+//! Members react to messages ([`reactions`]) and pin them ([`pins`]).
 //!
 //! Every change to a conversation is an event with the conversation's next `seq`, written in
 //! the transaction that makes the change ([`log`]): the `events` table is what resume replays,
@@ -26,6 +26,7 @@ mod events;
 mod log;
 mod members;
 mod messages;
+mod pins;
 mod reactions;
 mod relay;
 mod reports;
@@ -121,5 +122,8 @@ impl Service for Chat {
             .handle::<chat::AttachmentAccess>(attachments::access)
             .handle::<chat::AddReaction>(reactions::add)
             .handle::<chat::RemoveReaction>(reactions::remove)
+            .handle::<chat::Pin>(pins::pin)
+            .handle::<chat::Unpin>(pins::unpin)
+            .handle::<chat::Pins>(pins::pins)
     }
 }

@@ -84,6 +84,8 @@ pub async fn remove(store: &Store, tx: &mut WriteTx<'_>, message: &MessageRow, a
     }
     Store::delete_message(tx, &message.conversation_id, message.seq).await?;
     Store::clear_reactions(tx, &message.conversation_id, message.seq).await?;
+    // Unpinned silently: the deletion's event says enough.
+    Store::unpin(tx, &message.conversation_id, message.seq).await?;
     let deleted = MessageDeleted { seq: message.seq };
     log::append(store, tx, &message.conversation_id, actor, |_| Event::MessageDeleted(deleted)).await?;
     Ok(())

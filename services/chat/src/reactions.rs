@@ -12,12 +12,12 @@ use soulchat_subjects::chat::messages::chat_event::Event;
 use soulchat_subjects::chat::messages::{MessageReply, ReactionChanged, ReactionRequest};
 use soulchat_subjects::time::now_ms;
 
+use crate::Chat;
 use crate::access;
 use crate::log;
 use crate::messages::live_message;
 use crate::store::Store;
 use crate::validate::{self, DISTINCT_REACTIONS_MAX};
-use crate::Chat;
 
 pub async fn add(chat: Arc<Chat>, ctx: RequestContext, req: ReactionRequest) -> Result<MessageReply> {
     change(chat, ctx, req, true).await
@@ -40,7 +40,8 @@ async fn change(chat: Arc<Chat>, ctx: RequestContext, req: ReactionRequest, add:
     let changed = match (add, mine) {
         (true, false) => {
             if !used && distinct >= DISTINCT_REACTIONS_MAX {
-                let problem = format!("is one too many (a message has at most {DISTINCT_REACTIONS_MAX} distinct emoji)");
+                let problem =
+                    format!("is one too many (a message has at most {DISTINCT_REACTIONS_MAX} distinct emoji)");
                 return Err(ServiceError::invalid("emoji", &problem).into());
             }
             Store::add_reaction(&mut tx, &row.id, req.seq, me, &req.emoji, now_ms()).await?;

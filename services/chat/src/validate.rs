@@ -228,10 +228,12 @@ mod tests {
 
     #[test]
     fn an_emoji_is_one_grapheme_or_a_shortcode() {
-        for ok in ["👍", "👨‍👩‍👧‍👦", "🇫🇷", "👍🏽", "é", ":tada:", ":+1:", ":a_very_long_shortcode_of_30c:"] {
+        for ok in ["👍", "👨‍👩‍👧‍👦", "🇫🇷", "👍🏽", "é", ":tada:", ":+1:", ":a_very_long_shortcode_of_30c:"]
+        {
             assert!(emoji(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "👍👍", "ab", " ", "\n", ":tada", "::", ":no spaces:", ":way_too_long_a_shortcode_to_be_ok:"] {
+        for bad in ["", "👍👍", "ab", " ", "\n", ":tada", "::", ":no spaces:", ":way_too_long_a_shortcode_to_be_ok:"]
+        {
             assert_eq!(emoji(bad).unwrap_err().fields.keys().collect::<Vec<_>>(), ["emoji"], "{bad:?}");
         }
     }

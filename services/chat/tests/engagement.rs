@@ -7,9 +7,16 @@ use std::time::Duration;
 use soulchat_subjects::chat::messages::chat_event::Event;
 use soulchat_subjects::chat::{self, messages::*};
 use soulchat_subjects::{CallContext, CallError, Caller, Operation, ServiceError};
+
+/// The events resume replays to `user` in `conversation`, picked by `pick`.
+async fn replayed<T>(t: &Chat, user: &str, conversation: &str, pick: impl Fn(&Event) -> Option<T>) -> Vec<T> {
+    let resumed = t.ok::<chat::Resume>(user, ResumeRequest::default()).await;
+    let events = &resumed.conversations.iter().find(|c| c.conversation_id == conversation).unwrap().events;
+    events.iter().filter_map(|e| e.event.as_ref().and_then(&pick)).collect()
+}
 use soulchat_testkit::{Backend, Mesh, each_backend};
 
-each_backend!(reactions_are_counted_idempotent_and_logged);
+each_backend!(reactions_are_counted_idempotent_and_logged, pins_take_a_role_in_groups_and_are_logged);
 
 struct Chat {
     mesh: Mesh,
@@ -97,7 +104,10 @@ async fn reactions_are_counted_idempotent_and_logged(backend: Backend) {
     let seen = t.ok::<chat::History>(&member, history.clone()).await;
     assert_eq!(reactions(&seen.messages[0]), [("👍", 2, true), (":tada:", 1, false)]);
     let list = t.ok::<chat::List>(&member, ListRequest::default()).await;
-    assert_eq!(reactions(list.conversations[0].last_message.as_ref().unwrap()), [("👍", 2, true), (":tada:", 1, false)]);
+    assert_eq!(
+        reactions(list.conversations[0].last_message.as_ref().unwrap()),
+        [("👍", 2, true), (":tada:", 1, false)]
+    );
 
     let removed = t.ok::<chat::RemoveReaction>(&member, react("👍")).await.message.unwrap();
     assert_eq!(reactions(&removed), [("👍", 1, false), (":tada:", 1, false)]);
@@ -106,21 +116,21 @@ async fn reactions_are_counted_idempotent_and_logged(backend: Backend) {
     assert_eq!(t.last_seq(&owner, &id).await, before, "removing twice records nothing");
 
     // Each change is an event with its own seq, replayed by resume.
-    let resumed = t.ok::<chat::Resume>(&member, ResumeRequest::default()).await;
-    let changes: Vec<(i64, String, bool)> = resumed.conversations[0]
-        .events
-        .iter()
-        .filter_map(|e| match &e.event {
-            Some(Event::ReactionChanged(r)) => Some((r.message_seq, r.emoji.clone(), r.added)),
-            _ => None,
-        })
-        .collect();
+    let changes = replayed(&t, &member, &id, |e| match e {
+        Event::ReactionChanged(r) => Some((r.message_seq, r.emoji.clone(), r.added)),
+        _ => None,
+    })
+    .await;
     let expected = [(seq, "👍", true), (seq, "👍", true), (seq, ":tada:", true), (seq, "👍", false)];
     assert_eq!(changes, expected.map(|(s, e, a)| (s, e.to_owned(), a)));
 
     // Bad input names the field; strangers learn nothing.
     for bad in ["", "👍👍", "thumbs", ":not a code:", ":this_shortcode_is_much_too_long_ok:"] {
-        assert_eq!(t.refused::<chat::AddReaction>(&member, react(bad)).await, (422, vec!["emoji".to_owned()]), "{bad:?}");
+        assert_eq!(
+            t.refused::<chat::AddReaction>(&member, react(bad)).await,
+            (422, vec!["emoji".to_owned()]),
+            "{bad:?}"
+        );
     }
     assert_eq!(t.refused::<chat::AddReaction>(&outsider, react("👍")).await.0, 404);
     let missing = ReactionRequest { conversation_id: id.clone(), seq: 999, emoji: "👍".into() };
@@ -142,5 +152,62 @@ async fn reactions_are_counted_idempotent_and_logged(backend: Backend) {
     assert_eq!(t.refused::<chat::AddReaction>(&owner, on_full(":e1:")).await.0, 404);
     let seen = t.ok::<chat::History>(&member, history).await;
     assert!(seen.messages[1].deleted && seen.messages[1].reactions.is_empty());
+    t.mesh.shutdown().await;
+}
+
+async fn pins_take_a_role_in_groups_and_are_logged(backend: Backend) {
+    let t = Chat::start(backend).await;
+    let (owner, admin, member, outsider) = (user(), user(), user(), user());
+    let id = t.group(&owner, &[&admin, &member]).await;
+    let role = ChangeRoleRequest { conversation_id: id.clone(), user_id: admin.clone(), role: "admin".into() };
+    t.ok::<chat::ChangeRole>(&owner, role).await;
+    let first = t.send(&member, &id, "p-1", "pin me").await.seq;
+    let second = t.send(&member, &id, "p-2", "and me").await.seq;
+    let pin = |seq| PinRequest { conversation_id: id.clone(), seq };
+    let pins = || PinsRequest { conversation_id: id.clone() };
+
+    assert_eq!(t.refused::<chat::Pin>(&member, pin(first)).await, (403, vec!["conversation".to_owned()]));
+    assert_eq!(t.refused::<chat::Pin>(&outsider, pin(first)).await.0, 404);
+    assert_eq!(t.refused::<chat::Pins>(&outsider, pins()).await.0, 404);
+    assert_eq!(t.refused::<chat::Pin>(&admin, pin(999)).await, (404, vec!["message".to_owned()]));
+    let pinned = t.ok::<chat::Pin>(&admin, pin(first)).await.pin.unwrap();
+    assert_eq!((pinned.message.unwrap().content.as_str(), pinned.pinned_by_id.as_str()), ("pin me", admin.as_str()));
+    let before = t.last_seq(&owner, &id).await;
+    let again = t.ok::<chat::Pin>(&owner, pin(first)).await.pin.unwrap();
+    assert_eq!(again.pinned_by_id, admin, "pinning twice keeps the first pin");
+    assert_eq!(t.last_seq(&owner, &id).await, before, "and records nothing");
+    t.ok::<chat::Pin>(&owner, pin(second)).await;
+    let listed = t.ok::<chat::Pins>(&member, pins()).await.pins;
+    let seqs: Vec<i64> = listed.iter().map(|p| p.message.as_ref().unwrap().seq).collect();
+    assert_eq!(seqs, [second, first], "newest pin first");
+
+    assert_eq!(t.refused::<chat::Unpin>(&member, pin(first)).await.0, 403);
+    t.ok::<chat::Unpin>(&owner, pin(first)).await;
+    let before = t.last_seq(&owner, &id).await;
+    t.ok::<chat::Unpin>(&owner, pin(first)).await;
+    assert_eq!(t.last_seq(&owner, &id).await, before, "unpinning twice records nothing");
+    // A deleted message is no longer pinned.
+    t.ok::<chat::DeleteMessage>(&member, DeleteMessageRequest { conversation_id: id.clone(), seq: second }).await;
+    assert!(t.ok::<chat::Pins>(&member, pins()).await.pins.is_empty());
+
+    let changes = replayed(&t, &member, &id, |e| match e {
+        Event::PinChanged(p) => Some((p.message_seq, p.pinned)),
+        _ => None,
+    })
+    .await;
+    assert_eq!(changes, [(first, true), (second, true), (first, false)]);
+
+    // In a direct conversation either member pins; a conversation holds at most 50 pins.
+    let (a, b) = (user(), user());
+    let direct = t.ok::<chat::OpenDirect>(&a, OpenDirectRequest { user_id: b.clone() }).await.conversation.unwrap().id;
+    for i in 0..51 {
+        let seq = t.send(&a, &direct, &format!("d-{i}"), "pinnable").await.seq;
+        let request = PinRequest { conversation_id: direct.clone(), seq };
+        if i < 50 {
+            t.ok::<chat::Pin>(if i % 2 == 0 { &a } else { &b }, request).await;
+        } else {
+            assert_eq!(t.refused::<chat::Pin>(&b, request).await, (422, vec!["pins".to_owned()]));
+        }
+    }
     t.mesh.shutdown().await;
 }

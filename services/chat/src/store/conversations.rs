@@ -95,8 +95,8 @@ impl Store {
         Ok(())
     }
 
-    /// Marks the conversation deleted and drops its members, messages, reactions and every event
-    /// but the last (the deletion itself, still to be published).
+    /// Marks the conversation deleted and drops its members, messages, reactions, pins and every
+    /// event but the last (the deletion itself, still to be published).
     pub async fn delete_conversation(tx: &mut WriteTx<'_>, id: &str, last_seq: i64) -> sqlx::Result<()> {
         sqlx::query("UPDATE conversations SET deleted = 1, member_count = 0 WHERE id = ?")
             .bind(id)
@@ -105,6 +105,7 @@ impl Store {
         sqlx::query("DELETE FROM members WHERE conversation_id = ?").bind(id).execute(&mut **tx).await?;
         sqlx::query("DELETE FROM messages WHERE conversation_id = ?").bind(id).execute(&mut **tx).await?;
         sqlx::query("DELETE FROM reactions WHERE conversation_id = ?").bind(id).execute(&mut **tx).await?;
+        sqlx::query("DELETE FROM pins WHERE conversation_id = ?").bind(id).execute(&mut **tx).await?;
         sqlx::query("DELETE FROM events WHERE conversation_id = ? AND seq < ?")
             .bind(id)
             .bind(last_seq)

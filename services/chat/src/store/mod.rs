@@ -1,5 +1,5 @@
 //! The chat database, behind one type so handlers never write SQL: conversations, members,
-//! messages, reactions, and the per-conversation event log with its outbox, one file each.
+//! messages, reactions, pins, and the per-conversation event log with its outbox, one file each.
 //!
 //! Every change to a conversation appends an event under the conversation's next `seq`
 //! ([`Store::next_seq`], or [`Store::send_context`] for a batch of sends, then [`Store::record`]) in the
@@ -16,6 +16,7 @@ mod conversations;
 mod events;
 mod members;
 mod messages;
+mod pins;
 mod reactions;
 mod reports;
 mod search;
@@ -28,6 +29,7 @@ pub use attachments::AttachmentUse;
 pub use conversations::ConversationRow;
 pub use members::MemberRow;
 pub use messages::MessageRow;
+pub use pins::PinRow;
 pub use reports::{OPEN, ReportRow};
 
 /// Rows per multi-row statement at most (12 parameters per message row stay far below both

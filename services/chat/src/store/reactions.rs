@@ -86,7 +86,11 @@ impl Store {
 
     /// Fills in the reactions of `messages` (of one conversation), as `viewer` sees them: one
     /// statement for the whole range.
-    pub async fn attach_reactions(r: &mut impl Reads, viewer: Option<&str>, messages: &mut [Message]) -> sqlx::Result<()> {
+    pub async fn attach_reactions(
+        r: &mut impl Reads,
+        viewer: Option<&str>,
+        messages: &mut [Message],
+    ) -> sqlx::Result<()> {
         let (Some(first), Some(last)) = (messages.iter().map(|m| m.seq).min(), messages.iter().map(|m| m.seq).max())
         else {
             return Ok(());
