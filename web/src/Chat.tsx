@@ -9,6 +9,7 @@ import {
   discard,
   editMessage,
   loadOlder,
+  mayPin,
   peer,
   reads,
   removeMember,
@@ -24,6 +25,7 @@ import {
   title,
   toast,
   toggleMute,
+  togglePin,
   toggleReaction,
   typers,
   typing,
@@ -64,6 +66,7 @@ export function Chat() {
       </header>
       <div class="chat-body">
         <div class="chat-col">
+          <Pinned c={c} />
           <MessageList key={c.id} c={c} />
           <Typing id={c.id} />
           <Composer key={c.id} c={c} />
@@ -336,6 +339,11 @@ function MessageItem(props: {
               Edit
             </button>
           )}
+          {mayPin(c) && (
+            <button type="button" class="link" onClick={() => void togglePin(c.id, m.seq).catch((e) => toast(describe(e)))}>
+              {state.pins.get(c.id)?.some((p) => p.message.seq === m.seq) ? 'Unpin' : 'Pin'}
+            </button>
+          )}
           {canDelete && (
             <button
               type="button"
@@ -362,6 +370,25 @@ function MessageItem(props: {
         </span>
       </div>
     </li>
+  );
+}
+
+/** The conversation's pinned messages, above its history. */
+function Pinned({ c }: { c: Conversation }) {
+  const pins = state.pins.get(c.id) ?? [];
+  if (pins.length === 0) return null;
+  return (
+    <section class="pinned" aria-label="Pinned messages">
+      <ul>
+        {pins.map((p) => (
+          <li key={p.message.seq} data-seq={p.message.seq}>
+            <span aria-hidden="true">📌 </span>
+            <strong>{p.message.sender ?? 'deleted account'}:</strong> {p.message.content.slice(0, 120)}
+            <small class="muted"> · pinned by {p.pinned_by ?? 'a deleted account'}</small>
+          </li>
+        ))}
+      </ul>
+    </section>
   );
 }
 

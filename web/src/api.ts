@@ -16,6 +16,7 @@ export type Conversation = Schemas['ConversationView'];
 export type Notification = Schemas['NotificationView'];
 export type Preferences = Schemas['PreferencesView'];
 export type Report = Schemas['ReportView'];
+export type Pin = Schemas['PinView'];
 type UserEnvelope = Schemas['UserEnvelope'];
 type ProfileEnvelope = Schemas['ProfileEnvelope'];
 type ConversationEnvelope = Schemas['ConversationEnvelope'];
@@ -213,6 +214,9 @@ export const Api = {
     api<MessageEnvelope>('POST', `/conversations/${enc(id)}/messages/${seq}/reactions`, { emoji }),
   unreact: (id: string, seq: number, emoji: string) =>
     api<MessageEnvelope>('DELETE', `/conversations/${enc(id)}/messages/${seq}/reactions/${enc(emoji)}`),
+  pins: (id: string) => api<Schemas['PinList']>('GET', `/conversations/${enc(id)}/pins`),
+  pin: (id: string, seq: number) => api<Schemas['PinEnvelope']>('POST', `/conversations/${enc(id)}/pins/${seq}`),
+  unpin: (id: string, seq: number) => api<void>('DELETE', `/conversations/${enc(id)}/pins/${seq}`),
   markRead: (id: string, seq: number) => api<void>('POST', `/conversations/${enc(id)}/read`, { seq }),
   ticket: () => api<Schemas['TicketView']>('POST', '/ws/ticket'),
   notifications: () =>

@@ -13,6 +13,7 @@ import {
   type Conversation,
   type Member,
   type Message,
+  type Pin,
   type Notification,
   type Preferences,
   type Profile,
@@ -60,6 +61,7 @@ export interface State {
   presence: Map<string, { status: string; last_seen: string | null }>;
   typing: Map<string, Map<string, number>>; // conversation → user → until (ms)
   reads: Map<string, Map<string, number>>; // conversation → user → seq
+  pins: Map<string, Pin[]>; // conversation → its pinned messages, newest pin first
   notifications: Notification[];
   unreadNotifications: number;
   preferences: Preferences | null;
@@ -78,6 +80,7 @@ export const state: State = {
   presence: new Map(),
   typing: new Map(),
   reads: new Map(),
+  pins: new Map(),
   notifications: [],
   unreadNotifications: 0,
   preferences: null,
@@ -232,6 +235,7 @@ function forget(id: string) {
   state.conversations.delete(id);
   state.threads.delete(id);
   state.cursors.delete(id);
+  state.pins.delete(id);
   if (state.current === id) state.current = null;
 }
 
@@ -262,6 +266,7 @@ export async function openConversation(id: string) {
   emit();
   const t = thread(id);
   void ensureMembers(id).catch(() => {});
+  void loadPins(id).catch(() => {});
   if (!t.loaded && !t.loading) await loadOlder(id, true);
   markSeen(id);
 }
@@ -482,6 +487,24 @@ function withReaction(m: Message, emoji: string, added: boolean, byMe: boolean):
   r.count += added ? 1 : -1;
   if (byMe) r.me = added;
   return { ...m, reactions: reactions.filter((x) => x.count > 0) };
+}
+
+export async function loadPins(id: string) {
+  const { pins } = await Api.pins(id);
+  state.pins.set(id, pins);
+  emit();
+}
+
+/** Pins the message, or unpins it when it is pinned. */
+export async function togglePin(id: string, seq: number) {
+  if (state.pins.get(id)?.some((p) => p.message.seq === seq)) await Api.unpin(id, seq);
+  else await Api.pin(id, seq);
+  await loadPins(id);
+}
+
+/** In a group the admins and the owner pin; in a direct conversation both members. */
+export function mayPin(c: Conversation): boolean {
+  return c.kind === 'direct' || c.my_role === 'admin' || c.my_role === 'owner';
 }
 
 export async function deleteMessage(id: string, seq: number) {
@@ -728,6 +751,7 @@ const CONVERSATION_EVENTS = new Set([
   'message_updated',
   'message_deleted',
   'reaction',
+  'pin',
   'member_added',
   'member_updated',
   'member_removed',
@@ -850,8 +874,15 @@ function conversationEvent(f: Frame) {
       const m = t?.messages.get(s);
       if (m) t!.messages.set(s, { ...m, deleted: true, content: '' });
       if (c?.last_message?.seq === s) c.last_message = { ...c.last_message, deleted: true, content: '' };
+      // A deleted message is unpinned with it.
+      const pins = state.pins.get(id);
+      if (pins) state.pins.set(id, pins.filter((p) => p.message.seq !== s));
       break;
     }
+    case 'pin':
+      // The frame names the message only: reload the list (when it was ever loaded).
+      if (state.pins.has(id)) void loadPins(id).catch(() => {});
+      break;
     case 'member_added':
     case 'member_updated': {
       const m = f.member as Member;

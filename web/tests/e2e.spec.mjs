@@ -330,11 +330,20 @@ async function features() {
   assert.equal(await daves.getByRole('button', { name: '🎉 2', exact: true }).getAttribute('aria-pressed'), 'true');
   await theirs.getByRole('button', { name: '🎉 2', exact: true }).click();
   await daves.getByRole('button', { name: '🎉 1', exact: true }).waitFor({ timeout: TIMEOUT });
+
+  // Pins: either side of a direct conversation pins; the other sees it above the history, and a
+  // deleted message leaves the pinned list.
+  await daves.hover();
+  await daves.getByRole('button', { name: 'Pin', exact: true }).click();
+  const erinsPins = erin.getByRole('region', { name: 'Pinned messages', exact: true });
+  await erinsPins.getByText('an edited reply').waitFor({ timeout: TIMEOUT });
+  assert.match(await erinsPins.innerText(), new RegExp(`pinned by ${names.dave}`));
   dave.once('dialog', (d) => d.accept());
   const edited = messageItems(dave, 'an edited reply');
   await edited.hover();
   await edited.getByRole('button', { name: 'Delete', exact: true }).click();
   await eventually(async () => (await messageItems(erin, 'an edited reply').count()) === 0, 'deleted for erin');
+  await erinsPins.waitFor({ state: 'detached', timeout: TIMEOUT });
 
   // An image by URL.
   await button(dave, 'Attach by URL').click();
