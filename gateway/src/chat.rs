@@ -7,7 +7,7 @@ use soulchat_subjects::{CallContext, Caller, ServiceError};
 
 use crate::limits::SendLimit;
 use crate::live;
-use crate::people::Names;
+use crate::people::{self, Names};
 use crate::views::chat::SendBody;
 use crate::views::frames;
 
@@ -31,6 +31,7 @@ impl Chat {
         body: SendBody,
     ) -> Result<cm::MessageReply, ServiceError> {
         self.send_limit.check(sender).await?;
+        let mention_ids = people::mentioned(&self.caller, ctx, &body.content).await?;
         let request = cm::SendRequest {
             conversation_id,
             client_id: body.client_id,
@@ -40,6 +41,7 @@ impl Chat {
             url: body.url,
             metadata: body.metadata,
             attachment_id: body.attachment_id,
+            mention_ids,
         };
         Ok(self.caller.call::<chat::Send>(ctx, &request).await?)
     }

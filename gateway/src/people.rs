@@ -54,6 +54,44 @@ pub async fn ids_of(
         .collect()
 }
 
+/// Mentions looked up per message, at most (the chat worker takes no more).
+const MAX_MENTIONS: usize = 50;
+
+/// The user ids of the people a message's `@username`s name; a name without an account is
+/// plain text, not an error.
+pub async fn mentioned(caller: &Caller, ctx: &CallContext, content: &str) -> Result<Vec<String>, ServiceError> {
+    let usernames = mentions(content);
+    if usernames.is_empty() {
+        return Ok(Vec::new());
+    }
+    let request = LookupRequest { user_ids: Vec::new(), usernames: usernames.clone() };
+    let list = caller.call::<profile::Lookup>(ctx, &request).await?;
+    let by_name: HashMap<String, String> =
+        list.profiles.into_iter().map(|p| (p.username.to_lowercase(), p.user_id)).collect();
+    // In the order the message names them.
+    Ok(usernames.iter().filter_map(|name| by_name.get(name).cloned()).collect())
+}
+
+/// The distinct `@username`s in a message, lowercased (usernames: ASCII letters, digits, `_`,
+/// `.`, `-`; a trailing `.` is taken for the end of a sentence, and an `@` inside a word, as in
+/// an email address, mentions nobody).
+fn mentions(content: &str) -> Vec<String> {
+    let is_name = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+    let mut found: Vec<String> = Vec::new();
+    let mut previous: Option<char> = None;
+    for (i, c) in content.char_indices() {
+        if c == '@' && !previous.is_some_and(is_name) {
+            let name: String = content[i + 1..].chars().take_while(|c| is_name(*c)).collect();
+            let name = name.trim_end_matches('.').to_lowercase();
+            if !name.is_empty() && !found.contains(&name) && found.len() < MAX_MENTIONS {
+                found.push(name);
+            }
+        }
+        previous = Some(c);
+    }
+    found
+}
+
 /// Recently resolved names, for the WebSocket fan-out, which renders every committed event: a
 /// rename shows in live frames within [`ttl`] (30-45 s) of the next frame that names the user.
 ///
@@ -152,5 +190,17 @@ fn store(entries: &mut HashMap<String, CachedName>, ids: Vec<String>, found: &Na
     for id in ids {
         let name = found.get(&id);
         entries.insert(id, CachedName { name, at, refreshing: false });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mentions;
+
+    #[test]
+    fn finds_mentions() {
+        assert_eq!(mentions("hi @Bob and @carol.x, see @bob."), vec!["bob", "carol.x"]);
+        assert!(mentions("mail me at a@example.com").is_empty());
+        assert!(mentions("@ alone").is_empty());
     }
 }

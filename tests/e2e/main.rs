@@ -14,6 +14,7 @@ mod delivery;
 mod edge;
 mod faults;
 mod input;
+mod mentions;
 mod mesh;
 mod metrics;
 mod moderation;

@@ -188,7 +188,7 @@ pub async fn history(
     let request =
         cm::HistoryRequest { conversation_id: id, before: seq("before")?, after: seq("after")?, limit: paging.limit };
     let list = state.caller.call::<chat::History>(&ctx, &request).await?;
-    let names = Names::of_ids(&state.caller, &ctx, list.messages.iter().map(|m| m.sender_id.as_str())).await?;
+    let names = Names::of_ids(&state.caller, &ctx, list.messages.iter().flat_map(MessageView::user_ids)).await?;
     Ok(Json(MessageList {
         messages: list.messages.into_iter().map(|m| MessageView::new(m, &names)).collect(),
         next_cursor: list.next_cursor,
@@ -231,7 +231,8 @@ pub async fn edit(
     JsonBody(body): JsonBody<EditBody>,
 ) -> ApiResult<Json<MessageEnvelope>> {
     let ctx = ctx.with_user(auth.id());
-    let request = cm::EditRequest { conversation_id: id, seq: path_seq(&seq)?, content: body.content };
+    let mention_ids = people::mentioned(&state.caller, &ctx, &body.content).await?;
+    let request = cm::EditRequest { conversation_id: id, seq: path_seq(&seq)?, content: body.content, mention_ids };
     let reply = state.caller.call::<chat::Edit>(&ctx, &request).await?;
     Ok(Json(message(&state, &ctx, reply).await?))
 }
@@ -302,6 +303,6 @@ pub(super) async fn message(
     reply: cm::MessageReply,
 ) -> Result<MessageEnvelope, ServiceError> {
     let m = reply.message.ok_or_else(ServiceError::internal)?;
-    let names = Names::of_ids(&state.caller, ctx, [m.sender_id.as_str()]).await?;
+    let names = Names::of_ids(&state.caller, ctx, MessageView::user_ids(&m)).await?;
     Ok(MessageEnvelope { message: MessageView::new(m, &names) })
 }

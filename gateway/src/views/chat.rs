@@ -35,6 +35,8 @@ pub struct MessageView {
     /// Each emoji used, in the order of first use; `me` is always false in live frames (one
     /// frame serves every member: the `reaction` frames say who).
     pub reactions: Vec<ReactionView>,
+    /// The usernames its `@username`s name (resolved when it was sent or edited).
+    pub mentions: Vec<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -49,6 +51,8 @@ impl MessageView {
     pub fn new(m: Message, names: &Names) -> Self {
         MessageView {
             sender: names.get(&m.sender_id),
+            // A deleted account is no longer named.
+            mentions: m.mention_ids.iter().filter_map(|id| names.get(id)).collect(),
             conversation_id: m.conversation_id,
             seq: m.seq,
             client_id: m.client_id,
@@ -67,6 +71,11 @@ impl MessageView {
                 .map(|r| ReactionView { emoji: r.emoji, count: r.count, me: r.me })
                 .collect(),
         }
+    }
+
+    /// Every user id a message names (its sender, its mentions), for [`Names::of_ids`].
+    pub fn user_ids(m: &Message) -> impl Iterator<Item = &str> {
+        std::iter::once(m.sender_id.as_str()).chain(m.mention_ids.iter().map(String::as_str))
     }
 }
 
@@ -129,7 +138,7 @@ impl ConversationView {
 
     /// Every user id a conversation mentions, for [`Names::of_ids`].
     pub fn user_ids(c: &Conversation) -> impl Iterator<Item = &str> {
-        c.members.iter().map(|m| m.user_id.as_str()).chain(c.last_message.iter().map(|m| m.sender_id.as_str()))
+        c.members.iter().map(|m| m.user_id.as_str()).chain(c.last_message.iter().flat_map(MessageView::user_ids))
     }
 }
 
@@ -179,7 +188,7 @@ impl PinView {
 
     /// Every user id a pin mentions, for [`Names::of_ids`].
     pub fn user_ids(p: &Pin) -> impl Iterator<Item = &str> {
-        std::iter::once(p.pinned_by_id.as_str()).chain(p.message.iter().map(|m| m.sender_id.as_str()))
+        std::iter::once(p.pinned_by_id.as_str()).chain(p.message.iter().flat_map(MessageView::user_ids))
     }
 }
 

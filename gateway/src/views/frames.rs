@@ -93,7 +93,7 @@ pub fn notification(n: Notification) -> Bytes {
 pub fn user_ids(event: &ChatEvent) -> Vec<String> {
     let mut ids = vec![event.actor_id.as_str()];
     match &event.event {
-        Some(Event::MessageCreated(m) | Event::MessageEdited(m)) => ids.push(&m.sender_id),
+        Some(Event::MessageCreated(m) | Event::MessageEdited(m)) => ids.extend(MessageView::user_ids(m)),
         Some(Event::MemberAdded(m) | Event::RoleChanged(m)) => ids.push(&m.user_id),
         Some(Event::MemberRemoved(m)) => ids.push(&m.user_id),
         Some(Event::ConversationCreated(c) | Event::ConversationUpdated(c)) => {

@@ -527,7 +527,8 @@ async fn send(
     let client_id = body.client_id.clone();
     let reply = state.chat.send(&sender, &ctx, conversation_id, body).await?;
     let message = reply.message.ok_or_else(ServiceError::internal)?;
-    let names = state.hub.names().names(&state.caller, vec![message.sender_id.clone()]).await?;
+    let names =
+        state.hub.names().names(&state.caller, MessageView::user_ids(&message).map(str::to_owned).collect()).await?;
     let (conversation_id, seq) = (message.conversation_id.clone(), message.seq);
     let ack = frames::ack(&client_id, MessageView::new(message, &names));
     Ok(Sent { conversation_id, seq, duplicate: reply.duplicate, ack })

@@ -292,6 +292,7 @@ async fn take(tx: &mut WriteTx<'_>, batch: &mut Batch, job: &Job) -> sqlx::Resul
         metadata: req.metadata.clone(),
         attachment_id: req.attachment_id.clone(),
         reactions: Vec::new(),
+        mention_ids: req.mention_ids.clone(),
     };
     batch.events.push(log::event(conversation_id, seq, sender, Event::MessageCreated(message.clone())));
     batch.traceparents.push(job.traceparent.clone());

@@ -42,6 +42,7 @@ pub async fn edit(chat: Arc<Chat>, ctx: RequestContext, req: EditRequest) -> Res
     let me = ctx.user_id()?;
     let mut v = Validation::new();
     validate::content(&mut v, &req.content, true);
+    validate::mentions(&mut v, &req.mention_ids);
     v.finish()?;
     let mut tx = chat.store.db().begin().await?;
     let (row, _) = access::membership(&mut tx, &req.conversation_id, me).await?;
@@ -50,8 +51,13 @@ pub async fn edit(chat: Arc<Chat>, ctx: RequestContext, req: EditRequest) -> Res
         return Err(ServiceError::forbidden("message", "can be edited only by its sender").into());
     }
     let at = now_ms();
-    Store::edit_message(&mut tx, &row.id, req.seq, &req.content, at).await?;
-    let mut edited = Message { content: req.content.clone(), edited_at_ms: Some(at), ..message.to_proto() };
+    Store::edit_message(&mut tx, &row.id, req.seq, &req.content, &req.mention_ids, at).await?;
+    let mut edited = Message {
+        content: req.content.clone(),
+        mention_ids: req.mention_ids.clone(),
+        edited_at_ms: Some(at),
+        ..message.to_proto()
+    };
     // The event's reactions are everyone's (no `me`); the editor's answer has theirs.
     Store::attach_reactions(&mut tx, None, slice::from_mut(&mut edited)).await?;
     log::append(&chat.store, &mut tx, &row.id, me, |_| Event::MessageEdited(edited.clone())).await?;

@@ -75,6 +75,18 @@ pub fn emoji(emoji: &str) -> Result<(), ServiceError> {
     }
 }
 
+pub const MENTIONS_MAX: usize = 50;
+
+/// The users a message mentions: user ids, at most [`MENTIONS_MAX`].
+pub fn mentions(v: &mut Validation, mention_ids: &[String]) {
+    if mention_ids.len() > MENTIONS_MAX {
+        v.problem("mentions", &format!("are too many (maximum is {MENTIONS_MAX})"));
+    }
+    for id in mention_ids {
+        user_id(v, "mentions", id);
+    }
+}
+
 const METADATA_ENTRIES_MAX: usize = 16;
 const METADATA_KEY_MAX: usize = 64;
 const METADATA_VALUE_MAX: usize = 256;
@@ -130,6 +142,7 @@ pub fn send(req: &mut SendRequest) -> Result<(), ServiceError> {
     if req.reply_to.is_some_and(|r| r < 1) {
         v.problem("reply_to", "is invalid");
     }
+    mentions(&mut v, &req.mention_ids);
     v.finish()
 }
 

@@ -16,7 +16,11 @@ async fn replayed<T>(t: &Chat, user: &str, conversation: &str, pick: impl Fn(&Ev
 }
 use soulchat_testkit::{Backend, Mesh, each_backend};
 
-each_backend!(reactions_are_counted_idempotent_and_logged, pins_take_a_role_in_groups_and_are_logged);
+each_backend!(
+    reactions_are_counted_idempotent_and_logged,
+    pins_take_a_role_in_groups_and_are_logged,
+    mentions_are_stored_with_the_message
+);
 
 struct Chat {
     mesh: Mesh,
@@ -209,5 +213,48 @@ async fn pins_take_a_role_in_groups_and_are_logged(backend: Backend) {
             assert_eq!(t.refused::<chat::Pin>(&b, request).await, (422, vec!["pins".to_owned()]));
         }
     }
+    t.mesh.shutdown().await;
+}
+
+async fn mentions_are_stored_with_the_message(backend: Backend) {
+    let t = Chat::start(backend).await;
+    let (a, b, c) = (user(), user(), user());
+    let id = t.group(&a, &[&b, &c]).await;
+    let send = |client_id: &str, mention_ids: Vec<String>| SendRequest {
+        conversation_id: id.clone(),
+        client_id: client_id.into(),
+        content: "hello you".into(),
+        mention_ids,
+        ..Default::default()
+    };
+    let sent = t.ok::<chat::Send>(&a, send("m-1", vec![b.clone(), c.clone()])).await.message.unwrap();
+    assert_eq!(sent.mention_ids, [b.clone(), c.clone()]);
+    let history = HistoryRequest { conversation_id: id.clone(), ..Default::default() };
+    assert_eq!(t.ok::<chat::History>(&b, history.clone()).await.messages[0].mention_ids, [b.clone(), c.clone()]);
+
+    let edit = EditRequest {
+        conversation_id: id.clone(),
+        seq: sent.seq,
+        content: "only you".into(),
+        mention_ids: vec![c.clone()],
+    };
+    assert_eq!(t.ok::<chat::Edit>(&a, edit).await.message.unwrap().mention_ids, [c.clone()]);
+    assert_eq!(t.ok::<chat::History>(&b, history.clone()).await.messages[0].mention_ids, [c.clone()]);
+    let events = replayed(&t, &c, &id, |e| match e {
+        Event::MessageCreated(m) | Event::MessageEdited(m) => Some(m.mention_ids.clone()),
+        _ => None,
+    })
+    .await;
+    assert_eq!(events, [vec![b.clone(), c.clone()], vec![c.clone()]], "the events carry them");
+
+    let too_many = (0..51).map(|_| user()).collect();
+    assert_eq!(t.refused::<chat::Send>(&a, send("m-2", too_many)).await, (422, vec!["mentions".to_owned()]));
+    assert_eq!(
+        t.refused::<chat::Send>(&a, send("m-3", vec!["no.dots".into()])).await,
+        (422, vec!["mentions".to_owned()])
+    );
+
+    t.ok::<chat::DeleteMessage>(&a, DeleteMessageRequest { conversation_id: id.clone(), seq: sent.seq }).await;
+    assert!(t.ok::<chat::History>(&b, history).await.messages[0].mention_ids.is_empty(), "gone with the content");
     t.mesh.shutdown().await;
 }

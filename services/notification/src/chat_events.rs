@@ -1,7 +1,8 @@
 //! Notifications from committed chat events (`SOULCHAT_CHAT`): a message in a direct
-//! conversation or an `@username` mention in a group, for recipients with no live socket, and
-//! being added to a group by someone else. A message from someone the recipient blocks notifies
-//! nobody (asked of the profile worker only when a message would notify someone).
+//! conversation, for a recipient with no live socket; an `@username` mention, for every member
+//! it names, online or not and even in a muted conversation; being added to a group by someone
+//! else. A message from someone the recipient blocks notifies nobody (asked of the profile worker
+//! only when a message would notify someone).
 //!
 //! Consumed with the runtime's durable consumer ([`soulchat_subjects::notification::CHAT`]).
 
@@ -19,8 +20,6 @@ use crate::compose::{Draft, Stored};
 
 /// How much of a message a notification quotes.
 const PREVIEW_CHARS: usize = 200;
-/// Mentions looked up per message, at most.
-const MAX_MENTIONS: usize = 50;
 
 /// Look-ups (presence, usernames, the group's name) happen in `prepare`, outside the
 /// transaction; the drafts are applied with the event's id in one transaction.
@@ -73,43 +72,35 @@ async fn plan(n: &Notifications, event: &ChatEvent) -> anyhow::Result<Vec<Draft>
 
 async fn message_drafts(n: &Notifications, event: &ChatEvent, message: &Message) -> anyhow::Result<Vec<Draft>> {
     let direct = event.conversation_kind == "direct";
-    // A message reaches an online recipient's socket anyway, so most messages notify nobody, and
-    // a direct one to an online user costs no look-up at all.
-    let offline = |u: &String| *u != message.sender_id && !n.online(u);
-    let (mut candidates, profiles) = if direct {
-        let candidates: Vec<String> = event.recipients.iter().filter(|u| offline(u)).cloned().collect();
-        if candidates.is_empty() {
-            return Ok(Vec::new());
-        }
-        (candidates, lookup(n, vec![message.sender_id.clone()], Vec::new()).await?)
+    let others = |u: &&String| **u != message.sender_id;
+    // Only members are told: a mention of an outsider reveals nothing to them.
+    let mut mentioned: Vec<String> =
+        message.mention_ids.iter().filter(others).filter(|u| event.recipients.contains(u)).cloned().collect();
+    mentioned.sort_unstable();
+    mentioned.dedup();
+    // A message reaches an online recipient's socket anyway, so most direct messages notify
+    // nobody, and one to an online user costs no look-up at all.
+    let mut unmentioned: Vec<String> = if direct {
+        event.recipients.iter().filter(others).filter(|u| !mentioned.contains(u) && !n.online(u)).cloned().collect()
     } else {
-        let mentioned = mentions(&message.content);
-        if mentioned.is_empty() {
-            return Ok(Vec::new());
-        }
-        let profiles = lookup(n, vec![message.sender_id.clone()], mentioned).await?;
-        // Only members are told: a mention of an outsider reveals nothing to them.
-        let candidates =
-            profiles.iter().map(|p| p.user_id.clone()).filter(|u| event.recipients.contains(u) && offline(u)).collect();
-        (candidates, profiles)
+        Vec::new()
     };
-    let sender = profiles.iter().find(|p| p.user_id == message.sender_id).map_or("Someone", |p| p.username.as_str());
-    candidates.sort_unstable();
-    candidates.dedup();
-    // Nobody is pushed a message from someone they block.
-    if !candidates.is_empty() {
-        let request = BlockedAmongRequest { user_id: message.sender_id.clone(), among: candidates.clone() };
-        let blockers = n.caller.call::<profile::BlockedAmong>(&CallContext::internal(), &request).await?.blocked_by;
-        candidates.retain(|u| !blockers.contains(u));
+    if mentioned.is_empty() && unmentioned.is_empty() {
+        return Ok(Vec::new());
     }
+    // Nobody is pushed a message from someone they block.
+    let among = mentioned.iter().chain(&unmentioned).cloned().collect();
+    let request = BlockedAmongRequest { user_id: message.sender_id.clone(), among };
+    let blockers = n.caller.call::<profile::BlockedAmong>(&CallContext::internal(), &request).await?.blocked_by;
+    mentioned.retain(|u| !blockers.contains(u));
+    unmentioned.retain(|u| !blockers.contains(u));
+    let profiles = lookup(n, vec![message.sender_id.clone()], Vec::new()).await?;
+    let sender = profiles.iter().find(|p| p.user_id == message.sender_id).map_or("Someone", |p| p.username.as_str());
     let preview: String = message.content.chars().take(PREVIEW_CHARS).collect();
+    let mentions = mentioned.into_iter().map(|u| (u, "mention", format!("{sender} mentioned you"), true));
+    let messages = unmentioned.into_iter().map(|u| (u, "message", format!("New message from {sender}"), false));
     let mut drafts = Vec::new();
-    for user in candidates {
-        let (kind, title) = if direct {
-            ("message", format!("New message from {sender}"))
-        } else {
-            ("mention", format!("{sender} mentioned you"))
-        };
+    for (user, kind, title, even_muted) in mentions.chain(messages) {
         drafts.push(Draft {
             user_id: user,
             kind,
@@ -122,6 +113,7 @@ async fn message_drafts(n: &Notifications, event: &ChatEvent, message: &Message)
                 ("username".to_owned(), sender.to_owned()),
             ]),
             conversation_id: Some(event.conversation_id.clone()),
+            even_muted,
         });
     }
     Ok(drafts)
@@ -160,6 +152,7 @@ async fn added_drafts(
             body: body.clone(),
             data: data.clone(),
             conversation_id: Some(event.conversation_id.clone()),
+            even_muted: false,
         })
         .collect())
 }
@@ -180,36 +173,5 @@ async fn group_name(n: &Notifications, conversation_id: &str, member: &str) -> O
             tracing::debug!(%conversation_id, "group name unavailable: {e}");
             None
         }
-    }
-}
-
-/// The distinct `@username`s in a message (usernames: ASCII letters, digits, `_`, `.`, `-`;
-/// a trailing `.` is taken for the end of a sentence).
-fn mentions(content: &str) -> Vec<String> {
-    let is_name = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
-    let mut found: Vec<String> = Vec::new();
-    let mut previous: Option<char> = None;
-    for (i, c) in content.char_indices() {
-        if c == '@' && !previous.is_some_and(is_name) {
-            let name: String = content[i + 1..].chars().take_while(|c| is_name(*c)).collect();
-            let name = name.trim_end_matches('.').to_lowercase();
-            if !name.is_empty() && !found.contains(&name) && found.len() < MAX_MENTIONS {
-                found.push(name);
-            }
-        }
-        previous = Some(c);
-    }
-    found
-}
-
-#[cfg(test)]
-mod tests {
-    use super::mentions;
-
-    #[test]
-    fn finds_mentions() {
-        assert_eq!(mentions("hi @Bob and @carol.x, see @bob."), vec!["bob", "carol.x"]);
-        assert!(mentions("mail me at a@example.com").is_empty());
-        assert!(mentions("@ alone").is_empty());
     }
 }

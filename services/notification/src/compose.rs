@@ -23,8 +23,10 @@ pub struct Draft {
     pub title: String,
     pub body: String,
     pub data: HashMap<String, String>,
-    /// Set for chat notifications: a muted conversation notifies nobody.
+    /// Set for chat notifications: a muted conversation notifies nobody...
     pub conversation_id: Option<String>,
+    /// ...except someone it mentions.
+    pub even_muted: bool,
 }
 
 /// A stored notification to publish live once its transaction committed.
@@ -34,7 +36,7 @@ impl Notifications {
     /// Applies the user's preferences to `draft` in the caller's transaction.
     pub async fn notify(&self, tx: &mut WriteTx<'_>, draft: Draft) -> anyhow::Result<Option<Stored>> {
         let prefs = store::preferences(tx, &draft.user_id).await?;
-        if draft.conversation_id.as_ref().is_some_and(|c| prefs.muted_conversations.contains(c)) {
+        if !draft.even_muted && draft.conversation_id.as_ref().is_some_and(|c| prefs.muted_conversations.contains(c)) {
             return Ok(None);
         }
         if store::exists(tx, &draft.user_id, &draft.dedup_key).await? {

@@ -67,6 +67,7 @@ impl EventHandler<profile::Followed> for Notifications {
                 ("user_id".to_owned(), event.follower_id),
             ]),
             conversation_id: None,
+            even_muted: false,
         };
         self.notify(tx, draft).await
     }

@@ -23,6 +23,8 @@ pub struct MessageRow {
     /// A JSON object of strings, for image and file messages.
     pub metadata: Option<String>,
     pub attachment_id: Option<String>,
+    /// A JSON array of user ids.
+    pub mention_ids: Option<String>,
 }
 
 impl MessageRow {
@@ -47,12 +49,16 @@ impl MessageRow {
             attachment_id: if deleted { None } else { self.attachment_id.clone() },
             // Counted apart (`Store::attach_reactions`).
             reactions: Vec::new(),
+            mention_ids: match (&self.mention_ids, deleted) {
+                (Some(json), false) => serde_json::from_str(json).unwrap_or_default(),
+                _ => Vec::new(),
+            },
         }
     }
 }
 
 pub(super) const MESSAGE: &str = "SELECT conversation_id, seq, sender_id, client_id, kind, content, url, reply_to, \
-     created_at_ms, edited_at_ms, deleted, metadata, attachment_id FROM messages";
+     created_at_ms, edited_at_ms, deleted, metadata, attachment_id, mention_ids FROM messages";
 
 impl Store {
     pub async fn message(r: &mut impl Reads, conversation_id: &str, seq: i64) -> sqlx::Result<Option<MessageRow>> {
@@ -87,22 +93,27 @@ impl Store {
         conversation_id: &str,
         seq: i64,
         content: &str,
+        mention_ids: &[String],
         at_ms: i64,
     ) -> sqlx::Result<()> {
-        sqlx::query("UPDATE messages SET content = ?, edited_at_ms = ? WHERE conversation_id = ? AND seq = ?")
-            .bind(content)
-            .bind(at_ms)
-            .bind(conversation_id)
-            .bind(seq)
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(
+            "UPDATE messages SET content = ?, mention_ids = ?, edited_at_ms = ? WHERE conversation_id = ? AND seq = ?",
+        )
+        .bind(content)
+        .bind(mentions_json(mention_ids))
+        .bind(at_ms)
+        .bind(conversation_id)
+        .bind(seq)
+        .execute(&mut **tx)
+        .await?;
         Ok(())
     }
 
     /// Keeps the row (its seq and client id stay taken) but not the content.
     pub async fn delete_message(tx: &mut WriteTx<'_>, conversation_id: &str, seq: i64) -> sqlx::Result<()> {
         sqlx::query(
-            "UPDATE messages SET deleted = 1, content = '', url = NULL, metadata = NULL WHERE conversation_id = ? AND seq = ?",
+            "UPDATE messages SET deleted = 1, content = '', url = NULL, metadata = NULL, mention_ids = NULL \
+             WHERE conversation_id = ? AND seq = ?",
         )
         .bind(conversation_id)
         .bind(seq)
@@ -133,4 +144,9 @@ impl Store {
         }
         Ok(rows)
     }
+}
+
+/// The stored form of a message's mentions: `NULL` for none.
+pub(super) fn mentions_json(mention_ids: &[String]) -> Option<String> {
+    (!mention_ids.is_empty()).then(|| serde_json::to_string(mention_ids).unwrap_or_default())
 }

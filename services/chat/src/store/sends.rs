@@ -12,6 +12,7 @@ use soulchat_subjects::time::now_ms;
 use sqlx::{Any, QueryBuilder};
 
 use super::members::push_pairs;
+use super::messages::mentions_json;
 use super::{Store, reusable_chunks};
 
 /// What the committer needs to know before taking seqs.
@@ -84,7 +85,7 @@ impl Store {
 pub(super) fn push_insert_messages(q: &mut QueryBuilder<Any>, messages: &[Message]) {
     q.push(
         "INSERT INTO messages (conversation_id, seq, sender_id, client_id, kind, content, url, reply_to, \
-         created_at_ms, edited_at_ms, deleted, metadata, attachment_id) ",
+         created_at_ms, edited_at_ms, deleted, metadata, attachment_id, mention_ids) ",
     );
     q.push_values(messages, |mut row, m| {
         row.push_bind(m.conversation_id.clone())
@@ -98,7 +99,8 @@ pub(super) fn push_insert_messages(q: &mut QueryBuilder<Any>, messages: &[Messag
             .push_bind(m.created_at_ms)
             .push("NULL, 0")
             .push_bind((!m.metadata.is_empty()).then(|| serde_json::to_string(&m.metadata).unwrap_or_default()))
-            .push_bind(m.attachment_id.clone());
+            .push_bind(m.attachment_id.clone())
+            .push_bind(mentions_json(&m.mention_ids));
     });
 }
 
