@@ -177,12 +177,34 @@ function MessageList({ c }: { c: Conversation }) {
   );
 }
 
+/** Text with the message's resolved `@username`s marked (the one naming the reader stronger). */
+function WithMentions({ content, mentions }: { content: string; mentions: string[] }) {
+  if (mentions.length === 0) return <>{content}</>;
+  const me = state.user?.username.toLowerCase();
+  const named = new Set(mentions.map((m) => m.toLowerCase()));
+  // Split keeps the captured `@name`s; an `@` inside a word (an email address) is left alone.
+  return (
+    <>
+      {content.split(/(?<![\w.-])(@[\w.-]*[\w-])/).map((part, i) => {
+        const name = part.startsWith('@') ? part.slice(1).toLowerCase() : '';
+        if (i % 2 === 0 || !named.has(name)) return part;
+        return (
+          <mark key={i} class={`mention ${name === me ? 'me' : ''}`}>
+            {part}
+          </mark>
+        );
+      })}
+    </>
+  );
+}
+
 function MessageBody(props: {
   kind: string;
   content: string;
   url?: string | null;
   attachment_id?: string | null;
   metadata?: Record<string, string>;
+  mentions?: string[];
 }) {
   const [fetched, setFetched] = useState<string | null>(null);
   useEffect(() => {
@@ -239,7 +261,11 @@ function MessageBody(props: {
       </>
     );
   }
-  return <p>{props.content}</p>;
+  return (
+    <p>
+      <WithMentions content={props.content} mentions={props.mentions ?? []} />
+    </p>
+  );
 }
 
 function MessageItem(props: {
@@ -300,7 +326,14 @@ function MessageItem(props: {
             </button>
           </form>
         ) : (
-          <MessageBody kind={m.kind} content={m.content} url={m.url} attachment_id={m.attachment_id} metadata={m.metadata} />
+          <MessageBody
+            kind={m.kind}
+            content={m.content}
+            url={m.url}
+            attachment_id={m.attachment_id}
+            metadata={m.metadata}
+            mentions={m.mentions}
+          />
         )}
       </div>
       <Reactions m={m} c={c} />

@@ -338,6 +338,12 @@ async function features() {
   const erinsPins = erin.getByRole('region', { name: 'Pinned messages', exact: true });
   await erinsPins.getByText('an edited reply').waitFor({ timeout: TIMEOUT });
   assert.match(await erinsPins.innerText(), new RegExp(`pinned by ${names.dave}`));
+
+  // A mention is marked, strongest for the one it names.
+  await sendMessage(erin, `thanks @${names.dave}`);
+  const mention = messageItems(dave, `thanks @${names.dave}`).locator('mark.mention.me');
+  await mention.waitFor({ timeout: TIMEOUT });
+  assert.equal(await mention.innerText(), `@${names.dave}`);
   dave.once('dialog', (d) => d.accept());
   const edited = messageItems(dave, 'an edited reply');
   await edited.hover();
