@@ -42,6 +42,7 @@ impl Chat {
             metadata: body.metadata,
             attachment_id: body.attachment_id,
             mention_ids,
+            thread_root: body.thread_root,
         };
         Ok(self.caller.call::<chat::Send>(ctx, &request).await?)
     }

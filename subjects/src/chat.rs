@@ -33,7 +33,8 @@ crate::service! {
         Edit = "edit": EditRequest => MessageReply, by [Gateway];
         /// Deletes a message (its sender, admins, the owner).
         DeleteMessage = "delete_message": DeleteMessageRequest => Empty, by [Gateway];
-        /// Message history, ascending, paged by exclusive `before`/`after` seq.
+        /// Message history, ascending, paged by exclusive `before`/`after` seq; thread replies
+        /// are not in it.
         History = "history": HistoryRequest => MessageList, by [Gateway];
         /// A read receipt: everything up to a seq is read.
         MarkRead = "mark_read": MarkReadRequest => ReadReply, by [Gateway];
@@ -61,6 +62,8 @@ crate::service! {
         Unpin = "unpin": PinRequest => Empty, by [Gateway];
         /// A conversation's pinned messages, newest pin first.
         Pins = "pins": PinsRequest => PinList, by [Gateway];
+        /// A thread's replies, paged as history.
+        Thread = "thread": ThreadRequest => MessageList, by [Gateway];
     }
 }
 

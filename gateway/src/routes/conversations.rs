@@ -179,20 +179,30 @@ pub async fn history(
     paging: Paging,
 ) -> ApiResult<Json<MessageList>> {
     let ctx = ctx.with_user(auth.id());
-    let seq = |name: &str| -> Result<Option<i64>, ServiceError> {
-        paging
-            .param(name)
-            .map(|v| v.trim().parse::<i64>().map_err(|_| ServiceError::invalid(name, "must be a message seq")))
-            .transpose()
-    };
-    let request =
-        cm::HistoryRequest { conversation_id: id, before: seq("before")?, after: seq("after")?, limit: paging.limit };
+    let (before, after) = (page_seq(&paging, "before")?, page_seq(&paging, "after")?);
+    let request = cm::HistoryRequest { conversation_id: id, before, after, limit: paging.limit };
     let list = state.caller.call::<chat::History>(&ctx, &request).await?;
-    let names = Names::of_ids(&state.caller, &ctx, list.messages.iter().flat_map(MessageView::user_ids)).await?;
-    Ok(Json(MessageList {
+    Ok(Json(messages(&state, &ctx, list).await?))
+}
+
+/// A `before` or `after` query parameter.
+pub(super) fn page_seq(paging: &Paging, name: &str) -> Result<Option<i64>, ServiceError> {
+    paging
+        .param(name)
+        .map(|v| v.trim().parse::<i64>().map_err(|_| ServiceError::invalid(name, "must be a message seq")))
+        .transpose()
+}
+
+pub(super) async fn messages(
+    state: &AppState,
+    ctx: &CallContext,
+    list: cm::MessageList,
+) -> Result<MessageList, ServiceError> {
+    let names = Names::of_ids(&state.caller, ctx, list.messages.iter().flat_map(MessageView::user_ids)).await?;
+    Ok(MessageList {
         messages: list.messages.into_iter().map(|m| MessageView::new(m, &names)).collect(),
         next_cursor: list.next_cursor,
-    }))
+    })
 }
 
 /// 201 for a new message, 200 for a retry of one already stored (same `client_id`).

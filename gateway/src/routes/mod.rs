@@ -11,6 +11,7 @@ mod pins;
 mod profiles;
 mod reactions;
 mod search;
+mod threads;
 mod users;
 mod web;
 
@@ -122,6 +123,7 @@ fn routes(accounts: impl Fn(UtoipaMethodRouter<AppState>) -> UtoipaMethodRouter<
         .routes(routes!(reactions::remove_reaction))
         .routes(routes!(pins::list_pins))
         .routes(routes!(pins::pin, pins::unpin))
+        .routes(routes!(threads::thread))
         .routes(no_store(routes!(crate::ws::ticket)))
         .routes(routes!(openapi::document))
         .route_layer(from_fn(edge::route_template))

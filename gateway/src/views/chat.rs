@@ -37,6 +37,19 @@ pub struct MessageView {
     pub reactions: Vec<ReactionView>,
     /// The usernames its `@username`s name (resolved when it was sent or edited).
     pub mentions: Vec<String>,
+    /// A thread reply: its root's seq (replies are not in the main history).
+    #[schema(required = true)]
+    pub thread_root: Option<i64>,
+    /// A thread's root: its replies so far; `null` without replies.
+    #[schema(required = true)]
+    pub thread: Option<ThreadView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ThreadView {
+    pub reply_count: u32,
+    #[schema(format = DateTime)]
+    pub last_reply_at: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -53,6 +66,10 @@ impl MessageView {
             sender: names.get(&m.sender_id),
             // A deleted account is no longer named.
             mentions: m.mention_ids.iter().filter_map(|id| names.get(id)).collect(),
+            thread_root: m.thread_root,
+            thread: m
+                .thread
+                .map(|t| ThreadView { reply_count: t.reply_count, last_reply_at: rfc3339_ms(t.last_reply_at_ms) }),
             conversation_id: m.conversation_id,
             seq: m.seq,
             client_id: m.client_id,
@@ -271,6 +288,8 @@ pub struct SendBody {
     pub metadata: std::collections::HashMap<String, String>,
     /// Image and file messages instead of `url`: an attachment the sender uploaded.
     pub attachment_id: Option<String>,
+    /// Makes it a reply in the thread of this message (a seq).
+    pub thread_root: Option<i64>,
 }
 
 /// An upload (`POST /api/attachments`).

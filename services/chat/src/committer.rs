@@ -268,6 +268,26 @@ async fn take(tx: &mut WriteTx<'_>, batch: &mut Batch, job: &Job) -> sqlx::Resul
             return Ok(Err(ServiceError::invalid("reply_to", "is not a message of this conversation").into()));
         }
     }
+    // A thread reply's root: a live message here that is no reply itself. Its participants go
+    // with the event (for notifications), so they are looked up now, for thread replies only.
+    let mut participants = Vec::new();
+    if let Some(root) = req.thread_root {
+        let problem = match Store::message(tx, conversation_id, root).await? {
+            None => Some("is not a message of this conversation"),
+            Some(m) if m.deleted != 0 => Some("is deleted"),
+            Some(m) if m.thread_root.is_some() => Some("is itself a thread reply"),
+            Some(_) => None,
+        };
+        if let Some(problem) = problem {
+            return Ok(Err(ServiceError::invalid("thread_root", problem).into()));
+        }
+        participants = Store::thread_participants(tx, conversation_id, root).await?;
+        let earlier =
+            batch.messages.iter().filter(|m| m.conversation_id == *conversation_id && m.thread_root == Some(root));
+        participants.extend(earlier.map(|m| m.sender_id.clone()));
+        participants.sort_unstable();
+        participants.dedup();
+    }
     // A deleted conversation has no last seq here.
     let Some(last) = batch.seqs.get_mut(conversation_id) else {
         return Ok(Err(access::not_found().into()));
@@ -293,8 +313,12 @@ async fn take(tx: &mut WriteTx<'_>, batch: &mut Batch, job: &Job) -> sqlx::Resul
         attachment_id: req.attachment_id.clone(),
         reactions: Vec::new(),
         mention_ids: req.mention_ids.clone(),
+        thread_root: req.thread_root,
+        thread: None,
     };
-    batch.events.push(log::event(conversation_id, seq, sender, Event::MessageCreated(message.clone())));
+    let mut event = log::event(conversation_id, seq, sender, Event::MessageCreated(message.clone()));
+    event.thread_participant_ids = participants;
+    batch.events.push(event);
     batch.traceparents.push(job.traceparent.clone());
     batch.clients.insert(client, batch.messages.len());
     batch.messages.push(message.clone());

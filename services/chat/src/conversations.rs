@@ -30,7 +30,7 @@ pub async fn view(
     out.read_seq = me.read_seq;
     out.unread_count = Store::unread(r, &c.id, &me.user_id, me.read_seq).await?;
     out.last_message = Store::last_message(r, &c.id).await?.map(|m| m.to_proto());
-    Store::attach_reactions(r, Some(&me.user_id), out.last_message.as_mut_slice()).await?;
+    Store::attach(r, Some(&me.user_id), out.last_message.as_mut_slice()).await?;
     if with_members {
         out.members = Store::members(r, &c.id).await?.iter().map(MemberRow::to_proto).collect();
     }

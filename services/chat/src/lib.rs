@@ -1,7 +1,8 @@
 //! The chat worker: direct conversations and groups, their members, messages and read
 //! receipts, answering `soulchat.chat.v1.*` from the `chat_service` database it alone owns.
 //!
-//! Members react to messages ([`reactions`]) and pin them ([`pins`]).
+//! Members react to messages ([`reactions`]), pin them ([`pins`]) and reply in threads (a
+//! send with a `thread_root`, read apart from the main history).
 //!
 //! Every change to a conversation is an event with the conversation's next `seq`, written in
 //! the transaction that makes the change ([`log`]): the `events` table is what resume replays,
@@ -125,5 +126,6 @@ impl Service for Chat {
             .handle::<chat::Pin>(pins::pin)
             .handle::<chat::Unpin>(pins::unpin)
             .handle::<chat::Pins>(pins::pins)
+            .handle::<chat::Thread>(messages::thread)
     }
 }

@@ -45,6 +45,8 @@ pub fn event(conversation_id: &str, seq: i64, actor_id: &str, body: Event) -> Ch
         // Both filled when published (see `relay`), never stored.
         recipients: Vec::new(),
         conversation_kind: String::new(),
+        // Filled by the committer for a thread reply.
+        thread_participant_ids: Vec::new(),
         event: Some(body),
     }
 }

@@ -33,7 +33,7 @@ pub async fn send(chat: Arc<Chat>, ctx: RequestContext, mut req: SendRequest) ->
     // A retry answers with the original, which others may have reacted to meanwhile.
     if let (true, Some(message)) = (reply.duplicate, reply.message.as_mut()) {
         let mut conn = chat.store.db().reads().await?;
-        Store::attach_reactions(&mut conn, Some(&me), slice::from_mut(message)).await?;
+        Store::attach(&mut conn, Some(&me), slice::from_mut(message)).await?;
     }
     Ok(reply)
 }
@@ -59,7 +59,7 @@ pub async fn edit(chat: Arc<Chat>, ctx: RequestContext, req: EditRequest) -> Res
         ..message.to_proto()
     };
     // The event's reactions are everyone's (no `me`); the editor's answer has theirs.
-    Store::attach_reactions(&mut tx, None, slice::from_mut(&mut edited)).await?;
+    Store::attach(&mut tx, None, slice::from_mut(&mut edited)).await?;
     log::append(&chat.store, &mut tx, &row.id, me, |_| Event::MessageEdited(edited.clone())).await?;
     Store::attach_reactions(&mut tx, Some(me), slice::from_mut(&mut edited)).await?;
     tx.commit().await?;
@@ -102,23 +102,43 @@ pub async fn live_message(r: &mut impl Reads, conversation_id: &str, seq: i64) -
 }
 
 pub async fn history(chat: Arc<Chat>, ctx: RequestContext, req: HistoryRequest) -> Result<MessageList> {
+    page(&chat, &ctx, &req.conversation_id, None, (req.before, req.after), req.limit).await
+}
+
+/// A thread's replies, paged as history; the root must be a message of the conversation.
+pub async fn thread(chat: Arc<Chat>, ctx: RequestContext, req: ThreadRequest) -> Result<MessageList> {
+    page(&chat, &ctx, &req.conversation_id, Some(req.root), (req.before, req.after), req.limit).await
+}
+
+/// A page of the main history (`thread` none) or of one thread.
+async fn page(
+    chat: &Chat,
+    ctx: &RequestContext,
+    conversation_id: &str,
+    thread: Option<i64>,
+    (before, after): (Option<i64>, Option<i64>),
+    limit: Option<u32>,
+) -> Result<MessageList> {
     let me = ctx.user_id()?;
-    let limit = validate::limit(req.limit)?;
-    if req.before.is_some() && req.after.is_some() {
+    let limit = validate::limit(limit)?;
+    if before.is_some() && after.is_some() {
         return Err(ServiceError::invalid("before", "cannot be combined with after").into());
     }
     let mut conn = chat.store.db().reads().await?;
-    let (row, _) = access::membership(&mut conn, &req.conversation_id, me).await?;
+    let (row, _) = access::membership(&mut conn, conversation_id, me).await?;
+    if let Some(root) = thread {
+        Store::message(&mut conn, &row.id, root).await?.ok_or_else(message_not_found)?;
+    }
     // One row more than asked says whether another page follows.
-    let (rows, next_cursor) = if let Some(after) = req.after {
-        let mut rows = Store::history(&mut conn, &row.id, after, i64::MAX, limit + 1, true).await?;
+    let (rows, next_cursor) = if let Some(after) = after {
+        let mut rows = Store::history(&mut conn, &row.id, thread, (after, i64::MAX), limit + 1, true).await?;
         let more = rows.len() as i64 > limit;
         rows.truncate(limit as usize);
         let next = if more { rows.last().map(|m| m.seq) } else { None };
         (rows, next)
     } else {
-        let before = req.before.unwrap_or(i64::MAX);
-        let mut rows = Store::history(&mut conn, &row.id, 0, before, limit + 1, false).await?;
+        let before = before.unwrap_or(i64::MAX);
+        let mut rows = Store::history(&mut conn, &row.id, thread, (0, before), limit + 1, false).await?;
         let more = rows.len() as i64 > limit;
         if more {
             rows.remove(0);
@@ -127,7 +147,7 @@ pub async fn history(chat: Arc<Chat>, ctx: RequestContext, req: HistoryRequest) 
         (rows, next)
     };
     let mut messages: Vec<Message> = rows.iter().map(MessageRow::to_proto).collect();
-    Store::attach_reactions(&mut conn, Some(me), &mut messages).await?;
+    Store::attach(&mut conn, Some(me), &mut messages).await?;
     Ok(MessageList { messages, next_cursor })
 }
 

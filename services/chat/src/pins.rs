@@ -47,7 +47,7 @@ pub async fn pin(chat: Arc<Chat>, ctx: RequestContext, req: PinRequest) -> Resul
         }
     };
     let mut view = message.to_proto();
-    Store::attach_reactions(&mut tx, Some(me), slice::from_mut(&mut view)).await?;
+    Store::attach(&mut tx, Some(me), slice::from_mut(&mut view)).await?;
     if changed {
         tx.commit().await?;
     }
@@ -76,7 +76,7 @@ pub async fn pins(chat: Arc<Chat>, ctx: RequestContext, req: PinsRequest) -> Res
     for PinRow { message, pinned_by, pinned_at_ms } in Store::pins(&mut conn, &row.id).await? {
         // One look-up per pin (at most 50): pinned messages lie anywhere in the history.
         let mut view = message.to_proto();
-        Store::attach_reactions(&mut conn, Some(me), slice::from_mut(&mut view)).await?;
+        Store::attach(&mut conn, Some(me), slice::from_mut(&mut view)).await?;
         pins.push(Pin { message: Some(view), pinned_by_id: pinned_by, pinned_at_ms });
     }
     Ok(PinList { pins })

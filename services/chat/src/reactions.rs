@@ -55,7 +55,7 @@ async fn change(chat: Arc<Chat>, ctx: RequestContext, req: ReactionRequest, add:
         log::record_at(&chat.store, &mut tx, &row.id, seq, me, Event::ReactionChanged(event)).await?;
     }
     let mut view = message.to_proto();
-    Store::attach_reactions(&mut tx, Some(me), slice::from_mut(&mut view)).await?;
+    Store::attach(&mut tx, Some(me), slice::from_mut(&mut view)).await?;
     if changed {
         tx.commit().await?;
     }

@@ -142,6 +142,9 @@ pub fn send(req: &mut SendRequest) -> Result<(), ServiceError> {
     if req.reply_to.is_some_and(|r| r < 1) {
         v.problem("reply_to", "is invalid");
     }
+    if req.thread_root.is_some_and(|r| r < 1) {
+        v.problem("thread_root", "is invalid");
+    }
     mentions(&mut v, &req.mention_ids);
     v.finish()
 }

@@ -259,7 +259,8 @@ async fn edit_and_delete(backend: Backend) {
     let (owner, member, other) = (user(), user(), user());
     let id = t.group(&owner, &[&member, &other]).await.id;
     let seq = t.send(&member, &id, "e-1", "typo").await.message.unwrap().seq;
-    let edit = |content: &str| EditRequest { conversation_id: id.clone(), seq, content: content.into() };
+    let edit =
+        |content: &str| EditRequest { conversation_id: id.clone(), seq, content: content.into(), ..Default::default() };
     assert_eq!(t.code::<chat::Edit>(&other, edit("mine now")).await, 403);
     assert_eq!(t.code::<chat::Edit>(&owner, edit("mine now")).await, 403, "not even the owner edits others' words");
     let edited = t.ok::<chat::Edit>(&member, edit("fixed")).await.message.unwrap();

@@ -19,7 +19,8 @@ use soulchat_testkit::{Backend, Mesh, each_backend};
 each_backend!(
     reactions_are_counted_idempotent_and_logged,
     pins_take_a_role_in_groups_and_are_logged,
-    mentions_are_stored_with_the_message
+    mentions_are_stored_with_the_message,
+    thread_replies_stay_out_of_the_main_history
 );
 
 struct Chat {
@@ -256,5 +257,66 @@ async fn mentions_are_stored_with_the_message(backend: Backend) {
 
     t.ok::<chat::DeleteMessage>(&a, DeleteMessageRequest { conversation_id: id.clone(), seq: sent.seq }).await;
     assert!(t.ok::<chat::History>(&b, history).await.messages[0].mention_ids.is_empty(), "gone with the content");
+    t.mesh.shutdown().await;
+}
+
+async fn thread_replies_stay_out_of_the_main_history(backend: Backend) {
+    let t = Chat::start(backend).await;
+    let (a, b, c, outsider) = (user(), user(), user(), user());
+    let id = t.group(&a, &[&b, &c]).await;
+    let root = t.send(&a, &id, "t-0", "a topic").await;
+    let reply = |client_id: &str, thread_root: i64| SendRequest {
+        conversation_id: id.clone(),
+        client_id: client_id.into(),
+        content: "a reply".into(),
+        thread_root: Some(thread_root),
+        ..Default::default()
+    };
+    let first = t.ok::<chat::Send>(&b, reply("t-1", root.seq)).await.message.unwrap();
+    assert_eq!(first.thread_root, Some(root.seq));
+    t.ok::<chat::Send>(&b, reply("t-2", root.seq)).await;
+    let last = t.ok::<chat::Send>(&c, reply("t-3", root.seq)).await.message.unwrap();
+    let after = t.send(&a, &id, "t-4", "back in the main line").await;
+
+    let history = HistoryRequest { conversation_id: id.clone(), ..Default::default() };
+    let main = t.ok::<chat::History>(&c, history.clone()).await.messages;
+    assert_eq!(main.iter().map(|m| m.seq).collect::<Vec<_>>(), [root.seq, after.seq], "replies are not in it");
+    let summary = main[0].thread.unwrap();
+    assert_eq!((summary.reply_count, summary.last_reply_at_ms), (3, last.created_at_ms));
+    assert!(main[1].thread.is_none());
+
+    // The thread pages like history.
+    let page = |before: Option<i64>| ThreadRequest {
+        conversation_id: id.clone(),
+        root: root.seq,
+        before,
+        limit: Some(2),
+        ..Default::default()
+    };
+    let newest = t.ok::<chat::Thread>(&c, page(None)).await;
+    assert_eq!(newest.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), [first.seq + 1, last.seq]);
+    let older = t.ok::<chat::Thread>(&c, page(newest.next_cursor)).await;
+    assert_eq!((older.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), older.next_cursor), (vec![first.seq], None));
+
+    // The event of c's reply names who took part before it.
+    let mut before_c = vec![a.clone(), b.clone()];
+    before_c.sort();
+    let resumed = t.ok::<chat::Resume>(&a, ResumeRequest::default()).await;
+    let event = resumed.conversations[0].events.iter().find(|e| e.seq == last.seq).unwrap();
+    assert_eq!(event.thread_participant_ids, before_c);
+
+    // Bad roots name the field; strangers and unknown roots are 404.
+    let refused = |code: u16| (code, vec!["thread_root".to_owned()]);
+    assert_eq!(t.refused::<chat::Send>(&a, reply("t-5", 999)).await, refused(422));
+    assert_eq!(t.refused::<chat::Send>(&a, reply("t-6", first.seq)).await, refused(422), "no threads in threads");
+    assert_eq!(t.refused::<chat::Send>(&a, reply("t-7", 0)).await, refused(422));
+    assert_eq!(t.refused::<chat::Thread>(&outsider, page(None)).await.0, 404);
+    let unknown = ThreadRequest { conversation_id: id.clone(), root: 999, ..Default::default() };
+    assert_eq!(t.refused::<chat::Thread>(&c, unknown).await, (404, vec!["message".to_owned()]));
+
+    // A deleted reply no longer counts.
+    t.ok::<chat::DeleteMessage>(&c, DeleteMessageRequest { conversation_id: id.clone(), seq: last.seq }).await;
+    let main = t.ok::<chat::History>(&c, history).await.messages;
+    assert_eq!(main[0].thread.unwrap().reply_count, 2);
     t.mesh.shutdown().await;
 }

@@ -1,8 +1,9 @@
 //! Notifications from committed chat events (`SOULCHAT_CHAT`): a message in a direct
 //! conversation, for a recipient with no live socket; an `@username` mention, for every member
-//! it names, online or not and even in a muted conversation; being added to a group by someone
-//! else. A message from someone the recipient blocks notifies nobody (asked of the profile worker
-//! only when a message would notify someone).
+//! it names, online or not and even in a muted conversation; a thread reply, for everyone who
+//! took part in the thread (unless muted); being added to a group by someone else. A message
+//! from someone the recipient blocks notifies nobody (asked of the profile worker only when a
+//! message would notify someone).
 //!
 //! Consumed with the runtime's durable consumer ([`soulchat_subjects::notification::CHAT`]).
 
@@ -78,29 +79,42 @@ async fn message_drafts(n: &Notifications, event: &ChatEvent, message: &Message)
         message.mention_ids.iter().filter(others).filter(|u| event.recipients.contains(u)).cloned().collect();
     mentioned.sort_unstable();
     mentioned.dedup();
+    // A thread reply is for those who took part in the thread (and are still members).
+    let mut in_thread: Vec<String> = event
+        .thread_participant_ids
+        .iter()
+        .filter(others)
+        .filter(|u| event.recipients.contains(u) && !mentioned.contains(u))
+        .cloned()
+        .collect();
+    in_thread.sort_unstable();
+    in_thread.dedup();
     // A message reaches an online recipient's socket anyway, so most direct messages notify
     // nobody, and one to an online user costs no look-up at all.
     let mut unmentioned: Vec<String> = if direct {
-        event.recipients.iter().filter(others).filter(|u| !mentioned.contains(u) && !n.online(u)).cloned().collect()
+        let told = |u: &&String| !mentioned.contains(u) && !in_thread.contains(u);
+        event.recipients.iter().filter(others).filter(told).filter(|u| !n.online(u)).cloned().collect()
     } else {
         Vec::new()
     };
-    if mentioned.is_empty() && unmentioned.is_empty() {
+    if mentioned.is_empty() && in_thread.is_empty() && unmentioned.is_empty() {
         return Ok(Vec::new());
     }
     // Nobody is pushed a message from someone they block.
-    let among = mentioned.iter().chain(&unmentioned).cloned().collect();
+    let among = mentioned.iter().chain(&in_thread).chain(&unmentioned).cloned().collect();
     let request = BlockedAmongRequest { user_id: message.sender_id.clone(), among };
     let blockers = n.caller.call::<profile::BlockedAmong>(&CallContext::internal(), &request).await?.blocked_by;
-    mentioned.retain(|u| !blockers.contains(u));
-    unmentioned.retain(|u| !blockers.contains(u));
+    for told in [&mut mentioned, &mut in_thread, &mut unmentioned] {
+        told.retain(|u| !blockers.contains(u));
+    }
     let profiles = lookup(n, vec![message.sender_id.clone()], Vec::new()).await?;
     let sender = profiles.iter().find(|p| p.user_id == message.sender_id).map_or("Someone", |p| p.username.as_str());
     let preview: String = message.content.chars().take(PREVIEW_CHARS).collect();
     let mentions = mentioned.into_iter().map(|u| (u, "mention", format!("{sender} mentioned you"), true));
+    let replies = in_thread.into_iter().map(|u| (u, "thread_reply", format!("{sender} replied in a thread"), false));
     let messages = unmentioned.into_iter().map(|u| (u, "message", format!("New message from {sender}"), false));
     let mut drafts = Vec::new();
-    for (user, kind, title, even_muted) in mentions.chain(messages) {
+    for (user, kind, title, even_muted) in mentions.chain(replies).chain(messages) {
         drafts.push(Draft {
             user_id: user,
             kind,

@@ -1,7 +1,9 @@
 //! Messages: stored by the group committer, edited and deleted in place, paged as history.
 
 use soulchat_runtime::{Reads, WriteTx};
-use soulchat_subjects::chat::messages::Message;
+use std::collections::HashMap;
+
+use soulchat_subjects::chat::messages::{Message, ThreadSummary};
 use sqlx::{Any, FromRow, QueryBuilder};
 
 use super::members::push_pairs;
@@ -25,6 +27,7 @@ pub struct MessageRow {
     pub attachment_id: Option<String>,
     /// A JSON array of user ids.
     pub mention_ids: Option<String>,
+    pub thread_root: Option<i64>,
 }
 
 impl MessageRow {
@@ -53,12 +56,15 @@ impl MessageRow {
                 (Some(json), false) => serde_json::from_str(json).unwrap_or_default(),
                 _ => Vec::new(),
             },
+            thread_root: self.thread_root,
+            // Counted apart (`Store::attach_threads`).
+            thread: None,
         }
     }
 }
 
 pub(super) const MESSAGE: &str = "SELECT conversation_id, seq, sender_id, client_id, kind, content, url, reply_to, \
-     created_at_ms, edited_at_ms, deleted, metadata, attachment_id, mention_ids FROM messages";
+     created_at_ms, edited_at_ms, deleted, metadata, attachment_id, mention_ids, thread_root FROM messages";
 
 impl Store {
     pub async fn message(r: &mut impl Reads, conversation_id: &str, seq: i64) -> sqlx::Result<Option<MessageRow>> {
@@ -123,26 +129,88 @@ impl Store {
     }
 
     /// Up to `limit` messages strictly between `after` and `before`, ascending; the newest
-    /// ones unless `oldest_first`.
+    /// ones unless `oldest_first`. The main history (`thread` none) or one thread's replies.
     pub async fn history(
         r: &mut impl Reads,
         conversation_id: &str,
-        after: i64,
-        before: i64,
+        thread: Option<i64>,
+        (after, before): (i64, i64),
         limit: i64,
         oldest_first: bool,
     ) -> sqlx::Result<Vec<MessageRow>> {
         let order = if oldest_first { " ORDER BY seq ASC LIMIT ?" } else { " ORDER BY seq DESC LIMIT ?" };
-        let query = sqlx::query_as(sql(&[MESSAGE, " WHERE conversation_id = ? AND seq > ? AND seq < ?", order]))
-            .bind(conversation_id)
-            .bind(after)
-            .bind(before)
-            .bind(limit);
+        let of_thread = if thread.is_some() { " AND thread_root = ?" } else { " AND thread_root IS NULL" };
+        let query =
+            sqlx::query_as(sql(&[MESSAGE, " WHERE conversation_id = ? AND seq > ? AND seq < ?", of_thread, order]))
+                .bind(conversation_id)
+                .bind(after)
+                .bind(before);
+        let query = match thread {
+            Some(root) => query.bind(root),
+            None => query,
+        }
+        .bind(limit);
         let mut rows: Vec<MessageRow> = r.fetch_all(query).await?;
         if !oldest_first {
             rows.reverse();
         }
         Ok(rows)
+    }
+}
+
+impl Store {
+    /// Fills in what is counted apart from the rows: reactions (`me` as `viewer` sees them) and
+    /// thread summaries, for `messages` of one conversation.
+    pub async fn attach(r: &mut impl Reads, viewer: Option<&str>, messages: &mut [Message]) -> sqlx::Result<()> {
+        Store::attach_reactions(r, viewer, messages).await?;
+        Store::attach_threads(r, messages).await
+    }
+
+    /// Who took part in a thread: the root's sender and every replier.
+    pub async fn thread_participants(
+        r: &mut impl Reads,
+        conversation_id: &str,
+        root: i64,
+    ) -> sqlx::Result<Vec<String>> {
+        let rows: Vec<(String,)> = r
+            .fetch_all(
+                sqlx::query_as(
+                    "SELECT DISTINCT sender_id FROM messages WHERE conversation_id = ? AND (seq = ? OR thread_root = ?)",
+                )
+                .bind(conversation_id)
+                .bind(root)
+                .bind(root),
+            )
+            .await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// Fills in the thread summaries of `messages` (of one conversation) that are roots.
+    async fn attach_threads(r: &mut impl Reads, messages: &mut [Message]) -> sqlx::Result<()> {
+        let (Some(first), Some(last)) = (messages.iter().map(|m| m.seq).min(), messages.iter().map(|m| m.seq).max())
+        else {
+            return Ok(());
+        };
+        let rows: Vec<(i64, i64, i64)> = r
+            .fetch_all(
+                sqlx::query_as(
+                    "SELECT thread_root, COUNT(*), MAX(created_at_ms) FROM messages \
+                     WHERE conversation_id = ? AND thread_root >= ? AND thread_root <= ? AND deleted = 0 \
+                     GROUP BY thread_root",
+                )
+                .bind(&messages[0].conversation_id)
+                .bind(first)
+                .bind(last),
+            )
+            .await?;
+        let found: HashMap<i64, ThreadSummary> = rows
+            .into_iter()
+            .map(|(root, n, at)| (root, ThreadSummary { reply_count: n as u32, last_reply_at_ms: at }))
+            .collect();
+        for m in messages {
+            m.thread = found.get(&m.seq).copied();
+        }
+        Ok(())
     }
 }
 

@@ -32,7 +32,7 @@ pub use messages::MessageRow;
 pub use pins::PinRow;
 pub use reports::{OPEN, ReportRow};
 
-/// Rows per multi-row statement at most (12 parameters per message row stay far below both
+/// Rows per multi-row statement at most (13 parameters per message row stay far below both
 /// backends' limits).
 const MAX_ROWS: usize = 256;
 

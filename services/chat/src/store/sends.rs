@@ -85,7 +85,7 @@ impl Store {
 pub(super) fn push_insert_messages(q: &mut QueryBuilder<Any>, messages: &[Message]) {
     q.push(
         "INSERT INTO messages (conversation_id, seq, sender_id, client_id, kind, content, url, reply_to, \
-         created_at_ms, edited_at_ms, deleted, metadata, attachment_id, mention_ids) ",
+         created_at_ms, edited_at_ms, deleted, metadata, attachment_id, mention_ids, thread_root) ",
     );
     q.push_values(messages, |mut row, m| {
         row.push_bind(m.conversation_id.clone())
@@ -100,7 +100,8 @@ pub(super) fn push_insert_messages(q: &mut QueryBuilder<Any>, messages: &[Messag
             .push("NULL, 0")
             .push_bind((!m.metadata.is_empty()).then(|| serde_json::to_string(&m.metadata).unwrap_or_default()))
             .push_bind(m.attachment_id.clone())
-            .push_bind(mentions_json(&m.mention_ids));
+            .push_bind(mentions_json(&m.mention_ids))
+            .push_bind(m.thread_root);
     });
 }
 

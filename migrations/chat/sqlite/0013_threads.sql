@@ -1,0 +1,3 @@
+-- Thread replies: the seq of their root message; a thread is read by its root.
+ALTER TABLE messages ADD COLUMN thread_root BIGINT NULL;
+CREATE INDEX messages_thread ON messages (conversation_id, thread_root, seq);
