@@ -28,6 +28,7 @@ mod retention;
 mod sagas;
 mod search;
 mod sessions;
+mod threads;
 mod web;
 
 use serde_json::Value;
