@@ -4,12 +4,14 @@ import { Icon } from './icons';
 import {
   addMember,
   attachmentUrl,
+  closeThread,
   deleteMessage,
   describe,
   discard,
   editMessage,
   loadOlder,
   mayPin,
+  openThread,
   peer,
   reads,
   removeMember,
@@ -18,6 +20,7 @@ import {
   retry,
   send,
   sendFile,
+  sendReply,
   setRole,
   sortedMessages,
   state,
@@ -71,6 +74,7 @@ export function Chat() {
           <Typing id={c.id} />
           <Composer key={c.id} c={c} />
         </div>
+        {state.openThread?.id === c.id && <ThreadPanel c={c} root={state.openThread.root} />}
         {details && <Details c={c} />}
       </div>
     </div>
@@ -337,6 +341,11 @@ function MessageItem(props: {
         )}
       </div>
       <Reactions m={m} c={c} />
+      {m.thread && (
+        <button type="button" class="link thread-link" onClick={() => void openThread(c.id, m.seq).catch((e) => toast(describe(e)))}>
+          {m.thread.reply_count} {m.thread.reply_count === 1 ? 'reply' : 'replies'}
+        </button>
+      )}
       <div class="meta">
         <time dateTime={m.created_at}>{time(m.created_at)}</time>
         {m.edited_at && <span> · edited</span>}
@@ -372,6 +381,11 @@ function MessageItem(props: {
               Edit
             </button>
           )}
+          {m.thread_root == null && (
+            <button type="button" class="link" onClick={() => void openThread(c.id, m.seq).catch((e) => toast(describe(e)))}>
+              Thread
+            </button>
+          )}
           {mayPin(c) && (
             <button type="button" class="link" onClick={() => void togglePin(c.id, m.seq).catch((e) => toast(describe(e)))}>
               {state.pins.get(c.id)?.some((p) => p.message.seq === m.seq) ? 'Unpin' : 'Pin'}
@@ -403,6 +417,47 @@ function MessageItem(props: {
         </span>
       </div>
     </li>
+  );
+}
+
+/** A thread beside the history: its root, its replies, and a box to reply in it. */
+function ThreadPanel({ c, root }: { c: Conversation; root: number }) {
+  const [draft, setDraft] = useState('');
+  const rootMessage = thread(c.id).messages.get(root);
+  const replies = [...(state.openThread?.replies.values() ?? [])].sort((a, b) => a.seq - b.seq);
+  const line = (m: Message) => (
+    <li key={m.seq} data-seq={m.seq}>
+      <strong>{m.sender ?? 'deleted account'}:</strong>{' '}
+      {m.deleted ? <em class="muted">message deleted</em> : <WithMentions content={m.content} mentions={m.mentions} />}
+    </li>
+  );
+  return (
+    <aside class="details thread" aria-label="Thread">
+      <div class="row">
+        <h3 class="grow">Thread</h3>
+        <button type="button" onClick={closeThread}>
+          Close
+        </button>
+      </div>
+      {rootMessage && <ul class="root">{line(rootMessage)}</ul>}
+      <ul aria-label="Replies">{replies.map(line)}</ul>
+      <form
+        class="row"
+        onSubmit={(e) => {
+          e.preventDefault();
+          if (!draft.trim()) return;
+          void sendReply(c.id, root, draft)
+            .then(() => setDraft(''))
+            .catch((err) => toast(describe(err)));
+        }}
+      >
+        <label class="sr-label grow">
+          Reply in thread
+          <input value={draft} onInput={(e) => setDraft(e.currentTarget.value)} />
+        </label>
+        <button type="submit">Reply</button>
+      </form>
+    </aside>
   );
 }
 

@@ -214,6 +214,8 @@ export const Api = {
     api<MessageEnvelope>('POST', `/conversations/${enc(id)}/messages/${seq}/reactions`, { emoji }),
   unreact: (id: string, seq: number, emoji: string) =>
     api<MessageEnvelope>('DELETE', `/conversations/${enc(id)}/messages/${seq}/reactions/${enc(emoji)}`),
+  replies: (id: string, root: number) =>
+    api<Schemas['MessageList']>('GET', `/conversations/${enc(id)}/messages/${root}/thread?limit=100`),
   pins: (id: string) => api<Schemas['PinList']>('GET', `/conversations/${enc(id)}/pins`),
   pin: (id: string, seq: number) => api<Schemas['PinEnvelope']>('POST', `/conversations/${enc(id)}/pins/${seq}`),
   unpin: (id: string, seq: number) => api<void>('DELETE', `/conversations/${enc(id)}/pins/${seq}`),

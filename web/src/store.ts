@@ -62,6 +62,8 @@ export interface State {
   typing: Map<string, Map<string, number>>; // conversation → user → until (ms)
   reads: Map<string, Map<string, number>>; // conversation → user → seq
   pins: Map<string, Pin[]>; // conversation → its pinned messages, newest pin first
+  /** The thread on screen beside the history, with its replies (loaded when opened). */
+  openThread: { id: string; root: number; replies: Map<number, Message> } | null;
   notifications: Notification[];
   unreadNotifications: number;
   preferences: Preferences | null;
@@ -81,6 +83,7 @@ export const state: State = {
   typing: new Map(),
   reads: new Map(),
   pins: new Map(),
+  openThread: null,
   notifications: [],
   unreadNotifications: 0,
   preferences: null,
@@ -236,6 +239,7 @@ function forget(id: string) {
   state.threads.delete(id);
   state.cursors.delete(id);
   state.pins.delete(id);
+  if (state.openThread?.id === id) state.openThread = null;
   if (state.current === id) state.current = null;
 }
 
@@ -445,6 +449,7 @@ async function deliver(id: string, p: Pending) {
 }
 
 function applyMessage(m: Message) {
+  if (m.thread_root != null) return applyReply(m);
   const t = state.threads.get(m.conversation_id);
   if (t) {
     t.messages.set(m.seq, m);
@@ -455,6 +460,38 @@ function applyMessage(m: Message) {
     c.last_message = m;
     if (m.created_at > c.last_activity_at) c.last_activity_at = m.created_at;
   }
+}
+
+/** A thread reply: into the open thread, and counted into its root once. */
+function applyReply(m: Message) {
+  const open = state.openThread;
+  const shown = open?.id === m.conversation_id && open.root === m.thread_root ? open : null;
+  const fresh = !shown?.replies.has(m.seq);
+  shown?.replies.set(m.seq, m);
+  const root = state.threads.get(m.conversation_id)?.messages.get(m.thread_root!);
+  if (root && fresh && (!root.thread || root.thread.last_reply_at < m.created_at)) {
+    root.thread = { reply_count: (root.thread?.reply_count ?? 0) + 1, last_reply_at: m.created_at };
+  }
+}
+
+export async function openThread(id: string, root: number) {
+  state.openThread = { id, root, replies: new Map() };
+  emit();
+  const { messages } = await Api.replies(id, root);
+  if (state.openThread?.id !== id || state.openThread.root !== root) return;
+  for (const m of messages) state.openThread.replies.set(m.seq, m);
+  emit();
+}
+
+export function closeThread() {
+  state.openThread = null;
+  emit();
+}
+
+export async function sendReply(id: string, root: number, content: string) {
+  const { message } = await Api.send(id, { client_id: newClientId(), content, kind: 'text', thread_root: root });
+  applyMessage(message);
+  emit();
 }
 
 export async function editMessage(id: string, seq: number, content: string) {

@@ -344,6 +344,22 @@ async function features() {
   const mention = messageItems(dave, `thanks @${names.dave}`).locator('mark.mention.me');
   await mention.waitFor({ timeout: TIMEOUT });
   assert.equal(await mention.innerText(), `@${names.dave}`);
+
+  // Threads: a reply goes beside the history, and the root counts it for the other side.
+  const thanks = messageItems(dave, `thanks @${names.dave}`);
+  await thanks.hover();
+  await thanks.getByRole('button', { name: 'Thread', exact: true }).click();
+  const davesThread = dave.getByRole('complementary', { name: 'Thread', exact: true });
+  await davesThread.getByLabel('Reply in thread', { exact: true }).fill('a thread reply');
+  await davesThread.getByRole('button', { name: 'Reply', exact: true }).click();
+  await davesThread.getByRole('list', { name: 'Replies' }).getByText('a thread reply').waitFor({ timeout: TIMEOUT });
+  const erinsRoot = messageItems(erin, `thanks @${names.dave}`);
+  await erinsRoot.getByRole('button', { name: '1 reply', exact: true }).click();
+  const erinsThread = erin.getByRole('complementary', { name: 'Thread', exact: true });
+  await erinsThread.getByRole('list', { name: 'Replies' }).getByText('a thread reply').waitFor({ timeout: TIMEOUT });
+  assert.equal(await messages(erin).getByText('a thread reply').count(), 0, 'not in the main history');
+  await erinsThread.getByRole('button', { name: 'Close', exact: true }).click();
+  await button(dave, 'Close').click();
   dave.once('dialog', (d) => d.accept());
   const edited = messageItems(dave, 'an edited reply');
   await edited.hover();
