@@ -239,8 +239,8 @@ async fn mentions_are_stored_with_the_message(backend: Backend) {
         content: "only you".into(),
         mention_ids: vec![c.clone()],
     };
-    assert_eq!(t.ok::<chat::Edit>(&a, edit).await.message.unwrap().mention_ids, [c.clone()]);
-    assert_eq!(t.ok::<chat::History>(&b, history.clone()).await.messages[0].mention_ids, [c.clone()]);
+    assert_eq!(t.ok::<chat::Edit>(&a, edit).await.message.unwrap().mention_ids, [c.as_str()]);
+    assert_eq!(t.ok::<chat::History>(&b, history.clone()).await.messages[0].mention_ids, [c.as_str()]);
     let events = replayed(&t, &c, &id, |e| match e {
         Event::MessageCreated(m) | Event::MessageEdited(m) => Some(m.mention_ids.clone()),
         _ => None,
