@@ -37,7 +37,7 @@ pub async fn messages(
         limit: paging.limit,
     };
     let found = state.caller.call::<chat::Search>(&ctx, &request).await?;
-    let names = Names::of_ids(&state.caller, &ctx, found.messages.iter().map(|m| m.sender_id.as_str())).await?;
+    let names = Names::of_ids(&state.caller, &ctx, found.messages.iter().flat_map(MessageView::user_ids)).await?;
     Ok(Json(SearchResults {
         messages: found.messages.into_iter().map(|m| MessageView::new(m, &names)).collect(),
         next_cursor: Some(found.next_cursor).filter(|c| !c.is_empty()),

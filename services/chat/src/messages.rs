@@ -61,7 +61,7 @@ pub async fn edit(chat: Arc<Chat>, ctx: RequestContext, req: EditRequest) -> Res
     // The event's reactions are everyone's (no `me`); the editor's answer has theirs.
     Store::attach(&mut tx, None, slice::from_mut(&mut edited)).await?;
     log::append(&chat.store, &mut tx, &row.id, me, |_| Event::MessageEdited(edited.clone())).await?;
-    Store::attach_reactions(&mut tx, Some(me), slice::from_mut(&mut edited)).await?;
+    Store::attach(&mut tx, Some(me), slice::from_mut(&mut edited)).await?;
     tx.commit().await?;
     Ok(MessageReply { message: Some(edited), duplicate: false })
 }

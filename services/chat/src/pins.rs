@@ -8,7 +8,7 @@ use std::sync::Arc;
 use soulchat_runtime::{RequestContext, Result};
 use soulchat_subjects::ServiceError;
 use soulchat_subjects::chat::messages::chat_event::Event;
-use soulchat_subjects::chat::messages::{Pin, PinChanged, PinList, PinReply, PinRequest, PinsRequest};
+use soulchat_subjects::chat::messages::{Message, Pin, PinChanged, PinList, PinReply, PinRequest, PinsRequest};
 use soulchat_subjects::proto::common::v1::Empty;
 use soulchat_subjects::time::now_ms;
 
@@ -72,12 +72,17 @@ pub async fn pins(chat: Arc<Chat>, ctx: RequestContext, req: PinsRequest) -> Res
     let me = ctx.user_id()?;
     let mut conn = chat.store.db().reads().await?;
     let (row, _) = access::membership(&mut conn, &req.conversation_id, me).await?;
-    let mut pins = Vec::new();
-    for PinRow { message, pinned_by, pinned_at_ms } in Store::pins(&mut conn, &row.id).await? {
-        // One look-up per pin (at most 50): pinned messages lie anywhere in the history.
-        let mut view = message.to_proto();
-        Store::attach(&mut conn, Some(me), slice::from_mut(&mut view)).await?;
-        pins.push(Pin { message: Some(view), pinned_by_id: pinned_by, pinned_at_ms });
-    }
+    let rows = Store::pins(&mut conn, &row.id).await?;
+    let mut messages: Vec<Message> = rows.iter().map(|p| p.message.to_proto()).collect();
+    Store::attach(&mut conn, Some(me), &mut messages).await?;
+    let pins = rows
+        .into_iter()
+        .zip(messages)
+        .map(|(PinRow { pinned_by, pinned_at_ms, .. }, message)| Pin {
+            message: Some(message),
+            pinned_by_id: pinned_by,
+            pinned_at_ms,
+        })
+        .collect();
     Ok(PinList { pins })
 }

@@ -9,7 +9,7 @@ use soulchat_runtime::{RequestContext, Result};
 use soulchat_subjects::chat::messages::*;
 use soulchat_subjects::error::Validation;
 
-use crate::store::MessageRow;
+use crate::store::{MessageRow, Store};
 use crate::{Chat, access, validate};
 
 pub async fn search(chat: Arc<Chat>, ctx: RequestContext, req: SearchRequest) -> Result<SearchReply> {
@@ -27,8 +27,7 @@ pub async fn search(chat: Arc<Chat>, ctx: RequestContext, req: SearchRequest) ->
     let mut rows = chat.store.search(&mut conn, me, &words, req.conversation_id.as_deref(), offset, limit + 1).await?;
     let more = rows.len() as i64 > limit && offset + limit <= validate::SEARCH_OFFSET_MAX;
     rows.truncate(limit as usize);
-    Ok(SearchReply {
-        messages: rows.iter().map(MessageRow::to_proto).collect(),
-        next_cursor: if more { (offset + limit).to_string() } else { String::new() },
-    })
+    let mut messages: Vec<Message> = rows.iter().map(MessageRow::to_proto).collect();
+    Store::attach(&mut conn, Some(me), &mut messages).await?;
+    Ok(SearchReply { messages, next_cursor: if more { (offset + limit).to_string() } else { String::new() } })
 }

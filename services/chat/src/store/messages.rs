@@ -7,6 +7,7 @@ use soulchat_subjects::chat::messages::{Message, ThreadSummary};
 use sqlx::{Any, FromRow, QueryBuilder};
 
 use super::members::push_pairs;
+use super::reactions::push_seqs;
 use super::{Store, sql};
 
 #[derive(Debug, Clone, FromRow)]
@@ -50,14 +51,14 @@ impl MessageRow {
                 _ => Default::default(),
             },
             attachment_id: if deleted { None } else { self.attachment_id.clone() },
-            // Counted apart (`Store::attach_reactions`).
+            // Counted apart (`Store::attach`).
             reactions: Vec::new(),
             mention_ids: match (&self.mention_ids, deleted) {
                 (Some(json), false) => serde_json::from_str(json).unwrap_or_default(),
                 _ => Vec::new(),
             },
             thread_root: self.thread_root,
-            // Counted apart (`Store::attach_threads`).
+            // Counted apart (`Store::attach`).
             thread: None,
         }
     }
@@ -160,10 +161,22 @@ impl Store {
 
 impl Store {
     /// Fills in what is counted apart from the rows: reactions (`me` as `viewer` sees them) and
-    /// thread summaries, for `messages` of one conversation.
+    /// thread summaries. Two statements per conversation among `messages` (a search answer spans
+    /// several), each for exactly their seqs.
     pub async fn attach(r: &mut impl Reads, viewer: Option<&str>, messages: &mut [Message]) -> sqlx::Result<()> {
-        Store::attach_reactions(r, viewer, messages).await?;
-        Store::attach_threads(r, messages).await
+        let mut conversations: Vec<String> = messages.iter().map(|m| m.conversation_id.clone()).collect();
+        conversations.sort_unstable();
+        conversations.dedup();
+        for conversation in conversations {
+            let seqs: Vec<i64> = messages.iter().filter(|m| m.conversation_id == conversation).map(|m| m.seq).collect();
+            let mut reactions = Store::reactions(r, &conversation, &seqs, viewer).await?;
+            let threads = Store::threads(r, &conversation, &seqs).await?;
+            for m in messages.iter_mut().filter(|m| m.conversation_id == conversation) {
+                m.reactions = reactions.remove(&m.seq).unwrap_or_default();
+                m.thread = threads.get(&m.seq).copied();
+            }
+        }
+        Ok(())
     }
 
     /// Who took part in a thread: the root's sender and every replier.
@@ -185,32 +198,23 @@ impl Store {
         Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
-    /// Fills in the thread summaries of `messages` (of one conversation) that are roots.
-    async fn attach_threads(r: &mut impl Reads, messages: &mut [Message]) -> sqlx::Result<()> {
-        let (Some(first), Some(last)) = (messages.iter().map(|m| m.seq).min(), messages.iter().map(|m| m.seq).max())
-        else {
-            return Ok(());
-        };
-        let rows: Vec<(i64, i64, i64)> = r
-            .fetch_all(
-                sqlx::query_as(
-                    "SELECT thread_root, COUNT(*), MAX(created_at_ms) FROM messages \
-                     WHERE conversation_id = ? AND thread_root >= ? AND thread_root <= ? AND deleted = 0 \
-                     GROUP BY thread_root",
-                )
-                .bind(&messages[0].conversation_id)
-                .bind(first)
-                .bind(last),
-            )
-            .await?;
-        let found: HashMap<i64, ThreadSummary> = rows
+    /// The thread summaries of those of `seqs` that are roots (deleted replies not counted).
+    async fn threads(
+        r: &mut impl Reads,
+        conversation_id: &str,
+        seqs: &[i64],
+    ) -> sqlx::Result<HashMap<i64, ThreadSummary>> {
+        let mut q = QueryBuilder::<Any>::new(
+            "SELECT thread_root, COUNT(*), MAX(created_at_ms) FROM messages WHERE conversation_id = ",
+        );
+        q.push_bind(conversation_id.to_owned()).push(" AND deleted = 0 AND thread_root IN (");
+        push_seqs(&mut q, seqs);
+        q.push(") GROUP BY thread_root");
+        let rows: Vec<(i64, i64, i64)> = r.fetch_all(q.build_query_as()).await?;
+        Ok(rows
             .into_iter()
             .map(|(root, n, at)| (root, ThreadSummary { reply_count: n as u32, last_reply_at_ms: at }))
-            .collect();
-        for m in messages {
-            m.thread = found.get(&m.seq).copied();
-        }
-        Ok(())
+            .collect())
     }
 }
 

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use soulchat_runtime::{Reads, WriteTx};
-use soulchat_subjects::chat::messages::{Message, Reaction};
+use soulchat_subjects::chat::messages::Reaction;
+use sqlx::{Any, QueryBuilder};
 
 use super::Store;
 
@@ -84,50 +85,33 @@ impl Store {
         Ok(())
     }
 
-    /// Fills in the reactions of `messages` (of one conversation), as `viewer` sees them: one
-    /// statement for the whole range.
-    pub async fn attach_reactions(
-        r: &mut impl Reads,
-        viewer: Option<&str>,
-        messages: &mut [Message],
-    ) -> sqlx::Result<()> {
-        let (Some(first), Some(last)) = (messages.iter().map(|m| m.seq).min(), messages.iter().map(|m| m.seq).max())
-        else {
-            return Ok(());
-        };
-        let mut found = Store::reactions(r, &messages[0].conversation_id, first, last, viewer).await?;
-        for m in messages {
-            m.reactions = found.remove(&m.seq).unwrap_or_default();
-        }
-        Ok(())
-    }
-
-    /// The reactions to the messages from `first` to `last` of a conversation, per message seq,
-    /// each emoji in the order it was first used, `me` as `viewer` sees it (no viewer: never).
-    async fn reactions(
+    /// The reactions to some messages of a conversation (`seqs`), per message seq, each emoji
+    /// in the order it was first used, `me` as `viewer` sees it (no viewer: never).
+    pub(super) async fn reactions(
         r: &mut impl Reads,
         conversation_id: &str,
-        first: i64,
-        last: i64,
+        seqs: &[i64],
         viewer: Option<&str>,
     ) -> sqlx::Result<HashMap<i64, Vec<Reaction>>> {
-        let rows: Vec<(i64, String, i64, i64)> = r
-            .fetch_all(
-                sqlx::query_as(
-                    "SELECT message_seq, emoji, COUNT(*), COUNT(CASE WHEN user_id = ? THEN 1 END) FROM reactions \
-                     WHERE conversation_id = ? AND message_seq >= ? AND message_seq <= ? \
-                     GROUP BY message_seq, emoji ORDER BY message_seq, MIN(created_at_ms), emoji",
-                )
-                .bind(viewer.unwrap_or(""))
-                .bind(conversation_id)
-                .bind(first)
-                .bind(last),
-            )
-            .await?;
+        let mut q = QueryBuilder::<Any>::new("SELECT message_seq, emoji, COUNT(*), COUNT(CASE WHEN user_id = ");
+        q.push_bind(viewer.unwrap_or("").to_owned());
+        q.push(" THEN 1 END) FROM reactions WHERE conversation_id = ").push_bind(conversation_id.to_owned());
+        q.push(" AND message_seq IN (");
+        push_seqs(&mut q, seqs);
+        q.push(") GROUP BY message_seq, emoji ORDER BY message_seq, MIN(created_at_ms), emoji");
+        let rows: Vec<(i64, String, i64, i64)> = r.fetch_all(q.build_query_as()).await?;
         let mut by_message: HashMap<i64, Vec<Reaction>> = HashMap::new();
         for (seq, emoji, count, mine) in rows {
             by_message.entry(seq).or_default().push(Reaction { emoji, count: count as u32, me: mine > 0 });
         }
         Ok(by_message)
+    }
+}
+
+/// `?, ?, …` for a list of seqs (a page: at most 100).
+pub(super) fn push_seqs(q: &mut QueryBuilder<Any>, seqs: &[i64]) {
+    let mut list = q.separated(", ");
+    for seq in seqs {
+        list.push_bind(*seq);
     }
 }
