@@ -533,7 +533,12 @@ async fn search_finds_members_messages_best_first(backend: Backend) {
     let second = t.ok::<chat::Search>(&alice, search("fox", None, &first.next_cursor, 1)).await;
     assert_eq!((seqs(&second), second.next_cursor.as_str()), (vec![once.seq], ""));
 
-    let edit = EditRequest { conversation_id: ours.clone(), seq: thrice.seq, content: "a badger now".into() };
+    let edit = EditRequest {
+        conversation_id: ours.clone(),
+        seq: thrice.seq,
+        content: "a badger now".into(),
+        ..Default::default()
+    };
     t.ok::<chat::Edit>(&bob, edit).await;
     assert_eq!(seqs(&t.ok::<chat::Search>(&alice, search("fox", None, "", 10)).await), [once.seq]);
     assert_eq!(seqs(&t.ok::<chat::Search>(&alice, search("badger", None, "", 10)).await), [thrice.seq]);

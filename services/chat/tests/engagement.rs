@@ -113,6 +113,8 @@ async fn reactions_are_counted_idempotent_and_logged(backend: Backend) {
         reactions(list.conversations[0].last_message.as_ref().unwrap()),
         [("👍", 2, true), (":tada:", 1, false)]
     );
+    let found = t.ok::<chat::Search>(&member, SearchRequest { q: "react".into(), ..Default::default() }).await;
+    assert_eq!(reactions(&found.messages[0]), [("👍", 2, true), (":tada:", 1, false)], "search answers too");
 
     let removed = t.ok::<chat::RemoveReaction>(&member, react("👍")).await.message.unwrap();
     assert_eq!(reactions(&removed), [("👍", 1, false), (":tada:", 1, false)]);
