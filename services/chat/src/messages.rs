@@ -1,5 +1,5 @@
-//! Message operations: send (through the group committer), edit, delete, history and read
-//! receipts.
+//! Message operations: send (through the group committer), edit, delete, history, threads
+//! and read receipts.
 
 use std::slice;
 use std::sync::Arc;
