@@ -171,6 +171,7 @@ const LINKS: &[Link] = &[
             "conversations_history",
             "conversations_send",
             "conversations_mark_read",
+            "conversations_list_pins",
         ],
         parameters: &[("id", "$response.body#/conversation/id")],
     },
@@ -183,7 +184,15 @@ const LINKS: &[Link] = &[
     Link {
         from: "conversations_send",
         status: "201",
-        to: &["conversations_edit", "conversations_delete_message"],
+        to: &[
+            "conversations_edit",
+            "conversations_delete_message",
+            "conversations_add_reaction",
+            "conversations_remove_reaction",
+            "conversations_pin",
+            "conversations_unpin",
+            "conversations_thread",
+        ],
         parameters: &[("id", "$response.body#/message/conversation_id"), ("seq", "$response.body#/message/seq")],
     },
     Link {
