@@ -1,13 +1,12 @@
 //! Messages: stored by the group committer, edited and deleted in place, paged as history.
 
-use soulchat_runtime::{Reads, WriteTx};
+use soulchat_runtime::{Reads, WriteTx, push_in_list};
 use std::collections::HashMap;
 
 use soulchat_subjects::chat::messages::{Message, ThreadSummary};
 use sqlx::{Any, FromRow, QueryBuilder};
 
 use super::members::push_pairs;
-use super::reactions::push_seqs;
 use super::{Store, sql};
 
 #[derive(Debug, Clone, FromRow)]
@@ -207,9 +206,9 @@ impl Store {
         let mut q = QueryBuilder::<Any>::new(
             "SELECT thread_root, COUNT(*), MAX(created_at_ms) FROM messages WHERE conversation_id = ",
         );
-        q.push_bind(conversation_id.to_owned()).push(" AND deleted = 0 AND thread_root IN (");
-        push_seqs(&mut q, seqs);
-        q.push(") GROUP BY thread_root");
+        q.push_bind(conversation_id.to_owned()).push(" AND deleted = 0 AND thread_root IN ");
+        push_in_list(&mut q, seqs);
+        q.push(" GROUP BY thread_root");
         let rows: Vec<(i64, i64, i64)> = r.fetch_all(q.build_query_as()).await?;
         Ok(rows
             .into_iter()

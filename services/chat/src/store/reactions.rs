@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use soulchat_runtime::{Reads, WriteTx};
+use soulchat_runtime::{Reads, WriteTx, push_in_list};
 use soulchat_subjects::chat::messages::Reaction;
 use sqlx::{Any, QueryBuilder};
 
@@ -96,22 +96,14 @@ impl Store {
         let mut q = QueryBuilder::<Any>::new("SELECT message_seq, emoji, COUNT(*), COUNT(CASE WHEN user_id = ");
         q.push_bind(viewer.unwrap_or("").to_owned());
         q.push(" THEN 1 END) FROM reactions WHERE conversation_id = ").push_bind(conversation_id.to_owned());
-        q.push(" AND message_seq IN (");
-        push_seqs(&mut q, seqs);
-        q.push(") GROUP BY message_seq, emoji ORDER BY message_seq, MIN(created_at_ms), emoji");
+        q.push(" AND message_seq IN ");
+        push_in_list(&mut q, seqs);
+        q.push(" GROUP BY message_seq, emoji ORDER BY message_seq, MIN(created_at_ms), emoji");
         let rows: Vec<(i64, String, i64, i64)> = r.fetch_all(q.build_query_as()).await?;
         let mut by_message: HashMap<i64, Vec<Reaction>> = HashMap::new();
         for (seq, emoji, count, mine) in rows {
             by_message.entry(seq).or_default().push(Reaction { emoji, count: count as u32, me: mine > 0 });
         }
         Ok(by_message)
-    }
-}
-
-/// `?, ?, …` for a list of seqs (a page: at most 100).
-pub(super) fn push_seqs(q: &mut QueryBuilder<Any>, seqs: &[i64]) {
-    let mut list = q.separated(", ");
-    for seq in seqs {
-        list.push_bind(*seq);
     }
 }
