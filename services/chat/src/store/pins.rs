@@ -57,7 +57,8 @@ impl Store {
         r.fetch_all(
             sqlx::query_as(
                 "SELECT m.conversation_id, m.seq, m.sender_id, m.client_id, m.kind, m.content, m.url, m.reply_to, \
-                 m.created_at_ms, m.edited_at_ms, m.deleted, m.metadata, m.mention_ids, m.thread_root, p.pinned_by, p.pinned_at_ms \
+                 m.created_at_ms, m.edited_at_ms, m.deleted, m.metadata, m.attachment_id, m.mention_ids, m.thread_root, \
+                 p.pinned_by, p.pinned_at_ms \
                  FROM pins p JOIN messages m ON m.conversation_id = p.conversation_id AND m.seq = p.message_seq \
                  WHERE p.conversation_id = ? ORDER BY p.pinned_at_ms DESC, p.message_seq DESC",
             )
