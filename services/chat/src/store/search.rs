@@ -9,9 +9,12 @@ use super::{MessageRow, Store, sql};
 
 /// The ranked hits: best first (`score` grows with relevance on both backends), newest first
 /// among equals. Binds: the match expression, the user, [the conversation], limit, offset.
+/// SQLite's `CROSS JOIN` keeps the join order as written: the full-text match runs once, first,
+/// and each hit is looked up. Left to itself the planner may start from the caller's
+/// memberships and run the match once per message of theirs (seconds over a million messages).
 const SQLITE_HITS: &str = "SELECT m.conversation_id, m.seq, -s.rank AS score FROM messages_search s \
-     JOIN messages m ON m.rowid = s.rowid \
-     JOIN members b ON b.conversation_id = m.conversation_id AND b.user_id = ? \
+     CROSS JOIN messages m ON m.rowid = s.rowid \
+     CROSS JOIN members b ON b.conversation_id = m.conversation_id AND b.user_id = ? \
      WHERE messages_search MATCH ? AND m.deleted = 0";
 const MYSQL_HITS: &str = "SELECT m.conversation_id, m.seq, MATCH (m.content) AGAINST (? IN BOOLEAN MODE) AS score \
      FROM messages m JOIN members b ON b.conversation_id = m.conversation_id AND b.user_id = ? \
