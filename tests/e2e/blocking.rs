@@ -10,7 +10,7 @@ use soulchat_subjects::profile::{self, messages as pm};
 use soulchat_subjects::{CallContext, CallError, Caller};
 use soulchat_testkit::{Backend, Mesh, Socket, each_backend, user_id};
 
-use crate::{PASSWORD, token};
+use crate::{PASSWORD, notifications_until, token};
 
 each_backend!(
     blocking_over_rest_and_socket,
@@ -207,17 +207,8 @@ async fn blocked_users_see_no_presence_or_typing(backend: Backend) {
 }
 
 /// Waits until the user's notifications include one whose title is `title`.
-async fn notifications_until(mesh: &Mesh, token: &str, title: &str) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let r = mesh.api.get_as("/api/notifications", token).await;
-        let list = r.body["notifications"].as_array().cloned().unwrap_or_default();
-        if list.iter().any(|n| n["title"] == title) {
-            return list;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "no {title:?} in {:?}", r.body);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+async fn notifications_titled(mesh: &Mesh, token: &str, title: &str) -> Vec<Value> {
+    notifications_until(mesh, token, |list| list.iter().any(|n| n["title"] == title)).await
 }
 
 async fn a_blocked_senders_messages_notify_nobody(backend: Backend) {
@@ -231,18 +222,18 @@ async fn a_blocked_senders_messages_notify_nobody(backend: Backend) {
     let direct = open_direct_until(&mesh, &bob, "alice", false).await;
     let direct = direct["conversation"]["id"].as_str().unwrap().to_owned();
     assert_eq!(send(&mesh, &bob, &direct, "b-0", "before the block").await.status, 201);
-    notifications_until(&mesh, &alice, "New message from bob").await;
+    notifications_titled(&mesh, &alice, "New message from bob").await;
 
     assert_eq!(mesh.api.post("/api/profiles/bob/block", Some(&alice), json!({})).await.status, 200);
     // Alice has no socket: a mention would notify her. Bob's does not; Carol's, later, does.
     assert_eq!(send(&mesh, &bob, &group, "b-1", "@alice look").await.status, 201);
     assert_eq!(send(&mesh, &carol, &group, "c-1", "@alice look too").await.status, 201);
-    let list = notifications_until(&mesh, &alice, "carol mentioned you").await;
+    let list = notifications_titled(&mesh, &alice, "carol mentioned you").await;
     let titles: Vec<&str> = list.iter().filter_map(|n| n["title"].as_str()).collect();
     assert!(!titles.contains(&"bob mentioned you"), "{titles:?}");
     // Bob is not blocked by Carol: his mention reaches her.
     assert_eq!(send(&mesh, &bob, &group, "b-2", "@carol hi").await.status, 201);
-    notifications_until(&mesh, &carol, "bob mentioned you").await;
+    notifications_titled(&mesh, &carol, "bob mentioned you").await;
     mesh.shutdown().await;
 }
 

@@ -2,29 +2,12 @@
 //! a `mention` notification for each mentioned member, online or not, even in a muted
 //! conversation.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 use soulchat_testkit::{Backend, Mesh, Socket, each_backend};
 
-use crate::{PASSWORD, token};
+use crate::{PASSWORD, notifications_of, token};
 
 each_backend!(mentions_resolve_and_notify_even_when_muted);
-
-/// The user's notifications of `kind`, once there are `count` of them (within 20 s).
-async fn notifications_of(mesh: &Mesh, token: &str, kind: &str, count: usize) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let r = mesh.api.get_as("/api/notifications", token).await;
-        let found: Vec<Value> =
-            r.body["notifications"].as_array().unwrap().iter().filter(|n| n["kind"] == kind).cloned().collect();
-        if found.len() >= count {
-            return found;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "fewer than {count} {kind} notifications: {:?}", r.body);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn mentions_resolve_and_notify_even_when_muted(backend: Backend) {
     let mesh = Mesh::start(backend).await;

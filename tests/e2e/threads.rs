@@ -2,29 +2,12 @@
 //! main history, the root carries its thread's summary, the thread pages like history, and the
 //! thread's participants are notified (unless they muted the conversation).
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 use soulchat_testkit::{Backend, Mesh, Socket, each_backend};
 
-use crate::{PASSWORD, token};
+use crate::{PASSWORD, notifications_of, token};
 
 each_backend!(threads_over_rest_and_socket);
-
-/// The user's notifications of `kind`, once there are `count` of them (within 20 s).
-async fn notifications_of(mesh: &Mesh, token: &str, kind: &str, count: usize) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let r = mesh.api.get_as("/api/notifications", token).await;
-        let found: Vec<Value> =
-            r.body["notifications"].as_array().unwrap().iter().filter(|n| n["kind"] == kind).cloned().collect();
-        if found.len() >= count {
-            return found;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "fewer than {count} {kind} notifications: {:?}", r.body);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 fn seqs(list: &Value) -> Vec<i64> {
     list["messages"].as_array().unwrap().iter().map(|m| m["seq"].as_i64().unwrap()).collect()

@@ -43,7 +43,7 @@ pub async fn follow(
     meta: Meta,
     path: Path<String>,
 ) -> ApiResult<Json<ProfileEnvelope>> {
-    change_follow::<profile::Follow>(state, auth, meta, path).await
+    relate::<profile::Follow>(state, auth, meta, path, |username| FollowRequest { username }).await
 }
 
 #[utoipa::path(delete, path = "/profiles/{username}/follow", tag = "profiles", security(("token" = [])), params(("username" = String, Path, description = "Whose profile.")),
@@ -58,19 +58,21 @@ pub async fn unfollow(
     meta: Meta,
     path: Path<String>,
 ) -> ApiResult<Json<ProfileEnvelope>> {
-    change_follow::<profile::Unfollow>(state, auth, meta, path).await
+    relate::<profile::Unfollow>(state, auth, meta, path, |username| FollowRequest { username }).await
 }
 
-async fn change_follow<O>(
+/// Follows, unfollows, blocks or unblocks the profile the path names, as the caller.
+async fn relate<O>(
     State(state): State<AppState>,
     auth: AuthUser,
     Meta(ctx): Meta,
     Path(username): Path<String>,
+    request: impl FnOnce(String) -> O::Request,
 ) -> ApiResult<Json<ProfileEnvelope>>
 where
-    O: Operation<Request = FollowRequest, Response = soulchat_subjects::profile::messages::ProfileReply>,
+    O: Operation<Response = soulchat_subjects::profile::messages::ProfileReply>,
 {
-    let reply = state.caller.call::<O>(&ctx.with_user(auth.id()), &FollowRequest { username }).await?;
+    let reply = state.caller.call::<O>(&ctx.with_user(auth.id()), &request(username)).await?;
     Ok(Json(ProfileEnvelope::from_reply(reply)?))
 }
 
@@ -86,7 +88,7 @@ pub async fn block(
     meta: Meta,
     path: Path<String>,
 ) -> ApiResult<Json<ProfileEnvelope>> {
-    change_block::<profile::Block>(state, auth, meta, path).await
+    relate::<profile::Block>(state, auth, meta, path, |username| BlockRequest { username }).await
 }
 
 #[utoipa::path(delete, path = "/profiles/{username}/block", tag = "profiles", security(("token" = [])), params(("username" = String, Path, description = "Whose profile.")),
@@ -101,20 +103,7 @@ pub async fn unblock(
     meta: Meta,
     path: Path<String>,
 ) -> ApiResult<Json<ProfileEnvelope>> {
-    change_block::<profile::Unblock>(state, auth, meta, path).await
-}
-
-async fn change_block<O>(
-    State(state): State<AppState>,
-    auth: AuthUser,
-    Meta(ctx): Meta,
-    Path(username): Path<String>,
-) -> ApiResult<Json<ProfileEnvelope>>
-where
-    O: Operation<Request = BlockRequest, Response = soulchat_subjects::profile::messages::ProfileReply>,
-{
-    let reply = state.caller.call::<O>(&ctx.with_user(auth.id()), &BlockRequest { username }).await?;
-    Ok(Json(ProfileEnvelope::from_reply(reply)?))
+    relate::<profile::Unblock>(state, auth, meta, path, |username| BlockRequest { username }).await
 }
 
 /// `GET /api/user/blocks`.

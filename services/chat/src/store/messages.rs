@@ -186,11 +186,15 @@ impl Store {
     ) -> sqlx::Result<Vec<String>> {
         let rows: Vec<(String,)> = r
             .fetch_all(
+                // Two index probes; one statement with `seq = ? OR thread_root = ?` read the
+                // whole conversation on SQLite.
                 sqlx::query_as(
-                    "SELECT DISTINCT sender_id FROM messages WHERE conversation_id = ? AND (seq = ? OR thread_root = ?)",
+                    "SELECT sender_id FROM messages WHERE conversation_id = ? AND seq = ? \
+                     UNION SELECT sender_id FROM messages WHERE conversation_id = ? AND thread_root = ?",
                 )
                 .bind(conversation_id)
                 .bind(root)
+                .bind(conversation_id)
                 .bind(root),
             )
             .await?;

@@ -1,5 +1,8 @@
 //! The chat worker through real NATS: a private nats-server and every worker per test
-//! (`soulchat-testkit`), operations called as the gateway calls them.
+//! (`soulchat-testkit`), operations called as the gateway calls them. Conversations and messages
+//! here; what members do to messages (reactions, pins, mentions, threads) in `engagement`.
+
+mod engagement;
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -37,12 +40,17 @@ impl Chat {
         self.call::<O>(user, request).await.unwrap_or_else(|e| panic!("{} as {user}: {e}", O::SUBJECT))
     }
 
-    /// The error code of a call that must fail.
-    async fn code<O: Operation>(&self, user: &str, request: O::Request) -> u16 {
+    /// The error of a call that must fail: its code and the fields it names.
+    async fn refused<O: Operation>(&self, user: &str, request: O::Request) -> (u16, Vec<String>) {
         match self.call::<O>(user, request).await {
             Ok(_) => panic!("{} as {user} succeeded", O::SUBJECT),
-            Err(e) => e.code.as_u16(),
+            Err(e) => (e.code.as_u16(), e.fields.into_keys().collect()),
         }
+    }
+
+    /// The error code of a call that must fail.
+    async fn code<O: Operation>(&self, user: &str, request: O::Request) -> u16 {
+        self.refused::<O>(user, request).await.0
     }
 
     async fn group(&self, owner: &str, members: &[&str]) -> Conversation {
@@ -68,6 +76,10 @@ impl Chat {
     ) -> MessageList {
         let request = HistoryRequest { conversation_id: conversation.into(), before, after, limit: Some(limit) };
         self.ok::<chat::History>(user, request).await
+    }
+
+    async fn last_seq(&self, user: &str, conversation: &str) -> i64 {
+        self.ok::<chat::Get>(user, get(conversation)).await.conversation.unwrap().last_seq
     }
 }
 

@@ -1,20 +1,10 @@
-//! Reactions (and the other conversation events members make about messages) through real NATS:
-//! a private nats-server and every worker per test (`soulchat-testkit`), operations called as
-//! the gateway calls them.
-
-use std::time::Duration;
+//! What members do to messages — reactions, pins, mentions, threads — as conversation events.
 
 use soulchat_subjects::chat::messages::chat_event::Event;
 use soulchat_subjects::chat::{self, messages::*};
-use soulchat_subjects::{CallContext, CallError, Caller, Operation, ServiceError};
+use soulchat_testkit::{Backend, each_backend};
 
-/// The events resume replays to `user` in `conversation`, picked by `pick`.
-async fn replayed<T>(t: &Chat, user: &str, conversation: &str, pick: impl Fn(&Event) -> Option<T>) -> Vec<T> {
-    let resumed = t.ok::<chat::Resume>(user, ResumeRequest::default()).await;
-    let events = &resumed.conversations.iter().find(|c| c.conversation_id == conversation).unwrap().events;
-    events.iter().filter_map(|e| e.event.as_ref().and_then(&pick)).collect()
-}
-use soulchat_testkit::{Backend, Mesh, each_backend};
+use super::{Chat, user};
 
 each_backend!(
     reactions_are_counted_idempotent_and_logged,
@@ -23,64 +13,11 @@ each_backend!(
     thread_replies_stay_out_of_the_main_history
 );
 
-struct Chat {
-    mesh: Mesh,
-    caller: Caller,
-}
-
-impl Chat {
-    async fn start(backend: Backend) -> Chat {
-        let mesh = Mesh::start(backend).await;
-        let caller = Caller::new(mesh.client().await, Duration::from_secs(10));
-        Chat { mesh, caller }
-    }
-
-    async fn call<O: Operation>(&self, user: &str, request: O::Request) -> Result<O::Response, ServiceError> {
-        self.caller.call::<O>(&CallContext::internal().with_user(user), &request).await.map_err(|e| match e {
-            CallError::Service(e) => e,
-            other => panic!("{}: {other}", O::SUBJECT),
-        })
-    }
-
-    async fn ok<O: Operation>(&self, user: &str, request: O::Request) -> O::Response {
-        self.call::<O>(user, request).await.unwrap_or_else(|e| panic!("{} as {user}: {e}", O::SUBJECT))
-    }
-
-    /// The error of a call that must fail: its code and the fields it names.
-    async fn refused<O: Operation>(&self, user: &str, request: O::Request) -> (u16, Vec<String>) {
-        match self.call::<O>(user, request).await {
-            Ok(_) => panic!("{} as {user} succeeded", O::SUBJECT),
-            Err(e) => (e.code.as_u16(), e.fields.into_keys().collect()),
-        }
-    }
-
-    async fn group(&self, owner: &str, members: &[&str]) -> String {
-        let request = CreateGroupRequest {
-            name: "crew".into(),
-            member_ids: members.iter().map(|m| m.to_string()).collect(),
-            ..Default::default()
-        };
-        self.ok::<chat::CreateGroup>(owner, request).await.conversation.unwrap().id
-    }
-
-    async fn send(&self, user: &str, conversation: &str, client_id: &str, content: &str) -> Message {
-        let request = SendRequest {
-            conversation_id: conversation.into(),
-            client_id: client_id.into(),
-            content: content.into(),
-            ..Default::default()
-        };
-        self.ok::<chat::Send>(user, request).await.message.unwrap()
-    }
-
-    async fn last_seq(&self, user: &str, conversation: &str) -> i64 {
-        let request = GetRequest { conversation_id: conversation.into() };
-        self.ok::<chat::Get>(user, request).await.conversation.unwrap().last_seq
-    }
-}
-
-fn user() -> String {
-    uuid::Uuid::new_v4().to_string()
+/// The events resume replays to `user` in `conversation`, picked by `pick`.
+async fn replayed<T>(t: &Chat, user: &str, conversation: &str, pick: impl Fn(&Event) -> Option<T>) -> Vec<T> {
+    let resumed = t.ok::<chat::Resume>(user, ResumeRequest::default()).await;
+    let events = &resumed.conversations.iter().find(|c| c.conversation_id == conversation).unwrap().events;
+    events.iter().filter_map(|e| e.event.as_ref().and_then(&pick)).collect()
 }
 
 fn reactions(message: &Message) -> Vec<(&str, u32, bool)> {
@@ -90,8 +27,8 @@ fn reactions(message: &Message) -> Vec<(&str, u32, bool)> {
 async fn reactions_are_counted_idempotent_and_logged(backend: Backend) {
     let t = Chat::start(backend).await;
     let (owner, member, outsider) = (user(), user(), user());
-    let id = t.group(&owner, &[&member]).await;
-    let seq = t.send(&owner, &id, "r-1", "react to me").await.seq;
+    let id = t.group(&owner, &[&member]).await.id;
+    let seq = t.send(&owner, &id, "r-1", "react to me").await.message.unwrap().seq;
     let react = |emoji: &str| ReactionRequest { conversation_id: id.clone(), seq, emoji: emoji.into() };
 
     let added = t.ok::<chat::AddReaction>(&member, react("👍")).await.message.unwrap();
@@ -144,7 +81,7 @@ async fn reactions_are_counted_idempotent_and_logged(backend: Backend) {
     assert_eq!(t.refused::<chat::AddReaction>(&member, missing).await, (404, vec!["message".to_owned()]));
 
     // At most 20 distinct emoji on a message; one already there may still be used.
-    let full = t.send(&member, &id, "r-2", "full").await.seq;
+    let full = t.send(&member, &id, "r-2", "full").await.message.unwrap().seq;
     let on_full = |emoji: &str| ReactionRequest { conversation_id: id.clone(), seq: full, emoji: emoji.into() };
     for i in 0..20 {
         t.ok::<chat::AddReaction>(&member, on_full(&format!(":e{i}:"))).await;
@@ -165,11 +102,11 @@ async fn reactions_are_counted_idempotent_and_logged(backend: Backend) {
 async fn pins_take_a_role_in_groups_and_are_logged(backend: Backend) {
     let t = Chat::start(backend).await;
     let (owner, admin, member, outsider) = (user(), user(), user(), user());
-    let id = t.group(&owner, &[&admin, &member]).await;
+    let id = t.group(&owner, &[&admin, &member]).await.id;
     let role = ChangeRoleRequest { conversation_id: id.clone(), user_id: admin.clone(), role: "admin".into() };
     t.ok::<chat::ChangeRole>(&owner, role).await;
-    let first = t.send(&member, &id, "p-1", "pin me").await.seq;
-    let second = t.send(&member, &id, "p-2", "and me").await.seq;
+    let first = t.send(&member, &id, "p-1", "pin me").await.message.unwrap().seq;
+    let second = t.send(&member, &id, "p-2", "and me").await.message.unwrap().seq;
     let pin = |seq| PinRequest { conversation_id: id.clone(), seq };
     let pins = || PinsRequest { conversation_id: id.clone() };
 
@@ -208,7 +145,7 @@ async fn pins_take_a_role_in_groups_and_are_logged(backend: Backend) {
     let (a, b) = (user(), user());
     let direct = t.ok::<chat::OpenDirect>(&a, OpenDirectRequest { user_id: b.clone() }).await.conversation.unwrap().id;
     for i in 0..51 {
-        let seq = t.send(&a, &direct, &format!("d-{i}"), "pinnable").await.seq;
+        let seq = t.send(&a, &direct, &format!("d-{i}"), "pinnable").await.message.unwrap().seq;
         let request = PinRequest { conversation_id: direct.clone(), seq };
         if i < 50 {
             t.ok::<chat::Pin>(if i % 2 == 0 { &a } else { &b }, request).await;
@@ -222,7 +159,7 @@ async fn pins_take_a_role_in_groups_and_are_logged(backend: Backend) {
 async fn mentions_are_stored_with_the_message(backend: Backend) {
     let t = Chat::start(backend).await;
     let (a, b, c) = (user(), user(), user());
-    let id = t.group(&a, &[&b, &c]).await;
+    let id = t.group(&a, &[&b, &c]).await.id;
     let send = |client_id: &str, mention_ids: Vec<String>| SendRequest {
         conversation_id: id.clone(),
         client_id: client_id.into(),
@@ -265,8 +202,8 @@ async fn mentions_are_stored_with_the_message(backend: Backend) {
 async fn thread_replies_stay_out_of_the_main_history(backend: Backend) {
     let t = Chat::start(backend).await;
     let (a, b, c, outsider) = (user(), user(), user(), user());
-    let id = t.group(&a, &[&b, &c]).await;
-    let root = t.send(&a, &id, "t-0", "a topic").await;
+    let id = t.group(&a, &[&b, &c]).await.id;
+    let root = t.send(&a, &id, "t-0", "a topic").await.message.unwrap();
     let reply = |client_id: &str, thread_root: i64| SendRequest {
         conversation_id: id.clone(),
         client_id: client_id.into(),
@@ -278,7 +215,7 @@ async fn thread_replies_stay_out_of_the_main_history(backend: Backend) {
     assert_eq!(first.thread_root, Some(root.seq));
     t.ok::<chat::Send>(&b, reply("t-2", root.seq)).await;
     let last = t.ok::<chat::Send>(&c, reply("t-3", root.seq)).await.message.unwrap();
-    let after = t.send(&a, &id, "t-4", "back in the main line").await;
+    let after = t.send(&a, &id, "t-4", "back in the main line").await.message.unwrap();
 
     let history = HistoryRequest { conversation_id: id.clone(), ..Default::default() };
     let main = t.ok::<chat::History>(&c, history.clone()).await.messages;
