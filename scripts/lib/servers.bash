@@ -78,7 +78,7 @@ build_soulchat() {
 start_server() {
   local name=$1 port=$2
   shift 2
-  mkdir "$work/$name"
+  mkdir -p "$work/$name" # kept when a server of that name starts again
   env -u NATS_URL -u REDIS_URL -u SOULCHAT_CORS_ORIGINS \
     -u SOULCHAT_USER_DATABASE_URL -u SOULCHAT_PROFILE_DATABASE_URL \
     -u SOULCHAT_CHAT_DATABASE_URL -u SOULCHAT_NOTIFICATION_DATABASE_URL \

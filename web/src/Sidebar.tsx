@@ -5,6 +5,7 @@ import { Api, ApiError, type Message } from './api';
 import {
   createGroup,
   describe,
+  loadBlocked,
   logOut,
   openConversation,
   peer,
@@ -154,6 +155,7 @@ function People() {
     const t = setTimeout(() => void searchPeople(q).catch(() => {}), 250);
     return () => clearTimeout(t);
   }, [q]);
+  useEffect(() => void loadBlocked().catch(() => {}), []);
   return (
     <section class="people">
       <label class="sr-label">
@@ -199,6 +201,29 @@ function People() {
                 </button>
               </li>
             ))}
+        </ul>
+      )}
+      {!q.trim() && state.blocked.length > 0 && (
+        <ul aria-label="Blocked people" class="people-list">
+          {state.blocked.map((p) => (
+            <li key={p.username}>
+              <Avatar name={p.username} image={p.image} />
+              <span class="grow">
+                {p.username} <small class="muted">blocked</small>
+              </span>
+              <button
+                type="button"
+                disabled={busy === p.username}
+                onClick={async () => {
+                  setBusy(p.username);
+                  await toggleBlock(p).catch(() => {});
+                  setBusy(null);
+                }}
+              >
+                Unblock
+              </button>
+            </li>
+          ))}
         </ul>
       )}
     </section>

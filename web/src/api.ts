@@ -170,6 +170,7 @@ export const Api = {
   unfollow: (u: string) => api<ProfileEnvelope>('DELETE', `/profiles/${enc(u)}/follow`),
   block: (u: string) => api<ProfileEnvelope>('POST', `/profiles/${enc(u)}/block`),
   unblock: (u: string) => api<ProfileEnvelope>('DELETE', `/profiles/${enc(u)}/block`),
+  blocks: () => api<Schemas['ProfileList']>('GET', '/user/blocks?limit=100'),
   conversations: (cursor?: string | null) =>
     api<Schemas['ConversationList']>(
       'GET',

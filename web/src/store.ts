@@ -68,6 +68,8 @@ export interface State {
   unreadNotifications: number;
   preferences: Preferences | null;
   search: Profile[];
+  /** Whom the user blocks (the first 100), shown while no people search is typed. */
+  blocked: Profile[];
   toast: string | null;
 }
 
@@ -88,6 +90,7 @@ export const state: State = {
   unreadNotifications: 0,
   preferences: null,
   search: [],
+  blocked: [],
   toast: null,
 };
 
@@ -613,8 +616,15 @@ export async function toggleBlock(p: Profile) {
   showProfile(p.blocked ? await Api.unblock(p.username) : await Api.block(p.username));
 }
 
+export async function loadBlocked() {
+  state.blocked = (await Api.blocks()).profiles;
+  emit();
+}
+
 function showProfile({ profile }: { profile: Profile }) {
   state.search = state.search.map((x) => (x.username === profile.username ? profile : x));
+  const others = state.blocked.filter((x) => x.username !== profile.username);
+  state.blocked = profile.blocked ? [...others, profile] : others;
   emit();
 }
 

@@ -16,6 +16,8 @@ const BASE = (process.env.SOULCHAT_WEB_URL ?? 'http://127.0.0.1:8080').replace(/
 const ARTIFACTS = fileURLToPath(new URL('../test-artifacts/', import.meta.url));
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const TIMEOUT = 15_000;
+// The username of an administrator account (scripts/test-web makes one), for the moderation steps.
+const ADMIN = process.env.SOULCHAT_WEB_ADMIN;
 // A real 1x1 PNG, for an upload.
 const PNG = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGP4z8DwHwAFAAH/iZk9HQAAAABJRU5ErkJggg==';
 const run = `${Date.now().toString(36)}${Math.random().toString(36).slice(2, 5)}`;
@@ -67,6 +69,20 @@ async function newUser(who) {
   await page.getByLabel('Email', { exact: true }).fill(`${names[who]}@example.com`);
   await page.getByLabel('Password', { exact: true }).fill('correct horse battery');
   await button(page, 'Sign up').click();
+  await button(page, 'Log out').waitFor({ timeout: TIMEOUT });
+  return page;
+}
+
+/** Logs an existing account in, in a browser context of its own. */
+async function logIn(who, username) {
+  const context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
+  const page = await context.newPage();
+  page.on('pageerror', (e) => console.error(`[${who}] page error:`, e.message));
+  await page.goto(`${BASE}/`);
+  await page.getByRole('tab', { name: 'Log in', exact: true }).click();
+  await page.getByLabel('Email', { exact: true }).fill(`${username}@example.com`);
+  await page.getByLabel('Password', { exact: true }).fill('correct horse battery');
+  await button(page, 'Log in').click();
   await button(page, 'Log out').waitFor({ timeout: TIMEOUT });
   return page;
 }
@@ -424,6 +440,19 @@ async function features() {
   await button(erin, 'Reports').click();
   await erin.getByRole('region', { name: 'Reports panel' }).getByText('Only administrators see reports.').waitFor({ timeout: TIMEOUT });
   await button(erin, 'Close reports').click();
+  // An administrator (when the server has one) deletes the reported message from the panel.
+  if (ADMIN) {
+    const admin = await logIn('admin', ADMIN);
+    await button(admin, 'Reports').click();
+    const report = admin.getByRole('list', { name: 'Report list', exact: true }).getByRole('listitem').filter({ hasText: 'try again' });
+    await report.getByText(`${names.erin} reported ${names.dave}: spam`).waitFor({ timeout: TIMEOUT });
+    await screenshot(admin, 'admin-reports');
+    await report.getByRole('button', { name: 'Delete message', exact: true }).click();
+    await admin.getByRole('list', { name: 'Report list', exact: true }).getByText('No open reports').waitFor({ timeout: TIMEOUT });
+    await eventually(async () => (await messageItems(erin, 'try again').count()) === 0, 'the deleted message gone for erin');
+    await eventually(async () => (await messageItems(dave, 'try again').count()) === 0, 'the deleted message gone for dave');
+    await admin.context().close();
+  }
 
   // Mute, then the notification panel: its badge and mark all read.
   await button(dave, 'Mute').click();
@@ -459,7 +488,12 @@ async function features() {
     return true;
   }, 'a blocked send is refused');
   await screenshot(dave, 'dave-blocked');
-  await erinItem.getByRole('button', { name: 'Unblock', exact: true }).click();
+  // With no search typed, the people Dave blocks are listed, and unblocked from there.
+  await dave.getByLabel('Search people', { exact: true }).fill('');
+  const blockedErin = dave.getByRole('list', { name: 'Blocked people', exact: true }).getByRole('listitem').filter({ hasText: names.erin });
+  await blockedErin.getByRole('button', { name: 'Unblock', exact: true }).click();
+  await dave.getByRole('list', { name: 'Blocked people', exact: true }).waitFor({ state: 'detached', timeout: TIMEOUT });
+  await dave.getByLabel('Search people', { exact: true }).fill(names.erin.slice(0, 8));
   await erinItem.getByRole('button', { name: 'Block', exact: true }).waitFor({ timeout: TIMEOUT });
   await dave.getByLabel('Search people', { exact: true }).fill('');
 

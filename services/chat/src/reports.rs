@@ -97,6 +97,11 @@ pub async fn resolve_report(chat: Arc<Chat>, ctx: RequestContext, req: ResolveRe
         chat.caller.call::<user::Suspend>(&ctx.call, &request).await?;
     }
     let mut tx = chat.store.db().begin().await?;
+    // Resolved first, in the writer's turn: of two administrators resolving at once, the second
+    // finds nothing open and deletes nothing.
+    if !Store::resolve_reports(&mut tx, &found.conversation_id, found.seq, status, now_ms(), me).await? {
+        return Err(ServiceError::conflict("report", "is already resolved").into());
+    }
     let mut released = None;
     if status == "deleted"
         && let Some(message) = Store::message(&mut tx, &found.conversation_id, found.seq).await?
@@ -104,7 +109,6 @@ pub async fn resolve_report(chat: Arc<Chat>, ctx: RequestContext, req: ResolveRe
         messages::remove(&chat.store, &mut tx, &message, me).await?;
         released = message.attachment_id;
     }
-    Store::resolve_reports(&mut tx, &found.conversation_id, found.seq, status, now_ms(), me).await?;
     let resolved = Store::report(&mut tx, &found.id).await?.ok_or_else(|| ServiceError::not_found("report"))?;
     let report = view(&mut tx, &resolved).await?;
     tx.commit().await?;

@@ -81,7 +81,7 @@ impl Store {
         .await
     }
 
-    /// Resolves every open report of a message as `status`.
+    /// Resolves every open report of a message as `status`; false when none was open.
     pub async fn resolve_reports(
         tx: &mut WriteTx<'_>,
         conversation_id: &str,
@@ -89,8 +89,8 @@ impl Store {
         status: &str,
         at_ms: i64,
         by: &str,
-    ) -> sqlx::Result<()> {
-        sqlx::query(
+    ) -> sqlx::Result<bool> {
+        let done = sqlx::query(
             "UPDATE reports SET status = ?, resolved_at_ms = ?, resolved_by = ? \
              WHERE conversation_id = ? AND seq = ? AND status = ?",
         )
@@ -102,6 +102,6 @@ impl Store {
         .bind(OPEN)
         .execute(&mut **tx)
         .await?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 }
