@@ -242,7 +242,12 @@ pub async fn connect_observed(nats: impl Into<Nats>, name: &str) -> anyhow::Resu
         tokio::time::sleep(Duration::from_millis(50)).await;
         waited += Duration::from_millis(50);
     }
-    check_version(&client.server_info().version)?;
+    check_version(&client.server_info().version).with_context(|| {
+        format!(
+            "the NATS server at {url} cannot serve SoulChat (install the pinned release with \
+             `scripts/install-nats-server`, or point NATS_URL at a newer server)"
+        )
+    })?;
     Ok((client, disruptions))
 }
 
@@ -250,11 +255,7 @@ pub fn check_version(version: &str) -> anyhow::Result<()> {
     let parsed = semver::Version::parse(version.trim_start_matches('v'))
         .with_context(|| format!("unreadable nats-server version {version:?}"))?;
     if parsed < MIN_SERVER_VERSION {
-        bail!(
-            "nats-server {version} is too old: SoulChat needs {MIN_SERVER_VERSION} or newer \
-             (JetStream KV). Install the pinned release with `scripts/install-nats-server` \
-             or point NATS_URL at a newer server."
-        );
+        bail!("nats-server {version} is too old: SoulChat needs {MIN_SERVER_VERSION} or newer (JetStream KV)");
     }
     Ok(())
 }

@@ -142,6 +142,14 @@ async fn attachments_are_uploaded_sent_read_by_members_and_deleted_with_their_me
     assert_eq!(mesh.api.download(&format!("/api/attachments/{image}"), &bob, &[]).await.0, 404);
     assert_eq!(mesh.api.download(&format!("/api/attachments/{image}"), &alice, &[]).await.0, 404);
     assert_eq!(mesh.api.download(&file_path, &bob, &[]).await.0, 200, "the other attachment stays");
+    // A late retry of that send is still its duplicate, not a new send of a missing attachment.
+    let body = json!({"client_id": "img-1", "kind": "image", "attachment_id": image, "metadata": {"w": "1"}});
+    let retried = mesh.api.post(&path, Some(&alice), body).await;
+    assert_eq!(retried.status, 200, "{:?}", retried.body);
+    assert_eq!(
+        (retried.body["message"]["seq"].as_i64(), retried.body["message"]["deleted"].as_bool()),
+        (Some(image_seq), Some(true))
+    );
     mesh.shutdown().await;
 }
 

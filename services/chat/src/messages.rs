@@ -26,8 +26,13 @@ pub async fn send(chat: Arc<Chat>, ctx: RequestContext, mut req: SendRequest) ->
     let me = ctx.user_id()?.to_owned();
     validate::send(&mut req)?;
     req.client_id = req.client_id.trim().to_owned();
+    // A retry of a send that was stored is the committer's to answer, even if its attachment
+    // has gone since (deleted with the message): only a new send must find its attachment.
     if let Some(id) = &req.attachment_id {
-        attachments::check_send(&chat.attachments, id, &me, &req.kind).await?;
+        let sent = Store::messages_by_clients(&mut chat.store.db().reads().await?, &[(&me, &req.client_id)]).await?;
+        if sent.is_empty() {
+            attachments::check_send(&chat.attachments, id, &me, &req.kind).await?;
+        }
     }
     let mut reply = chat.committer.send(me.clone(), req).await?;
     // A retry answers with the original, which others may have reacted to meanwhile.
