@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { ComponentChildren } from 'preact';
 import { Icon } from './icons';
-import { Api, ApiError, type Message } from './api';
+import { Api, ApiError, type Message, type Profile } from './api';
 import {
   createGroup,
   describe,
@@ -156,6 +156,12 @@ function People() {
     return () => clearTimeout(t);
   }, [q]);
   useEffect(() => void loadBlocked().catch(() => {}), []);
+  // Follow, block and unblock: one at a time per person, the button disabled meanwhile.
+  const act = (p: Profile, change: (p: Profile) => Promise<void>) => async () => {
+    setBusy(p.username);
+    await change(p).catch(() => {});
+    setBusy(null);
+  };
   return (
     <section class="people">
       <label class="sr-label">
@@ -177,22 +183,14 @@ function People() {
                 <button
                   type="button"
                   disabled={busy === p.username}
-                  onClick={async () => {
-                    setBusy(p.username);
-                    await toggleFollow(p).catch(() => {});
-                    setBusy(null);
-                  }}
+                  onClick={act(p, toggleFollow)}
                 >
                   {p.following ? 'Unfollow' : 'Follow'}
                 </button>
                 <button
                   type="button"
                   disabled={busy === p.username}
-                  onClick={async () => {
-                    setBusy(p.username);
-                    await toggleBlock(p).catch(() => {});
-                    setBusy(null);
-                  }}
+                  onClick={act(p, toggleBlock)}
                 >
                   {p.blocked ? 'Unblock' : 'Block'}
                 </button>
@@ -214,11 +212,7 @@ function People() {
               <button
                 type="button"
                 disabled={busy === p.username}
-                onClick={async () => {
-                  setBusy(p.username);
-                  await toggleBlock(p).catch(() => {});
-                  setBusy(null);
-                }}
+                onClick={act(p, toggleBlock)}
               >
                 Unblock
               </button>
