@@ -125,7 +125,10 @@ impl Process {
         let url = format!("http://{}/readyz", self.admin);
         loop {
             if let Some(status) = self.exited() {
-                bail!("{} exited ({status}) before it was ready; see {}", self.name, self.log.display());
+                // The test's directory (and so the log) is gone by the time anyone reads the error.
+                let log = self.log();
+                let tail = log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>();
+                bail!("{} exited ({status}) before it was ready; its log ends:\n{}", self.name, tail.join("\n"));
             }
             if ready(&url).await {
                 return Ok(());

@@ -6,9 +6,11 @@
 //! `nats-server` on PATH that passes the version check. Debian's 2.9 is refused: it cannot serve
 //! JetStream KV to current clients.
 
+use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -165,7 +167,20 @@ fn port_is_free(port: u16) -> bool {
     TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
 }
 
-/// A port the OS just handed out (and took back).
+/// A port that is free now, for a process that binds it later (and again after a restart).
+///
+/// Chosen below Linux's ephemeral range (32768-60999), not by `bind(0)`: outgoing connections
+/// and `bind(0)` take their ports from that range, so under load one of them could take a port
+/// `bind(0)` just handed back before its process bound it. Never the same port twice per process.
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    for _ in 0..1_000 {
+        let port = rand::random_range(20_000..32_000);
+        if !given.contains(&port) && port_is_free(port) {
+            given.insert(port);
+            return Ok(port);
+        }
+    }
+    bail!("no free port found in 20000-31999")
 }
