@@ -364,6 +364,12 @@ async fn pool(backend: Backend, options: AnyConnectOptions, max: u32, read_only:
         .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 if backend == Backend::Sqlite {
+                    // Set before WAL mode, so that it takes effect for a new file (an existing
+                    // one keeps its size). Each commit writes every page it changed to the WAL,
+                    // and a send changes one page in each of several keyed indexes: with 2 KiB
+                    // pages a chat send writes 12 KB to disk where SQLite's default 4 KiB wrote
+                    // 17 KB, for ~10 % more sends/s on the bench (README, issue 15).
+                    conn.execute(SQLITE_PAGE_SIZE).await?;
                     // Durable on commit (the ack follows the commit), readers never block the writer.
                     conn.execute("PRAGMA journal_mode = WAL").await?;
                     conn.execute("PRAGMA synchronous = FULL").await?;
@@ -395,6 +401,9 @@ async fn pool(backend: Backend, options: AnyConnectOptions, max: u32, read_only:
         .connect_with(options)
         .await
 }
+
+/// The page size of a new SQLite database (see [`pool`]).
+const SQLITE_PAGE_SIZE: &str = "PRAGMA page_size = 2048";
 
 /// How long [`Database::close`] waits for connections in use.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
@@ -487,6 +496,19 @@ mod tests {
     fn redacts_passwords() {
         assert_eq!(redact("mysql://root:secret@db/x"), "mysql://root:***@db/x");
         assert_eq!(redact("sqlite://data/user.db"), "sqlite://data/user.db");
+    }
+
+    #[tokio::test]
+    async fn new_databases_have_small_pages() {
+        let dir = std::env::temp_dir().join(format!("soulchat-pages-{}-{}", std::process::id(), now_nanos()));
+        let db = Database::open(&format!("sqlite://{}/pages.db", dir.display())).await.expect("opens");
+        let mut tx = db.begin().await.unwrap();
+        sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY)").execute(&mut *tx).await.unwrap();
+        let (size,): (i64,) = sqlx::query_as("PRAGMA page_size").fetch_one(&mut *tx).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(size, 2048);
+        db.close().await;
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     /// Commits that never pause still let the WAL start over (see `checkpoint_in_background`):
