@@ -1,6 +1,6 @@
 //! Conversation operations: direct conversations (one per pair), groups, and the caller's list.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -14,7 +14,7 @@ use soulchat_subjects::proto::common::v1::Empty;
 use crate::Chat;
 use crate::access::{self, Role};
 use crate::log;
-use crate::store::{ConversationRow, MemberRow, Store};
+use crate::store::{ConversationRow, MemberRow, MessageRow, Store};
 use crate::validate::{self, MAX_MEMBERS};
 
 /// The conversation as `me` sees it: role, read position, unread count, last message, and the
@@ -25,16 +25,35 @@ pub async fn view(
     me: &MemberRow,
     with_members: bool,
 ) -> sqlx::Result<Conversation> {
-    let mut out = c.to_proto();
-    out.my_role = me.role.clone();
-    out.read_seq = me.read_seq;
-    out.unread_count = Store::unread(r, &c.id, &me.user_id, me.read_seq).await?;
-    out.last_message = Store::last_message(r, &c.id).await?.map(|m| m.to_proto());
-    Store::attach(r, Some(&me.user_id), out.last_message.as_mut_slice()).await?;
+    let mut out = views(r, &[(c, me)]).await?.pop().expect("one view per row");
     if with_members {
         out.members = Store::members(r, &c.id).await?.iter().map(MemberRow::to_proto).collect();
     }
     Ok(out)
+}
+
+/// [`view`] of each conversation without members, in a fixed handful of statements whatever
+/// their number (a page of the list is one look-up each for unread counts, last messages,
+/// their reactions and their threads).
+async fn views(r: &mut impl Reads, rows: &[(&ConversationRow, &MemberRow)]) -> sqlx::Result<Vec<Conversation>> {
+    let Some((_, me)) = rows.first() else { return Ok(Vec::new()) };
+    let reads: Vec<(&str, i64)> = rows.iter().map(|(c, m)| (c.id.as_str(), m.read_seq)).collect();
+    let unread = Store::unread_counts(r, &me.user_id, &reads).await?;
+    let ids: Vec<&str> = reads.iter().map(|(id, _)| *id).collect();
+    let mut last: Vec<Message> = Store::last_messages(r, &ids).await?.iter().map(MessageRow::to_proto).collect();
+    Store::attach(r, Some(&me.user_id), &mut last).await?;
+    let mut last: HashMap<String, Message> = last.into_iter().map(|m| (m.conversation_id.clone(), m)).collect();
+    Ok(rows
+        .iter()
+        .map(|(c, mine)| {
+            let mut out = c.to_proto();
+            out.my_role = mine.role.clone();
+            out.read_seq = mine.read_seq;
+            out.unread_count = unread.get(&c.id).copied().unwrap_or(0);
+            out.last_message = last.remove(&c.id);
+            out
+        })
+        .collect())
 }
 
 /// Creates a conversation with its members, all joining at its creation event (seq 1): the
@@ -168,10 +187,8 @@ pub async fn list(chat: Arc<Chat>, ctx: RequestContext, req: ListRequest) -> Res
     } else {
         String::new()
     };
-    let mut conversations = Vec::with_capacity(rows.len());
-    for (row, mine) in &rows {
-        conversations.push(view(&mut conn, row, mine, false).await?);
-    }
+    let rows: Vec<_> = rows.iter().map(|(c, mine)| (c, mine)).collect();
+    let conversations = views(&mut conn, &rows).await?;
     Ok(ConversationList { conversations, next_cursor })
 }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use soulchat_runtime::{Reads, WriteTx, push_in_list};
 use soulchat_subjects::chat::messages::Member;
 use soulchat_subjects::time::now_ms;
-use sqlx::FromRow;
+use sqlx::{Any, FromRow, QueryBuilder};
 
 use super::{Store, sql};
 
@@ -165,16 +165,32 @@ impl Store {
         Ok(read)
     }
 
-    /// Messages from others after `read_seq`, not deleted.
-    pub async fn unread(r: &mut impl Reads, conversation_id: &str, user_id: &str, read_seq: i64) -> sqlx::Result<i64> {
-        let query = sqlx::query_as(
-            "SELECT COUNT(*) FROM messages WHERE conversation_id = ? AND seq > ? AND sender_id <> ? AND deleted = 0",
-        )
-        .bind(conversation_id)
-        .bind(read_seq)
-        .bind(user_id);
-        let (n,): (i64,) = r.fetch_one(query).await?;
-        Ok(n)
+    /// Per conversation, the messages from others after the read position, not deleted: one
+    /// count per `(conversation, read_seq)` joined by `UNION ALL` (each an index range), so a
+    /// page of conversations costs one statement. A conversation with none is absent.
+    pub async fn unread_counts(
+        r: &mut impl Reads,
+        user_id: &str,
+        reads: &[(&str, i64)],
+    ) -> sqlx::Result<HashMap<String, i64>> {
+        if reads.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut q = QueryBuilder::<Any>::new("");
+        for (i, (conversation_id, read_seq)) in reads.iter().enumerate() {
+            if i > 0 {
+                q.push(" UNION ALL ");
+            }
+            q.push("SELECT conversation_id, COUNT(*) FROM messages WHERE conversation_id = ")
+                .push_bind(conversation_id.to_string())
+                .push(" AND seq > ")
+                .push_bind(*read_seq)
+                .push(" AND sender_id <> ")
+                .push_bind(user_id.to_owned())
+                .push(" AND deleted = 0 GROUP BY conversation_id");
+        }
+        let rows: Vec<(String, i64)> = r.fetch_all(q.build_query_as()).await?;
+        Ok(rows.into_iter().collect())
     }
 }
 

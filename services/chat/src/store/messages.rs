@@ -1,7 +1,7 @@
 //! Messages: stored by the group committer, edited and deleted in place, paged as history.
 
 use soulchat_runtime::{Reads, WriteTx, push_in_list};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use soulchat_subjects::chat::messages::{Message, ThreadSummary};
 use sqlx::{Any, FromRow, QueryBuilder};
@@ -86,12 +86,24 @@ impl Store {
         r.fetch_all(query.build_query_as()).await
     }
 
-    pub async fn last_message(r: &mut impl Reads, conversation_id: &str) -> sqlx::Result<Option<MessageRow>> {
-        r.fetch_optional(
-            sqlx::query_as(sql(&[MESSAGE, " WHERE conversation_id = ? ORDER BY seq DESC LIMIT 1"]))
-                .bind(conversation_id),
-        )
-        .await
+    /// Each conversation's last message (thread replies included), in one statement: a probe
+    /// of the (conversation, seq) key per conversation joined by `UNION ALL`.
+    pub async fn last_messages(r: &mut impl Reads, conversation_ids: &[&str]) -> sqlx::Result<Vec<MessageRow>> {
+        if conversation_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = QueryBuilder::<Any>::new("");
+        for (i, conversation_id) in conversation_ids.iter().enumerate() {
+            if i > 0 {
+                q.push(" UNION ALL ");
+            }
+            q.push("SELECT * FROM (")
+                .push(MESSAGE)
+                .push(" WHERE conversation_id = ")
+                .push_bind(conversation_id.to_string())
+                .push(" ORDER BY seq DESC LIMIT 1) AS last_message");
+        }
+        r.fetch_all(q.build_query_as()).await
     }
 
     pub async fn edit_message(
@@ -160,20 +172,22 @@ impl Store {
 
 impl Store {
     /// Fills in what is counted apart from the rows: reactions (`me` as `viewer` sees them) and
-    /// thread summaries. Two statements per conversation among `messages` (a search answer spans
-    /// several), each for exactly their seqs.
+    /// thread summaries. Two statements whatever the messages (a page of history, a search answer
+    /// across conversations, the last message of each listed conversation).
     pub async fn attach(r: &mut impl Reads, viewer: Option<&str>, messages: &mut [Message]) -> sqlx::Result<()> {
-        let mut conversations: Vec<String> = messages.iter().map(|m| m.conversation_id.clone()).collect();
-        conversations.sort_unstable();
-        conversations.dedup();
-        for conversation in conversations {
-            let seqs: Vec<i64> = messages.iter().filter(|m| m.conversation_id == conversation).map(|m| m.seq).collect();
-            let mut reactions = Store::reactions(r, &conversation, &seqs, viewer).await?;
-            let threads = Store::threads(r, &conversation, &seqs).await?;
-            for m in messages.iter_mut().filter(|m| m.conversation_id == conversation) {
-                m.reactions = reactions.remove(&m.seq).unwrap_or_default();
-                m.thread = threads.get(&m.seq).copied();
-            }
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let mut keys: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+        for m in messages.iter() {
+            keys.entry(m.conversation_id.as_str()).or_default().push(m.seq);
+        }
+        let mut reactions = Store::reactions(r, &keys, viewer).await?;
+        let threads = Store::threads(r, &keys).await?;
+        for m in messages.iter_mut() {
+            let key = (m.conversation_id.clone(), m.seq);
+            m.reactions = reactions.remove(&key).unwrap_or_default();
+            m.thread = threads.get(&key).copied();
         }
         Ok(())
     }
@@ -204,20 +218,32 @@ impl Store {
     /// The thread summaries of those of `seqs` that are roots (deleted replies not counted).
     async fn threads(
         r: &mut impl Reads,
-        conversation_id: &str,
-        seqs: &[i64],
-    ) -> sqlx::Result<HashMap<i64, ThreadSummary>> {
+        keys: &BTreeMap<&str, Vec<i64>>,
+    ) -> sqlx::Result<HashMap<(String, i64), ThreadSummary>> {
         let mut q = QueryBuilder::<Any>::new(
-            "SELECT thread_root, COUNT(*), MAX(created_at_ms) FROM messages WHERE conversation_id = ",
+            "SELECT conversation_id, thread_root, COUNT(*), MAX(created_at_ms) FROM messages WHERE deleted = 0 AND (",
         );
-        q.push_bind(conversation_id.to_owned()).push(" AND deleted = 0 AND thread_root IN ");
-        push_in_list(&mut q, seqs);
-        q.push(" GROUP BY thread_root");
-        let rows: Vec<(i64, i64, i64)> = r.fetch_all(q.build_query_as()).await?;
+        push_message_keys(&mut q, "thread_root", keys);
+        q.push(") GROUP BY conversation_id, thread_root");
+        let rows: Vec<(String, i64, i64, i64)> = r.fetch_all(q.build_query_as()).await?;
         Ok(rows
             .into_iter()
-            .map(|(root, n, at)| (root, ThreadSummary { reply_count: n as u32, last_reply_at_ms: at }))
+            .map(|(c, root, n, at)| ((c, root), ThreadSummary { reply_count: n as u32, last_reply_at_ms: at }))
             .collect())
+    }
+}
+
+/// `(conversation_id = ? AND <seq_column> IN (…)) OR …`, a term per conversation: both backends
+/// answer each term with index look-ups.
+pub(super) fn push_message_keys(q: &mut QueryBuilder<Any>, seq_column: &str, keys: &BTreeMap<&str, Vec<i64>>) {
+    for (i, (conversation_id, seqs)) in keys.iter().enumerate() {
+        if i > 0 {
+            q.push(" OR ");
+        }
+        q.push("(conversation_id = ").push_bind(conversation_id.to_string());
+        q.push(format_args!(" AND {seq_column} IN "));
+        push_in_list(q, seqs);
+        q.push(")");
     }
 }
 

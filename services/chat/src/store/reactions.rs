@@ -1,12 +1,13 @@
 //! Reactions: one row per (message, emoji, member), counted per message when messages are read.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
-use soulchat_runtime::{Reads, WriteTx, push_in_list};
+use soulchat_runtime::{Reads, WriteTx};
 use soulchat_subjects::chat::messages::Reaction;
 use sqlx::{Any, QueryBuilder};
 
 use super::Store;
+use super::messages::push_message_keys;
 
 impl Store {
     /// Whether `user_id` already reacted with `emoji`, and how many distinct emoji the message has.
@@ -89,20 +90,24 @@ impl Store {
     /// in the order it was first used, `me` as `viewer` sees it (no viewer: never).
     pub(super) async fn reactions(
         r: &mut impl Reads,
-        conversation_id: &str,
-        seqs: &[i64],
+        keys: &BTreeMap<&str, Vec<i64>>,
         viewer: Option<&str>,
-    ) -> sqlx::Result<HashMap<i64, Vec<Reaction>>> {
-        let mut q = QueryBuilder::<Any>::new("SELECT message_seq, emoji, COUNT(*), COUNT(CASE WHEN user_id = ");
+    ) -> sqlx::Result<HashMap<(String, i64), Vec<Reaction>>> {
+        let mut q = QueryBuilder::<Any>::new(
+            "SELECT conversation_id, message_seq, emoji, COUNT(*), COUNT(CASE WHEN user_id = ",
+        );
         q.push_bind(viewer.unwrap_or("").to_owned());
-        q.push(" THEN 1 END) FROM reactions WHERE conversation_id = ").push_bind(conversation_id.to_owned());
-        q.push(" AND message_seq IN ");
-        push_in_list(&mut q, seqs);
-        q.push(" GROUP BY message_seq, emoji ORDER BY message_seq, MIN(created_at_ms), emoji");
-        let rows: Vec<(i64, String, i64, i64)> = r.fetch_all(q.build_query_as()).await?;
-        let mut by_message: HashMap<i64, Vec<Reaction>> = HashMap::new();
-        for (seq, emoji, count, mine) in rows {
-            by_message.entry(seq).or_default().push(Reaction { emoji, count: count as u32, me: mine > 0 });
+        q.push(" THEN 1 END) FROM reactions WHERE ");
+        push_message_keys(&mut q, "message_seq", keys);
+        q.push(" GROUP BY conversation_id, message_seq, emoji ORDER BY conversation_id, message_seq, MIN(created_at_ms), emoji");
+        let rows: Vec<(String, i64, String, i64, i64)> = r.fetch_all(q.build_query_as()).await?;
+        let mut by_message: HashMap<(String, i64), Vec<Reaction>> = HashMap::new();
+        for (conversation_id, seq, emoji, count, mine) in rows {
+            by_message.entry((conversation_id, seq)).or_default().push(Reaction {
+                emoji,
+                count: count as u32,
+                me: mine > 0,
+            });
         }
         Ok(by_message)
     }

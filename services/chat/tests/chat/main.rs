@@ -349,7 +349,9 @@ async fn read_receipts_and_unread_counts(backend: Backend) {
     assert_eq!(list.next_cursor, "");
     let unread: HashMap<&str, i64> = list.conversations.iter().map(|c| (c.id.as_str(), c.unread_count)).collect();
     assert_eq!((unread[direct.as_str()], unread[group.as_str()]), (5, 1));
-    assert_eq!(list.conversations[0].last_message.as_ref().unwrap().content, "newest activity");
+    let last: Vec<&str> =
+        list.conversations.iter().map(|c| c.last_message.as_ref().unwrap().content.as_str()).collect();
+    assert_eq!(last, ["newest activity", "own messages are never unread"], "each conversation's own last message");
 
     let read = |seq| MarkReadRequest { conversation_id: direct.clone(), seq };
     let receipt = t.ok::<chat::MarkRead>(&b, read(sent[2])).await;
