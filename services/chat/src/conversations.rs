@@ -32,9 +32,8 @@ pub async fn view(
     Ok(out)
 }
 
-/// [`view`] of each conversation without members, in a fixed handful of statements whatever
-/// their number (a page of the list is one look-up each for unread counts, last messages,
-/// their reactions and their threads).
+/// [`view`] of each conversation without members, in five statements whatever their number
+/// (unread counts, last messages in two, their reactions, their threads).
 async fn views(r: &mut impl Reads, rows: &[(&ConversationRow, &MemberRow)]) -> sqlx::Result<Vec<Conversation>> {
     let Some((_, me)) = rows.first() else { return Ok(Vec::new()) };
     let reads: Vec<(&str, i64)> = rows.iter().map(|(c, m)| (c.id.as_str(), m.read_seq)).collect();

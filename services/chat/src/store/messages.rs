@@ -86,23 +86,33 @@ impl Store {
         r.fetch_all(query.build_query_as()).await
     }
 
-    /// Each conversation's last message (thread replies included), in one statement: a probe
-    /// of the (conversation, seq) key per conversation joined by `UNION ALL`.
+    /// Each conversation's last message (thread replies included): their seqs, then the
+    /// messages, two statements that probe the (conversation, seq) key once per conversation.
+    /// (One `UNION ALL` of per-conversation `LIMIT 1` subqueries took MariaDB 30 ms for 50: it
+    /// materializes each one.)
     pub async fn last_messages(r: &mut impl Reads, conversation_ids: &[&str]) -> sqlx::Result<Vec<MessageRow>> {
         if conversation_ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut q = QueryBuilder::<Any>::new("");
-        for (i, conversation_id) in conversation_ids.iter().enumerate() {
-            if i > 0 {
-                q.push(" UNION ALL ");
+        let mut q = QueryBuilder::<Any>::new(
+            "SELECT id, (SELECT seq FROM messages WHERE conversation_id = conversations.id ORDER BY seq DESC LIMIT 1) \
+             FROM conversations WHERE id IN ",
+        );
+        let ids: Vec<String> = conversation_ids.iter().map(|id| id.to_string()).collect();
+        push_in_list(&mut q, &ids);
+        let lasts: Vec<(String, Option<i64>)> = r.fetch_all(q.build_query_as()).await?;
+        let mut keys: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+        for (conversation_id, seq) in &lasts {
+            if let Some(seq) = seq {
+                keys.entry(conversation_id.as_str()).or_default().push(*seq);
             }
-            q.push("SELECT * FROM (")
-                .push(MESSAGE)
-                .push(" WHERE conversation_id = ")
-                .push_bind(conversation_id.to_string())
-                .push(" ORDER BY seq DESC LIMIT 1) AS last_message");
         }
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = QueryBuilder::<Any>::new(MESSAGE);
+        q.push(" WHERE ");
+        push_message_keys(&mut q, "seq", &keys);
         r.fetch_all(q.build_query_as()).await
     }
 
