@@ -569,23 +569,27 @@ async fn search_finds_members_messages_best_first(backend: Backend) {
 
 /// Only members of a conversation where an attachment was sent may read it; only its uploader
 /// may send it; it goes with the last message that carried it.
-async fn attachment_access_follows_the_messages_that_carry_it(backend: Backend) {
-    let t = Chat::start(backend).await;
-    let (alice, bob, eve) = (user(), user(), user());
-    let ours = t.group(&alice, &[&bob]).await.id;
-    // Stored as the gateway stores an upload: named by its id, the uploader in its metadata.
-    let gateway = t.mesh.client_as(soulchat_subjects::broker::Identity::Gateway).await;
-    let store = jetstream::new(gateway).get_object_store(streams::ATTACHMENTS_BUCKET).await.unwrap();
-    let id = user();
+/// A PNG upload stored as the gateway stores one: named by its id, the uploader in its metadata.
+async fn upload(store: &async_nats::jetstream::object_store::ObjectStore, id: &str, uploader: &str, bytes: &[u8]) {
     let meta = async_nats::jetstream::object_store::ObjectMetadata {
-        name: id.clone(),
+        name: id.to_owned(),
         metadata: HashMap::from([
-            (streams::ATTACHMENT_UPLOADER.to_owned(), alice.clone()),
+            (streams::ATTACHMENT_UPLOADER.to_owned(), uploader.to_owned()),
             (streams::ATTACHMENT_TYPE.to_owned(), "image/png".to_owned()),
         ]),
         ..Default::default()
     };
-    store.put(meta, &mut &b"bytes"[..]).await.unwrap();
+    store.put(meta, &mut &bytes[..]).await.unwrap();
+}
+
+async fn attachment_access_follows_the_messages_that_carry_it(backend: Backend) {
+    let t = Chat::start(backend).await;
+    let (alice, bob, eve) = (user(), user(), user());
+    let ours = t.group(&alice, &[&bob]).await.id;
+    let gateway = t.mesh.client_as(soulchat_subjects::broker::Identity::Gateway).await;
+    let store = jetstream::new(gateway).get_object_store(streams::ATTACHMENTS_BUCKET).await.unwrap();
+    let id = user();
+    upload(&store, &id, &alice, b"bytes").await;
     let access = || AttachmentAccessRequest { attachment_id: id.clone() };
     let image = |client_id: &str| SendRequest {
         conversation_id: ours.clone(),
@@ -613,15 +617,7 @@ async fn attachment_access_follows_the_messages_that_carry_it(backend: Backend) 
 
     // A report resolved by deleting the message takes the attachment with it too.
     let reported = user();
-    let meta = async_nats::jetstream::object_store::ObjectMetadata {
-        name: reported.clone(),
-        metadata: HashMap::from([
-            (streams::ATTACHMENT_UPLOADER.to_owned(), alice.clone()),
-            (streams::ATTACHMENT_TYPE.to_owned(), "image/png".to_owned()),
-        ]),
-        ..Default::default()
-    };
-    store.put(meta, &mut &b"again"[..]).await.unwrap();
+    upload(&store, &reported, &alice, b"again").await;
     let third = SendRequest { attachment_id: Some(reported.clone()), ..image("a-3") };
     let third = t.ok::<chat::Send>(&alice, third).await.message.unwrap();
     let report = ReportRequest { conversation_id: ours.clone(), seq: third.seq, reason: "spam".into() };
